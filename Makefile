@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` (the embedded benchmark) and `make test` (the test suite).
+# Both create .venv, install hirobust with everything it needs and obtain the offline data first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.hirobust-installed
+DEBS   := dataset-fashion-mnist wordnet-base wordnet-sense-index
+
+.PHONY: demo test setup data lint bench clean
+
+demo: setup data
+	$(BIN)/hirobust demo
+
+test: setup data
+	$(BIN)/python -m pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST and WordNet from Debian packages when we are root on Debian/Ubuntu and they are missing;
+# elsewhere hirobust looks in its data root, then torchvision's download, and says what to install.
+data:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,151 @@
+"""The command line: ``hirobust demo | pretrain | finetune | evaluate | tree | bench | compare``.
+
+``main(argv)`` returns an exit code, so tests call it directly. Every subcommand takes ``key.sub=value``
+overrides after its options (e.g. ``train.epochs=2 eval.eps=2/255``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import apply_overrides, from_dict, load_yaml
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hirobust", description="Hierarchically robust zero-shot CLIP: train and measure.")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="the embedded Fashion-MNIST benchmark, end to end")
+    d.add_argument("--config", help="demo YAML (default: the packaged configs/demo.yaml)")
+    d.add_argument("--out", help="run directory (default runs/demo)")
+    d.add_argument("overrides", nargs="*", help="key.sub=value")
+
+    pt = sub.add_parser("pretrain", help="train (or reuse) the embedded small CLIP")
+    pt.add_argument("--force", action="store_true", help="retrain even if cached")
+    pt.add_argument("overrides", nargs="*")
+
+    f = sub.add_parser("finetune", help="adversarially fine-tune one method")
+    f.add_argument("--config", help="YAML with out/method/options/model/data/train sections")
+    f.add_argument("--method", help="tecoa | pmg | fare | tga | hiro")
+    f.add_argument("--out", help="run directory")
+    f.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    f.add_argument("overrides", nargs="*")
+
+    e = sub.add_parser("evaluate", help="clean and level-targeted robust accuracy, TSR, per level")
+    e.add_argument("--config", help="YAML with data/eval sections")
+    e.add_argument("--model", action="append", required=True, metavar="NAME=SOURCE",
+                   help="SOURCE: a fine-tuned run directory, or ARCH:PRETRAINED (e.g. ViT-B-32:openai, "
+                        "hirobust-fmnist-vit:embedded, or ARCH:/path/to/checkpoint)")
+    e.add_argument("--out", default="runs/evaluate")
+    e.add_argument("overrides", nargs="*")
+
+    t = sub.add_parser("tree", help="show shipped hierarchies")
+    t.add_argument("action", choices=["show", "list"])
+    t.add_argument("name", nargs="?", help="dataset name or hierarchy JSON path")
+    t.add_argument("--tree", help="only this tree")
+    t.add_argument("--json", action="store_true")
+    return p
+
+
+def _model_source(text: str):
+    if "=" not in text:
+        raise ValueError(f"--model {text!r}: use NAME=SOURCE (e.g. clip=ViT-B-32:openai or tecoa=runs/tecoa)")
+    name, src = text.split("=", 1)
+    if Path(src).is_dir():
+        return name, src
+    if ":" not in src:
+        raise ValueError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
+    arch, pretrained = src.split(":", 1)
+    if pretrained == "embedded":
+        from .pipeline import ModelConfig, resolve_pretrained
+
+        pretrained = resolve_pretrained(ModelConfig(name=arch, pretrained="embedded"))
+    return name, {"name": arch, "pretrained": pretrained or None}
+
+
+def _cmd_demo(args) -> int:
+    from .demo import load_demo_config, run_demo
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    run_demo(load_demo_config(args.config, overrides), progress=not args.quiet)
+    return 0
+
+
+def _cmd_pretrain(args) -> int:
+    from .pretrain import PretrainConfig, pretrain
+
+    cfg = from_dict(PretrainConfig, apply_overrides({}, args.overrides))
+    path, meta = pretrain(cfg, progress=not args.quiet, force=args.force)
+    print(json.dumps({"checkpoint": str(path), **meta}, indent=1))
+    return 0
+
+
+def _cmd_finetune(args) -> int:
+    from .pipeline import FinetuneConfig, finetune
+
+    data = load_yaml(args.config) if args.config else {}
+    if args.method:
+        data["method"] = args.method
+    if args.out:
+        data["out"] = args.out
+    cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))
+    out = finetune(cfg, progress=not args.quiet, resume=args.resume)
+    print(f"fine-tuned {cfg.method}: {out}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import EvalConfig
+    from .pipeline import DataConfig, evaluate_models
+    from .report import summary_table, write_report
+
+    data = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
+    unknown = sorted(set(data) - {"data", "eval", "device"})
+    if unknown:
+        raise ValueError(f"unknown config key {unknown[0]!r} for evaluate; valid keys: data, eval, device")
+    data_cfg = from_dict(DataConfig, data.get("data"), "data")
+    eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
+    models = dict(_model_source(m) for m in args.model)
+    report = evaluate_models(models, data_cfg, eval_cfg, data.get("device", "auto"), progress=not args.quiet)
+    path = write_report(report, args.out)
+    print(summary_table(report))
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _cmd_tree(args) -> int:
+    from .hierarchy import available, load_forest
+
+    if args.action == "list":
+        print("\n".join(available()))
+        return 0
+    if not args.name:
+        raise ValueError("tree show needs a dataset name or a hierarchy JSON path (see `hirobust tree list`)")
+    forest = load_forest(args.name, trees=[args.tree] if args.tree else None)
+    if args.json:
+        print(json.dumps(forest.to_json(), indent=1))
+    else:
+        print("\n\n".join(t.describe() for t in forest))
+    return 0
+
+
+COMMANDS = {"demo": _cmd_demo, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate,
+            "tree": _cmd_tree}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, KeyError) as e:
+        msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
+        print(f"hirobust {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Dataset registry: name -> :class:`ZSDataset` (images in [0, 1], leaf labels, class names, templates, trees)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..hierarchy import Forest, load_forest
+from .base import ZSDataset, resize
+from .synthetic import make_synthetic
+
+__all__ = ["ZSDataset", "DATASETS", "get_dataset", "dataset_forest", "resize", "make_synthetic"]
+
+
+def _fashion_mnist(split: str, root: str | Path | None = None, **_) -> ZSDataset:
+    from . import fashion_mnist
+
+    return fashion_mnist.load(split, root)
+
+
+def _synthetic(split: str, root=None, **kw) -> ZSDataset:
+    return make_synthetic(split, **kw)
+
+
+DATASETS: dict[str, Callable[..., ZSDataset]] = {
+    "fashion-mnist": _fashion_mnist,
+    "synthetic": _synthetic,
+}
+
+
+def get_dataset(name: str, split: str = "test", root: str | Path | None = None, **kwargs) -> ZSDataset:
+    """Load dataset ``name``'s ``split``; unknown names raise ``ValueError`` listing the known ones."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](split, root=root, **kwargs)
+
+
+def dataset_forest(ds: ZSDataset, trees: list[str] | None = None, hierarchy: str | Path | dict | None = None) -> Forest:
+    """The dataset's trees (or those of ``hierarchy``), checked to cover exactly its classes."""
+    return load_forest(hierarchy if hierarchy is not None else ds.hierarchy, trees=trees, classes=ds.classnames)

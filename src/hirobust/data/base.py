@@ -1,0 +1,87 @@
+"""A zero-shot dataset: images with leaf labels, class names, prompt templates and a hierarchy file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ZSDataset:
+    """Images in [0, 1] with leaf labels, for zero-shot classification over a hierarchy.
+
+    Small datasets live in memory as ``images`` (uint8 [N, 3, H, W]); large ones wrap a torch ``Dataset``
+    returning ``(float image in [0, 1] [3, H, W], label)``.
+    """
+
+    name: str
+    classnames: list[str]
+    templates: list[str]
+    hierarchy: str | dict  # shipped hierarchy name, JSON path, or the JSON itself
+    labels: torch.Tensor  # long [N]
+    images: torch.Tensor | None = None  # uint8 [N, 3, H, W]
+    dataset: torch.utils.data.Dataset | None = None
+    prompt_names: dict[str, str] = field(default_factory=dict)  # class/node name -> text in prompts
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if (self.images is None) == (self.dataset is None):
+            raise ValueError("give exactly one of images (in memory) or dataset (a torch Dataset)")
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classnames)):
+            raise ValueError(f"dataset {self.name!r}: labels outside [0, {len(self.classnames)})")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def labelled(self) -> bool:
+        return bool(len(self.labels)) and int(self.labels.min()) >= 0
+
+    def subset(self, indices: torch.Tensor | Sequence[int]) -> ZSDataset:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.images is not None:
+            return replace(self, images=self.images[idx], labels=self.labels[idx])
+        return replace(self, dataset=torch.utils.data.Subset(self.dataset, idx.tolist()), labels=self.labels[idx])
+
+    def seeded_subset(self, n: int | None, seed: int = 0) -> ZSDataset:
+        """A fixed random subset of ``n`` samples (all if ``n`` is None or too large), the same for every model."""
+        if n is None or n >= len(self):
+            return self
+        g = torch.Generator().manual_seed(seed)
+        return self.subset(torch.randperm(len(self), generator=g)[:n].sort().values)
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        image_size: int | None = None,
+        drop_last: bool = False,
+        start: int = 0,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yields ``(x float [B, 3, H, W] in [0, 1], y long [B])``; ``start`` skips that many batches (resume)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        nb = n // batch_size if drop_last else -(-n // batch_size)
+        if self.images is not None:
+            for b in range(start, nb):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                yield resize(self.images[idx].float().div_(255.0), image_size), self.labels[idx]
+            return
+        sampler = order[start * batch_size : nb * batch_size].tolist()
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
+            persistent_workers=False, pin_memory=torch.cuda.is_available(),
+        )
+        for x, y in loader:
+            yield resize(x, image_size), y
+
+
+def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Bilinear (antialiased) resize of a batch to ``size`` x ``size``, outside any attack."""
+    if size is None or x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)

@@ -1,0 +1,83 @@
+"""What every method shares: the trainable state, checkpoints, and the frozen reference task."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ..models.zeroshot import ZeroShotClassifier
+
+
+class Method(nn.Module):
+    """Base of the fine-tuning methods. Subclasses set ``name`` and implement ``forward(x, y, generator)``
+    returning a dict of scalars with ``"loss"``; by default the image tower is what is trained."""
+
+    name = "method"
+    needs_labels = True
+    needs_reference = False
+
+    def __init__(self, model: ZeroShotClassifier):
+        super().__init__()
+        self.model = model
+        self.image_size = model.image_size
+
+    def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for n, p in self.model.visual.named_parameters():
+            if p.requires_grad:
+                yield f"model.visual.{n}", p
+
+    def trainable_state(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """What a checkpoint holds: the trainable tensors (frozen parts are rebuilt from the model source)."""
+        yield from ((n, p.detach()) for n, p in self.trainable_parameters())
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = dict(self.trainable_parameters())
+        missing, unexpected = set(own) - set(state), set(state) - set(own)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint does not match method {self.name!r}: missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]}")
+        with torch.no_grad():
+            for n, p in own.items():
+                if p.shape != state[n].shape:
+                    raise ValueError(f"checkpoint tensor {n} has shape {tuple(state[n].shape)}, model has "
+                                     f"{tuple(p.shape)}: it was trained with another architecture")
+                p.copy_(state[n])
+
+    def after_step(self) -> None:
+        """Hook after each optimiser step (e.g. clamping a temperature)."""
+
+    def head_state(self) -> dict:
+        """What rebuilds the trained classifier's head (saved in hirobust.json; a ``"tensors"`` entry is saved
+        as safetensors beside the weights)."""
+        return {"head": "cosine", "logit_scale": float(self.model.head().logit_scale)}
+
+    def sync_to_clip(self) -> None:
+        """Write trained parts that live outside the image tower back into the open_clip model (for export)."""
+
+
+class FrozenReference(nn.Module):
+    """A frozen copy of the starting classifier (PMG-AFT's and FARE's f_orig, TGA-ZSR's A_orig).
+
+    Eval mode, no gradients, never updated: ``train()`` is a no-op and its parameters have
+    ``requires_grad=False``, so optimisers never see them.
+    """
+
+    def __init__(self, model: ZeroShotClassifier):
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):  # noqa: ARG002 - stays in eval mode
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model(x)
+
+    @torch.no_grad()
+    def image_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.image_features(x)

@@ -1,0 +1,48 @@
+"""TeCoA (Mao et al., ICLR 2023): text-guided contrastive adversarial training.
+
+Loss: CE(s·cos(f_θ(x_adv), t), y) against the fixed leaf text features t, where x_adv maximises the same
+CE by L∞ PGD (ε = α = 1/255, 2 steps, random start in the reference code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..attacks import ce, pgd
+from .base import Method
+
+
+@dataclass
+class TeCoAConfig:
+    eps: float = 1 / 255
+    steps: int = 2
+    alpha: float = 1 / 255
+    logit_scale: float | None = None  # None: the head's (the model's own; 100 for OpenAI CLIP)
+    level: int = 0  # the level whose text the image is aligned to (0 = leaf, as TeCoA)
+
+
+class TeCoA(Method):
+    name = "tecoa"
+    Config = TeCoAConfig
+
+    def __init__(self, model, forest, cfg: TeCoAConfig, reference=None, clip=None):
+        super().__init__(model)
+        self.cfg = cfg
+        head = model.head()
+        self.register_buffer("text", head.level_text(cfg.level).clone(), persistent=False)
+        self.scale = float(head.logit_scale) if cfg.logit_scale is None else cfg.logit_scale
+        self.tree = forest[0]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] -> [B, C] level-``cfg.level`` logits against the fixed text."""
+        return self.scale * F.normalize(self.model.image_features(x).float(), dim=-1) @ self.text.t()
+
+    def forward(self, x, y, generator=None) -> dict:
+        y = self.tree.labels(y, self.cfg.level)
+        c = self.cfg
+        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
+        loss = F.cross_entropy(self.logits(x_adv), y)
+        return {"loss": loss}

@@ -1,0 +1,108 @@
+"""Loading open_clip models: built-in names with a pretrained tag or a local file, and hirobust's small configs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+CONFIG_DIR = resources.files(__package__).joinpath("configs")
+
+
+@functools.lru_cache(maxsize=1)
+def register_configs() -> list[str]:
+    """Register hirobust's small model configs (``hirobust-*``) with open_clip; returns their names."""
+    import open_clip
+
+    open_clip.add_model_config(Path(str(CONFIG_DIR)))
+    return sorted(p.name[:-5] for p in CONFIG_DIR.iterdir() if p.name.endswith(".json"))
+
+
+@dataclass
+class LoadedCLIP:
+    """An open_clip model with what a zero-shot classifier needs to know about it."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    pretrained: str | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+
+def model_config(name: str) -> dict:
+    import open_clip
+
+    register_configs()
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        raise ValueError(
+            f"unknown model {name!r}: use an open_clip architecture (e.g. ViT-B-32; `python -c \"import open_clip; "
+            f"print(open_clip.list_models())\"`) or one of hirobust's {register_configs()}"
+        )
+    return cfg
+
+
+def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedCLIP:
+    """An open_clip model by architecture ``name`` with ``pretrained`` = None (random init), a tag such as
+    ``"openai"`` (needs the network or open_clip's cache), or a path to a checkpoint file.
+
+    Raises ``ValueError`` with the fix for unknown names, missing files, and checkpoints of another architecture.
+    """
+    import open_clip
+
+    model_config(name)  # validates the name
+    if pretrained and (os.sep in pretrained or pretrained.endswith((".safetensors", ".pt", ".bin", ".pth"))):
+        if not Path(pretrained).is_file():
+            raise ValueError(
+                f"checkpoint {pretrained!r} does not exist; give a checkpoint file path or a pretrained tag"
+            )
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
+    except (RuntimeError, AssertionError, KeyError) as e:  # open_clip signals mismatches all three ways
+        msg = (str(e).splitlines() or [type(e).__name__])[0]
+        mismatch = ("size mismatch", "Missing key", "Unexpected key", "changed", "shape")
+        if isinstance(e, (AssertionError, KeyError)) or any(s in str(e) for s in mismatch):
+            raise ValueError(
+                f"checkpoint {pretrained!r} does not match model {name!r} ({msg[:200]}); pass the model name it was "
+                f"trained with"
+            ) from e
+        raise ValueError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
+    model.eval()
+    pp = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = pp.get("size", getattr(model.visual, "image_size", 224))
+    if isinstance(size, (tuple, list)):
+        size = size[0]
+    return LoadedCLIP(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(name),
+        name=name,
+        pretrained=pretrained,
+        mean=tuple(pp.get("mean", (0.48145466, 0.4578275, 0.40821073))),
+        std=tuple(pp.get("std", (0.26862954, 0.26130258, 0.27577711))),
+        image_size=int(size),
+    )
+
+
+def export_open_clip(model: torch.nn.Module, name: str, out_dir: str | Path, mean=None, std=None) -> Path:
+    """Write ``out_dir/open_clip_model.safetensors`` + ``open_clip_config.json``, loadable unchanged by
+    ``open_clip.create_model_and_transforms(name, pretrained=<file>)`` or ``("local-dir:" + out_dir)``."""
+    from ..io import save_safetensors
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v for k, v in model.state_dict().items() if k != "attn_mask"}
+    path = save_safetensors(sd, out / "open_clip_model.safetensors")
+    cfg = {"model_cfg": model_config(name)}
+    if mean is not None:
+        cfg["preprocess_cfg"] = {"mean": list(mean), "std": list(std)}
+    tmp = out / "open_clip_config.json.tmp"
+    tmp.write_text(json.dumps(cfg, indent=1))
+    tmp.replace(out / "open_clip_config.json")
+    return path

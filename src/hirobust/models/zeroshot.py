@@ -1,0 +1,135 @@
+"""Zero-shot classifiers over a hierarchy: pixels in [0, 1] in, logits at every level out.
+
+Text features of every node prompt are computed once, when the classifier is built, and stored as
+buffers; nothing re-encodes text during training or attacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..hierarchy import Forest, Hierarchy
+from .clip import LoadedCLIP
+
+
+def _text_module(model: nn.Module) -> nn.Module:
+    return getattr(model, "text", model)  # CustomTextCLIP keeps its tower in .text, CLIP inlines it
+
+
+@torch.no_grad()
+def encode_prompts(
+    clip: LoadedCLIP, names: Sequence[str], templates: Sequence[str], pre_projection: bool = False, batch: int = 512
+) -> torch.Tensor:
+    """Template-averaged text features, [len(names), D].
+
+    ``pre_projection=False``: CLIP's zero-shot weights, mean over templates of L2-normalised projected features,
+    normalised again. ``pre_projection=True``: mean over templates of the text transformer's pooled output
+    *before* the projection W_T (unnormalised, [len(names), width]); since W_T is linear, applying it to this mean
+    equals the mean of the projected features, so a trainable W_T can be applied per step at no text cost.
+    """
+    if not templates:
+        raise ValueError("no prompt templates given")
+    model = clip.model
+    device = next(model.parameters()).device
+    prompts = [t.format(n) for n in names for t in templates]
+    tm = _text_module(model)
+    proj = tm.text_projection
+    out = []
+    was_training = model.training
+    model.eval()
+    try:
+        if pre_projection:
+            tm.text_projection = None
+        for i in range(0, len(prompts), batch):
+            tokens = clip.tokenizer(prompts[i : i + batch]).to(device)
+            f = model.encode_text(tokens).float()
+            out.append(f if pre_projection else F.normalize(f, dim=-1))
+    finally:
+        if pre_projection:
+            tm.text_projection = proj
+        model.train(was_training)
+    feats = torch.cat(out).view(len(names), len(templates), -1).mean(1)
+    return feats if pre_projection else F.normalize(feats, dim=-1)
+
+
+def apply_text_projection(model: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """W_T applied to pooled text-transformer outputs, [..., width] -> [..., D]."""
+    proj = _text_module(model).text_projection
+    if proj is None:
+        return pooled
+    return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+
+
+class CosineHead(nn.Module):
+    """CLIP's zero-shot head at every level of one tree: logits = scale * cos(image, node text)."""
+
+    def __init__(self, text_features: Sequence[torch.Tensor], logit_scale: float):
+        super().__init__()
+        self.sizes = [t.shape[0] for t in text_features]
+        self.register_buffer("text", F.normalize(torch.cat(list(text_features)).float(), dim=-1))
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)))
+
+    def forward(self, image_features: torch.Tensor) -> list[torch.Tensor]:
+        """[B, D] -> one [B, C_l] tensor per level (a single matmul for all levels)."""
+        f = F.normalize(image_features.float(), dim=-1)
+        return list((self.logit_scale * f @ self.text.t()).split(self.sizes, dim=-1))
+
+    def level_text(self, level: int) -> torch.Tensor:
+        start = sum(self.sizes[:level])
+        return self.text[start : start + self.sizes[level]]
+
+
+class ZeroShotClassifier(nn.Module):
+    """An image tower with its pixel normalisation inside and one text head per tree.
+
+    ``forward(x)`` takes images in [0, 1], [B, 3, H, W], and returns the default tree's logits, one [B, C_l]
+    tensor per level l (level 0 = leaves). ``forward(x, tree=name)`` picks another tree.
+    """
+
+    def __init__(self, visual: nn.Module, mean, std, heads: dict[str, nn.Module], image_size: int):
+        super().__init__()
+        if not heads:
+            raise ValueError("a zero-shot classifier needs at least one head")
+        self.visual = visual
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.heads = nn.ModuleDict(heads)
+        self.default_tree = next(iter(heads))
+        self.image_size = image_size
+
+    def image_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalised image embeddings [B, D] of pixels in [0, 1]."""
+        return self.visual((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor, tree: str | None = None) -> list[torch.Tensor]:
+        return self.heads[tree or self.default_tree](self.image_features(x))
+
+    def head(self, tree: str | None = None) -> nn.Module:
+        return self.heads[tree or self.default_tree]
+
+
+def build_cosine_classifier(
+    clip: LoadedCLIP,
+    trees: Hierarchy | Forest,
+    templates: Sequence[str],
+    logit_scale: float | None = None,
+    prompt_names: dict[str, str] | None = None,
+) -> ZeroShotClassifier:
+    """CLIP's zero-shot classifier at every level of every tree (text features computed here, once).
+
+    ``logit_scale`` defaults to the model's own (100 for OpenAI CLIP). ``prompt_names`` maps node names to the
+    text put in the templates where they differ.
+    """
+    forest = trees if isinstance(trees, Forest) else Forest([trees])
+    names = prompt_names or {}
+    scale = float(clip.model.logit_scale.detach().exp().clamp(max=100)) if logit_scale is None else logit_scale
+    heads = {}
+    for tree in forest:
+        feats = [encode_prompts(clip, [names.get(n, n) for n in tree.nodes(lvl)], templates)
+                 for lvl in range(tree.num_levels)]
+        heads[tree.name] = CosineHead(feats, scale)
+    return ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size)

@@ -1,0 +1,178 @@
+"""From configs to objects: fine-tune a method, load a fine-tuned run, evaluate models, run the demo.
+
+Only this module and :mod:`hirobust.cli` turn configs into objects; the library parts never read configs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import ZSDataset, dataset_forest, get_dataset
+from .evaluate import EvalConfig, evaluate_model
+from .hierarchy import Forest
+from .io import load_safetensors, save_safetensors, write_json
+from .methods import METHODS, FrozenReference, build_method
+from .models.clip import LoadedCLIP, export_open_clip, load_clip
+from .models.zeroshot import build_cosine_classifier
+from .train import TrainConfig, Trainer
+
+
+@dataclass
+class ModelConfig:
+    name: str = "hirobust-fmnist-vit"
+    pretrained: str | None = None  # tag, checkpoint path, or "embedded" (the cached embedded CLIP)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion-mnist"
+    root: str | None = None
+    hierarchy: str | None = None  # a hierarchy JSON path instead of the dataset's shipped one
+    tree: str | None = None  # the tree evaluated (default: the file's default)
+    trees: list[str] | None = None  # the forest a method trains with (default: [tree])
+
+
+@dataclass
+class FinetuneConfig:
+    out: str = "runs/finetune"
+    device: str = "auto"
+    method: str = "tecoa"
+    options: dict = field(default_factory=dict)  # the method's own config fields
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use device=cpu")
+    return torch.device(device)
+
+
+def environment() -> dict:
+    import open_clip
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "hirobust": _version(), "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def resolve_pretrained(model: ModelConfig, progress: bool = True, device="cpu") -> str | None:
+    """``"embedded"`` -> the cached embedded CLIP (pretraining it first if needed)."""
+    if model.pretrained != "embedded":
+        return model.pretrained
+    from .pretrain import PretrainConfig, pretrain
+
+    path, _ = pretrain(PretrainConfig(model=model.name), device=str(device), progress=progress)
+    return str(path)
+
+
+def trees_of(data_cfg: DataConfig, ds: ZSDataset) -> tuple[Forest, Forest]:
+    """(evaluation tree as a one-tree forest, training forest)."""
+    from .hierarchy import load_tree_file
+
+    src = data_cfg.hierarchy if data_cfg.hierarchy is not None else ds.hierarchy
+    raw = load_tree_file(src)
+    default = data_cfg.tree or raw.get("default") or (next(iter(raw["trees"])) if "trees" in raw else None)
+    eval_forest = dataset_forest(ds, trees=[default] if default else None, hierarchy=src)
+    train_names = data_cfg.trees or ([default] if default else None)
+    if train_names and default in train_names:  # the evaluated tree first: it is the classifier's default head
+        train_names = [default] + [t for t in train_names if t != default]
+    return eval_forest, dataset_forest(ds, trees=train_names, hierarchy=src)
+
+
+# ---------------------------------------------------------------------- fine-tuning
+def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, callback=None) -> Path:
+    """Fine-tune ``cfg.method``; writes ``out/model/`` (open_clip-loadable), ``out/hirobust.json``, ``report.json``."""
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    pretrained = resolve_pretrained(cfg.model, progress, device)
+    train = get_dataset(cfg.data.dataset, "train", root=cfg.data.root)
+    _, forest = trees_of(cfg.data, train)
+    torch.manual_seed(cfg.train.seed)
+    clip = load_clip(cfg.model.name, pretrained, device=device)
+    classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
+    needs_ref = getattr(METHODS.get(cfg.method), "needs_reference", False)
+    reference = FrozenReference(classifier) if needs_ref else None
+    method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
+    if method.needs_labels and not train.labelled:
+        raise ValueError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
+                         f"use an unsupervised method (fare)")
+    describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
+                "data": asdict(cfg.data)}
+    summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
+                                             callback=callback, describe=describe)
+    export_run(out, method, clip, cfg, pretrained, summary)
+    return out
+
+
+def export_run(out: Path, method, clip: LoadedCLIP, cfg: FinetuneConfig, pretrained: str | None, summary: dict):
+    method.sync_to_clip()  # writes trained parts (e.g. W_T) back into the open_clip model
+    export_open_clip(clip.model, cfg.model.name, out / "model", clip.mean, clip.std)
+    head = method.head_state()
+    extras = head.pop("tensors", {})
+    if extras:
+        save_safetensors(extras, out / "model" / "hirobust_head.safetensors")
+    meta = {"kind": "hirobust-finetuned", "method": cfg.method, "model": cfg.model.name, "source": pretrained,
+            "weights": "model/open_clip_model.safetensors", "head": head, "config": asdict(cfg),
+            "environment": environment()}
+    write_json(meta, out / "hirobust.json")
+    write_json({"kind": "finetune", "method": cfg.method, "train": {k: v for k, v in summary.items()},
+                "config": asdict(cfg)}, out / "report.json")
+
+
+def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="cpu"):
+    """A classifier from a fine-tuned run directory, or from ``{"name", "pretrained"}`` (CLIP's cosine head)."""
+    if isinstance(source, (str, Path)) and (Path(source) / "hirobust.json").exists():
+        meta = json.loads((Path(source) / "hirobust.json").read_text())
+        clip = load_clip(meta["model"], str(Path(source) / meta["weights"]), device=device)
+        head = meta.get("head", {"head": "cosine"})
+        if head.get("head") == "poincare":
+            from .methods.hiro import build_poincare_classifier
+
+            extras_path = Path(source) / "model" / "hirobust_head.safetensors"
+            extras = load_safetensors(extras_path, device) if extras_path.exists() else {}
+            return build_poincare_classifier(clip, forest, ds.templates, head, extras, ds.prompt_names)
+        return build_cosine_classifier(clip, forest, ds.templates, logit_scale=head.get("logit_scale"),
+                                       prompt_names=ds.prompt_names)
+    if isinstance(source, (str, Path)):
+        raise ValueError(f"{str(source)!r} is not a fine-tuned run directory (no hirobust.json in it); pass a run "
+                         f"directory or a model as name:pretrained")
+    clip = load_clip(source["name"], source.get("pretrained"), device=device)
+    return build_cosine_classifier(clip, forest, ds.templates, prompt_names=ds.prompt_names)
+
+
+def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
+                    progress: bool = True) -> dict:
+    """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
+    device = resolve_device(device)
+    ds = get_dataset(data_cfg.dataset, "test", root=data_cfg.root)
+    eval_forest, _ = trees_of(data_cfg, ds)
+    hier = eval_forest[0]
+    report = {"dataset": data_cfg.dataset, "eps": eval_cfg.eps, "num_levels": hier.num_levels, "tree": hier.name,
+              "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
+              "attack": {"type": f"PGD-{eval_cfg.steps}", "norm": eval_cfg.norm, "objective": eval_cfg.objective,
+                         "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
+                         "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
+              "eval_config": asdict(eval_cfg), "models": {}, "environment": environment()}
+    for name, source in models.items():
+        t0 = time.perf_counter()
+        clf = load_classifier(source, ds, eval_forest, device)
+        report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress)
+        report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
+        report["models"][name]["seconds"] = time.perf_counter() - t0
+    return report

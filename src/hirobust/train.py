@@ -1,0 +1,257 @@
+"""One trainer for every method (and for the embedded CLIP's pretraining).
+
+A method is an ``nn.Module`` whose ``forward(x, y, generator)`` returns a dict with a scalar ``"loss"``
+(and any other scalars to log), and whose ``trainable_parameters()`` names what the optimiser updates.
+The trainer owns the optimiser, schedule, precision, data order, checkpoints and resume.
+
+Determinism: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
+randomness of step ``s`` (attack starts) from one seeded with ``(seed, s)``, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ZSDataset
+from .io import load_safetensors, save_safetensors, write_json
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 1e-5
+    momentum: float = 0.9  # sgd
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw
+    schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ckpt_every: int = 0  # steps between checkpoints (0: only at the end)
+    seed: int = 0
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    train_samples: int | None = None  # a seeded subset of the training split (None: all)
+    log_every: int = 20
+    max_steps: int | None = None  # cap on total steps (after epochs)
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
+        if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
+            raise ValueError("batch_size, lr and epochs must be positive")
+        self.betas = tuple(self.betas)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    return torch.float16 if amp == "fp16" else torch.bfloat16
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 1_000_003 + step)
+    return g
+
+
+class Interrupted(Exception):
+    """Raised by a callback to stop training after a checkpoint (used by tests and time limits)."""
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+
+    # ------------------------------------------------------------------ pieces
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        c = self.cfg
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]  # gains, biases, scalars, embeddings of dim 1
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum)
+        return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas)
+
+    def _lr_factor(self, step: int, total: int) -> float:
+        c = self.cfg
+        if c.warmup_steps and step < c.warmup_steps:
+            return (step + 1) / c.warmup_steps
+        if c.schedule == "constant":
+            return 1.0
+        t = (step - c.warmup_steps) / max(1, total - c.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    def plan(self, n: int) -> tuple[int, int]:
+        """(steps per epoch, total steps) for ``n`` training samples."""
+        spe = n // self.cfg.batch_size
+        if spe == 0:
+            raise ValueError(f"batch_size {self.cfg.batch_size} is larger than the {n} training samples")
+        total = max(1, round(self.cfg.epochs * spe))
+        if self.cfg.max_steps is not None:
+            total = min(total, self.cfg.max_steps)
+        return spe, total
+
+    # ------------------------------------------------------------------ checkpoints
+    @staticmethod
+    def _save(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
+        ck, tmp = run_dir / "checkpoint", run_dir / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_safetensors(dict(method.trainable_state()), tmp / "trainable.safetensors")
+        osd = opt.state_dict()
+        tensors = {f"{i}.{k}": v for i, s in osd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+        save_safetensors(tensors, tmp / "optimizer.safetensors")
+        write_json(state, tmp / "state.json")
+        old = run_dir / "checkpoint.old"
+        if ck.exists():
+            ck.rename(old)
+        tmp.rename(ck)
+        if old.exists():
+            shutil.rmtree(old)
+
+    @staticmethod
+    def _load(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, device) -> dict:
+        ck = run_dir / "checkpoint"
+        state = json.loads((ck / "state.json").read_text())
+        method.load_trainable_state(load_safetensors(ck / "trainable.safetensors", device))
+        tensors = load_safetensors(ck / "optimizer.safetensors", device)
+        osd = opt.state_dict()
+        per: dict[int, dict] = {}
+        for key, v in tensors.items():
+            i, name = key.split(".", 1)
+            per.setdefault(int(i), {})[name] = v
+        osd["state"] = per
+        opt.load_state_dict(osd)
+        return state
+
+    # ------------------------------------------------------------------ loop
+    def fit(
+        self,
+        method: nn.Module,
+        data: ZSDataset,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        callback: Callable[[int, dict], None] | None = None,
+        describe: dict | None = None,
+    ) -> dict:
+        """Train ``method`` on ``data``; returns a summary with the loss history and throughput.
+
+        ``resume=True`` continues from ``run_dir/checkpoint`` (an error if its run differs from this one).
+        ``describe`` identifies the run (method, model, ...) and is checked on resume.
+        """
+        c = self.cfg
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if c.train_samples is not None:
+            data = data.seeded_subset(c.train_samples, seed=c.seed)
+        spe, total = self.plan(len(data))
+        method.to(self.device)
+        named = list(method.trainable_parameters())
+        params = [p for _, p in named]
+        opt = self._optimizer(params)
+        identity = {"config": asdict(c), "describe": describe or {}, "total_steps": total, "samples": len(data)}
+        identity = json.loads(json.dumps(identity, default=str))
+        start, history = 0, []
+        if resume:
+            if not (run_dir / "checkpoint" / "state.json").exists():
+                raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
+            state = self._load(run_dir, method, opt, self.device)
+            if state["identity"] != identity:
+                raise ValueError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
+                                 f"data differ); use a new run directory or the same settings")
+            start, history = state["step"], state["history"]
+        amp = autocast_dtype(c.amp, self.device)
+        scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+        method.train()
+        pending: list[dict] = []
+        t0, seen = time.perf_counter(), 0
+        bar = tqdm(total=total, initial=start, desc=f"train {getattr(method, 'name', '')}", disable=not progress,
+                   dynamic_ncols=True)
+        step = start
+        try:
+            while step < total:
+                epoch, first = divmod(step, spe)
+                g = torch.Generator().manual_seed(c.seed * 7919 + epoch)
+                for x, y in data.batches(c.batch_size, shuffle=True, generator=g, drop_last=True, start=first,
+                                         image_size=getattr(method, "image_size", None)):
+                    if step >= total:
+                        break
+                    x = x.to(self.device, non_blocking=True)
+                    y = y.to(self.device, non_blocking=True)
+                    for grp in opt.param_groups:
+                        grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * self._lr_factor(step, total)
+                    gen = step_generator(c.seed, step, self.device)
+                    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                        out = method(x, y, generator=gen)
+                    loss = out["loss"]
+                    opt.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        loss.backward()
+                    if c.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    method.after_step()
+                    pending.append({k: v.detach() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1})
+                    step += 1
+                    seen += x.shape[0]
+                    bar.update(1)
+                    if step % c.log_every == 0 or step == total:
+                        history.extend(self._flush(pending, step - len(pending)))
+                        pending = []
+                        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+                    if c.ckpt_every and step % c.ckpt_every == 0 and step < total:
+                        history.extend(self._flush(pending, step - len(pending)))
+                        pending = []
+                        self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+                    if callback is not None:
+                        callback(step, history[-1] if history else {})
+        except (KeyboardInterrupt, Interrupted):
+            bar.close()
+            raise
+        bar.close()
+        history.extend(self._flush(pending, step - len(pending)))
+        elapsed = time.perf_counter() - t0
+        self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+        method.eval()
+        return {"steps": step, "total_steps": total, "samples": len(data), "history": history,
+                "seconds": elapsed, "images_per_second": seen / elapsed if elapsed > 0 else float("nan")}
+
+    @staticmethod
+    def _flush(pending: list[dict], first_step: int) -> list[dict]:
+        out = []
+        for i, d in enumerate(pending):
+            row = {k: float(v) for k, v in d.items()}
+            row["step"] = first_step + i + 1
+            if not all(math.isfinite(v) for v in row.values()):
+                raise FloatingPointError(
+                    f"non-finite loss at step {row['step']}: {row}; nothing was saved after the last checkpoint. "
+                    f"Lower the learning rate, use amp=off, or check the data"
+                )
+            out.append(row)
+        return out

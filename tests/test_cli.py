@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from hirobust.cli import main
+
+TINY = ["model.name=hirobust-tiny", "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32",
+        "train.optimizer=adamw", "train.lr=1e-3", "options.eps=4/255"]
+EVAL = ["data.dataset=synthetic", "eval.eps=4/255", "eval.steps=3", "eval.robust_samples=64",
+        "eval.batch_size=64", "eval.eps_sweep=[2/255]", "eval.sweep_samples=32"]
+
+
+def test_tree_show(capsys):
+    assert main(["tree", "show", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "garment-type" in out and "ankle boot" in out and "footwear (level 2)" in out
+    assert main(["tree", "list"]) == 0 and "cifar100" in capsys.readouterr().out
+
+
+def test_finetune_then_evaluate(tmp_path, capsys):
+    run = tmp_path / "tecoa"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *TINY]) == 0
+    assert (run / "model" / "open_clip_model.safetensors").exists() and (run / "hirobust.json").exists()
+    out = tmp_path / "eval"
+    rc = main(["--quiet", "evaluate", "--model", f"tecoa={run}", "--model", "clip=hirobust-tiny:", "--out", str(out),
+               *EVAL])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"] == "synthetic" and report["num_levels"] == 3 and abs(report["eps"] - 4 / 255) < 1e-12
+    for name in ("tecoa", "clip"):
+        m = report["models"][name]
+        assert set(m["clean"]) == {"0", "1", "2"}
+        assert set(m["robust"]) == {"0", "1", "2"} and all(set(r) == {"0", "1", "2"} for r in m["robust"].values())
+        assert all(0 <= v <= 1 for r in m["transfer_success"].values() for v in r.values())
+        for a in m["robust"]:  # robust accuracy counts right-on-both, so never above clean on the same images
+            assert m["robust"][a][a] <= m["clean_on_robust_subset"][a]
+    assert (out / "report.md").exists() and (out / "accuracy_per_level.png").exists()
+    assert (out / "transfer_success.png").exists()
+    assert "| tecoa |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [
+    (["finetune", "--method", "nope"], "unknown method 'nope'"),
+    (["finetune", "--method", "tecoa", "data.dataset=nope"], "unknown dataset 'nope'"),
+    (["finetune", "--method", "tecoa", "options.epsilon=1"], "unknown option 'epsilon'"),
+    (["finetune", "--method", "tecoa", "train.optimizer=lion"], "unknown optimizer"),
+    (["finetune", "--method", "tecoa", "trian.epochs=1"], "unknown config key 'trian'"),
+    (["finetune", "--method", "tecoa", "model.name=nope"], "unknown model 'nope'"),
+    (["finetune", "--method", "tecoa", "data.root=/no/such/dir", "data.dataset=fashion-mnist"], "does not exist"),
+    (["evaluate", "--model", "x=hirobust-tiny:", "eval.eps=-1"], "eps must be >= 0"),
+    (["evaluate", "--model", "x=/no/such/run"], "neither a run directory"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, capsys, args, match):
+    args = [a if a != "--out" else a for a in args]
+    extra = ["--out", str(tmp_path / "run")] if args[0] in ("finetune", "evaluate") else []
+    base = [a for a in TINY if not any(a.startswith(k.split("=")[0] + "=") for k in args[2:])]
+    rc = main(["--quiet", *args[:1], *extra, *args[1:], *(base if args[0] == "finetune" else [])])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert match in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run" / "report.json").exists() and not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_tree_not_covering_the_classes(tmp_path, capsys):
+    bad = {"name": "bad", "paths": {"item 0": ["group 0"]}}
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad))
+    rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "run"), *TINY,
+               f"data.hierarchy={f}"])
+    assert rc == 2 and "does not cover class 'item 1'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_for_another_model(tmp_path, capsys):
+    run = tmp_path / "tiny"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *TINY]) == 0
+    rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "run2"), *TINY,
+               "model.name=hirobust-fmnist-vit", f"model.pretrained={run}/model/open_clip_model.safetensors"])
+    assert rc == 2 and "does not match model 'hirobust-fmnist-vit'" in capsys.readouterr().err
+    assert not (tmp_path / "run2").exists()
+
+
+def test_resume_via_cli(tmp_path):
+    run = tmp_path / "r"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *TINY]) == 0
+    before = (run / "model" / "open_clip_model.safetensors").read_bytes()
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), "--resume", *TINY]) == 0
+    assert (run / "model" / "open_clip_model.safetensors").read_bytes() == before

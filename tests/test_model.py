@@ -1,0 +1,80 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hirobust.models.clip import export_open_clip, load_clip
+from hirobust.models.zeroshot import encode_prompts
+
+
+def test_normalisation_is_inside_the_model(tiny_classifier):
+    clf, clip = tiny_classifier
+    x = torch.rand(4, 3, 16, 16)
+    mean = torch.tensor(clip.mean).view(1, 3, 1, 1)
+    std = torch.tensor(clip.std).view(1, 3, 1, 1)
+    expected = F.normalize(clip.model.encode_image((x - mean) / std), dim=-1)
+    head = clf.head()
+    logits = clf(x)
+    for level, z in enumerate(logits):
+        assert torch.allclose(z, head.logit_scale * expected @ head.level_text(level).t(), atol=1e-5)
+    # raw pixels are not what the tower sees: feeding [0, 1] images straight in gives other features
+    assert not torch.allclose(clip.model.encode_image(x), clf.image_features(x))
+
+
+def test_text_features_are_cached_not_recomputed(tiny_classifier, monkeypatch):
+    clf, clip = tiny_classifier
+
+    def boom(*a, **k):
+        raise AssertionError("text encoder called during a forward pass")
+
+    monkeypatch.setattr(clip.model, "encode_text", boom)
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    out = clf(x)
+    sum(z.sum() for z in out).backward()
+    assert x.grad is not None
+
+
+def test_one_head_per_tree_and_level(tiny_classifier, synth):
+    clf, clip = tiny_classifier
+    tree = synth[2][0]
+    out = clf(torch.rand(3, 3, 16, 16))
+    assert [z.shape for z in out] == [torch.Size([3, tree.num_nodes(lvl)]) for lvl in range(tree.num_levels)]
+    names = tree.nodes(1)
+    expected = encode_prompts(clip, names, synth[0].templates)
+    assert torch.allclose(clf.head().level_text(1), expected, atol=1e-6)
+
+
+def test_template_average_of_pre_projection_equals_projected_mean(tiny_clip):
+    from hirobust.models.zeroshot import apply_text_projection
+
+    names, templates = ["item 0", "group 1"], ["a photo of a {}.", "an image of the {}."]
+    pooled = encode_prompts(tiny_clip, names, templates, pre_projection=True)
+    proj = apply_text_projection(tiny_clip.model, pooled)
+    tokens = tiny_clip.tokenizer([t.format(n) for n in names for t in templates])
+    with torch.no_grad():
+        direct = tiny_clip.model.encode_text(tokens).view(2, 2, -1).mean(1)
+    assert torch.allclose(proj, direct, atol=1e-5)
+
+
+def test_unknown_model_and_missing_checkpoint():
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        load_clip("nope")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_clip("hirobust-tiny", "/no/such/file.safetensors")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_clip):
+    export_open_clip(tiny_clip.model, "hirobust-tiny", tmp_path)
+    with pytest.raises(ValueError, match="does not match model 'hirobust-fmnist-vit'"):
+        load_clip("hirobust-fmnist-vit", str(tmp_path / "open_clip_model.safetensors"))
+
+
+def test_export_loads_unchanged_in_open_clip(tmp_path, tiny_clip):
+    import open_clip
+
+    export_open_clip(tiny_clip.model, "hirobust-tiny", tmp_path, tiny_clip.mean, tiny_clip.std)
+    weights = str(tmp_path / "open_clip_model.safetensors")
+    m, _, _ = open_clip.create_model_and_transforms("hirobust-tiny", pretrained=weights)
+    for (k, a), (_, b) in zip(tiny_clip.model.state_dict().items(), m.state_dict().items()):
+        assert torch.equal(a, b), k
+    m2 = open_clip.create_model("local-dir:" + str(tmp_path))
+    assert torch.equal(m2.visual.proj, tiny_clip.model.visual.proj)

@@ -1,0 +1,75 @@
+import copy
+
+import pytest
+import torch
+
+from hirobust.methods import build_method
+from hirobust.models.zeroshot import build_cosine_classifier
+from hirobust.train import Interrupted, TrainConfig, Trainer
+
+
+def _method(tiny_clip, synth, name="tecoa", options=None):
+    clip = copy.copy(tiny_clip)
+    clip.model = copy.deepcopy(tiny_clip.model)
+    clf = build_cosine_classifier(clip, synth[2], synth[0].templates)
+    return build_method(name, clf, synth[2], options or {"eps": 4 / 255})
+
+
+def _weights(method):
+    return {n: p.detach().clone() for n, p in method.trainable_parameters()}
+
+
+def test_resume_gives_the_same_final_weights(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", lr=0.05, ckpt_every=3, log_every=2)
+    full = _method(tiny_clip, synth)
+    Trainer(cfg).fit(full, synth[0], tmp_path / "a", progress=False)
+
+    part = _method(tiny_clip, synth)
+
+    def stop(step, _):
+        if step == 5:  # the last checkpoint is at step 3: steps 4-5 are redone after resume
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        Trainer(cfg).fit(part, synth[0], tmp_path / "b", progress=False, callback=stop)
+    resumed = _method(tiny_clip, synth)  # a fresh process would rebuild the method from scratch
+    summary = Trainer(cfg).fit(resumed, synth[0], tmp_path / "b", resume=True, progress=False)
+    assert summary["steps"] == 2 * (len(synth[0]) // 16)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    start = _weights(_method(tiny_clip, synth))
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # training changed the weights
+
+
+def test_resume_refuses_another_run(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01)
+    Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], tmp_path, progress=False)
+    other = TrainConfig(epochs=1, batch_size=16, lr=0.02)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        Trainer(other).fit(_method(tiny_clip, synth), synth[0], tmp_path, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], tmp_path / "empty", resume=True, progress=False)
+
+
+def test_nan_loss_stops_before_saving(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=1e30, log_every=1)
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], tmp_path, progress=False)
+    assert not (tmp_path / "checkpoint").exists()
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("checkpoint.*"))
+
+
+def test_training_reduces_the_adversarial_loss(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, log_every=1)
+    s = Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], tmp_path, progress=False)
+    h = [r["loss"] for r in s["history"]]
+    assert sum(h[-4:]) / 4 < sum(h[:4]) / 4
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        TrainConfig(optimizer="lion")
+    with pytest.raises(ValueError, match="larger than the"):
+        Trainer(TrainConfig(batch_size=10**6)).plan(100)
