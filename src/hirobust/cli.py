@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="run directory (default runs/demo)")
     d.add_argument("overrides", nargs="*", help="key.sub=value")
 
+    ab = sub.add_parser("ablate", help="the paper's ablation tables on the embedded benchmark")
+    ab.add_argument("--config", help="ablation YAML (default: the packaged configs/ablation.yaml)")
+    ab.add_argument("--out", help="run directory (default runs/ablation)")
+    ab.add_argument("overrides", nargs="*", help="key.sub=value")
+
     pt = sub.add_parser("pretrain", help="train (or reuse) the embedded small CLIP")
     pt.add_argument("--force", action="store_true", help="retrain even if cached")
     pt.add_argument("overrides", nargs="*")
@@ -72,6 +77,14 @@ def _cmd_demo(args) -> int:
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     run_demo(load_demo_config(args.config, overrides), progress=not args.quiet)
+    return 0
+
+
+def _cmd_ablate(args) -> int:
+    from .demo import load_demo_config, run_demo
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    run_demo(load_demo_config(args.config, overrides, default="ablation"), progress=not args.quiet)
     return 0
 
 
@@ -133,7 +146,7 @@ def _cmd_tree(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate,
+COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate,
             "tree": _cmd_tree}
 
 

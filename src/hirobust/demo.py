@@ -31,17 +31,20 @@ class DemoConfig:
     methods: dict = field(default_factory=dict)  # run name -> {method, options, trees}
     eval: EvalConfig = field(default_factory=EvalConfig)
     sweep_models: list[str] = field(default_factory=lambda: ["clip"])  # models that get the ε sweep
+    tables: dict = field(default_factory=dict)  # ablation tables: title -> [run names]
+    include_clip: bool = True  # evaluate the pretrained model too
     note: str = ""
 
 
-def default_config_path() -> Path:
-    return Path(str(resources.files("hirobust").joinpath("configs", "demo.yaml")))
+def default_config_path(name: str = "demo") -> Path:
+    return Path(str(resources.files("hirobust").joinpath("configs", f"{name}.yaml")))
 
 
-def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DemoConfig:
+def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                     default: str = "demo") -> DemoConfig:
     from .config import apply_overrides
 
-    data = load_yaml(path or default_config_path())
+    data = load_yaml(path or default_config_path(default))
     return from_dict(DemoConfig, apply_overrides(data, overrides or []))
 
 
@@ -63,7 +66,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
     timing["pretrain (0 if cached)"] = time.perf_counter() - t0
     log(f"embedded CLIP: {path}\n  zero-shot accuracy per tree and level: {meta['zero_shot_accuracy']}")
     model = ModelConfig(name=cfg.pretrain.model, pretrained=str(path))
-    sources: dict = {"clip": {"name": model.name, "pretrained": str(path)}}
+    sources: dict = {"clip": {"name": model.name, "pretrained": str(path)}} if cfg.include_clip else {}
     for name, spec in cfg.methods.items():
         t1 = time.perf_counter()
         data = copy.deepcopy(cfg.data)
@@ -95,8 +98,36 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
     report["pretrained"] = {"path": str(path), "zero_shot_accuracy": meta["zero_shot_accuracy"]}
     report["demo_config"] = asdict(cfg)
     report["environment"] = environment()
+    train_s = {n: timing[f"finetune {n}"] for n in cfg.methods}
+    report["ablation"] = {title: ablation_rows(report, names, train_s, cfg.train.epochs)
+                          for title, names in cfg.tables.items()}
     write_report(report, out)
     write_json(asdict(cfg), out / "config.json")
     log("\n" + summary_table(report))
+    for title, rows in report["ablation"].items():
+        log(f"\n{title}:\n" + ablation_markdown(rows))
     log(f"\nreport: {out / 'report.md'} and {out / 'report.json'}")
     return report
+
+
+def ablation_rows(report: dict, names: list[str], train_seconds: dict, epochs: float) -> list[dict]:
+    """One row per run: clean leaf accuracy, leaf PGD, superclass PGD (each level attacked at itself),
+    TSR(1→0), and training seconds per epoch."""
+    rows = []
+    for n in names:
+        if n not in report["models"]:
+            raise ValueError(f"ablation table names run {n!r}, which is not among the runs {list(report['models'])}")
+        m = report["models"][n]
+        L = report["num_levels"]
+        rows.append({"run": n, "clean_leaf": m["clean"]["0"], "leaf_pgd": m["robust"]["0"]["0"],
+                     **{f"L{b}_pgd": m["robust"][str(b)][str(b)] for b in range(1, L)},
+                     "tsr_1_0": m["transfer_success"]["1"]["0"] if L > 1 else None,
+                     "train_seconds_per_epoch": train_seconds.get(n, float("nan")) / epochs})
+    return rows
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    keys = [k for k in rows[0] if k != "run"]
+    head = "| run | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys)
+    fmt = lambda k, v: f"{v:.1f}" if k.startswith("train") else f"{100 * v:.1f}"  # noqa: E731
+    return head + "".join("\n| " + r["run"] + " | " + " | ".join(fmt(k, r[k]) for k in keys) + " |" for r in rows)

@@ -36,6 +36,7 @@ class DataConfig:
     hierarchy: str | None = None  # a hierarchy JSON path instead of the dataset's shipped one
     tree: str | None = None  # the tree evaluated (default: the file's default)
     trees: list[str] | None = None  # the forest a method trains with (default: [tree])
+    eval_split: str = "test"  # the split evaluated (fashion-mnist also has "val", held out of training)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="c
         clip = load_clip(meta["model"], str(Path(source) / meta["weights"]), device=device)
         head = meta.get("head", {"head": "cosine"})
         if head.get("head") == "poincare":
-            from .methods.hiro import build_poincare_classifier
+            from .models.hyperbolic import build_poincare_classifier
 
             extras_path = Path(source) / "model" / "hirobust_head.safetensors"
             extras = load_safetensors(extras_path, device) if extras_path.exists() else {}
@@ -160,10 +161,10 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                     progress: bool = True) -> dict:
     """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
     device = resolve_device(device)
-    ds = get_dataset(data_cfg.dataset, "test", root=data_cfg.root)
+    ds = get_dataset(data_cfg.dataset, data_cfg.eval_split, root=data_cfg.root)
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
-    report = {"dataset": data_cfg.dataset, "eps": eval_cfg.eps, "num_levels": hier.num_levels, "tree": hier.name,
+    report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps, "num_levels": hier.num_levels, "tree": hier.name,
               "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
               "attack": {"type": f"PGD-{eval_cfg.steps}", "norm": eval_cfg.norm, "objective": eval_cfg.objective,
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,

@@ -33,6 +33,7 @@ class PretrainConfig:
     model: str = "hirobust-fmnist-vit"
     dataset: str = "fashion-mnist"
     data_root: str | None = None
+    train_split: str = "train"  # fashion-mnist: the first 50,000 training images ("val" holds the rest out)
     epochs: float = 3.0
     batch_size: int = 256
     lr: float = 2e-3
@@ -159,7 +160,7 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
         return path, json.loads(meta_path.read_text())
     torch.manual_seed(cfg.seed)
     clip = load_clip(cfg.model, None, device=device)
-    train = get_dataset(cfg.dataset, "train", root=cfg.data_root)
+    train = get_dataset(cfg.dataset, cfg.train_split, root=cfg.data_root)
     test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
     forest = dataset_forest(train)
     task = ContrastivePretrain(clip, forest, train.templates, cfg.leaf_caption_prob, cfg.augment)

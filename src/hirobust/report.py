@@ -76,6 +76,11 @@ def to_markdown(report: dict) -> str:
         failed = [c for c in m.get("checks", []) if not c["passed"]]
         out += [f"Sanity checks: {len(m.get('checks', [])) - len(failed)} passed, {len(failed)} failed"
                 + ("".join(f"\n- FAILED: {c}" for c in failed)), ""]
+    for title, rows in report.get("ablation", {}).items():
+        from .demo import ablation_markdown
+
+        out += [f"## Ablation: {title}", "", "(accuracies and TSR in %, training time in seconds per epoch)", "",
+                ablation_markdown(rows), ""]
     if report.get("timing"):
         out += ["## Timing (seconds)", ""] + [f"- {k}: {v:.1f}" for k, v in report["timing"].items()] + [""]
     return "\n".join(out)

@@ -37,11 +37,7 @@ def _l2(v: torch.Tensor) -> torch.Tensor:
 
 def project(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Nearest point of the ε-ball (then the pixel box [0, 1] around ``x``) to ``delta``."""
-    if norm == "linf":
-        delta = delta.clamp(-eps, eps)
-    else:
-        delta = delta * _bcast((eps / _l2(delta)).clamp(max=1.0), delta)
-    return (x + delta).clamp(0.0, 1.0) - x
+    return _project(delta, x, eps, norm, (0.0, 1.0))
 
 
 def random_init(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -84,31 +80,80 @@ def pgd(
     any tensor other than the internal perturbation.
     """
     _check(x, eps, steps, norm)
-    x = x.detach()
-    alpha = eps / 4 if alpha is None else alpha
-    if random_start and eps > 0:
-        delta = project(random_init(x, eps, norm, generator), x, eps, norm)
-    else:
-        delta = torch.zeros_like(x)
-    if eps == 0:
-        return x.clone()
-    buf = torch.zeros_like(x) if momentum > 0 else None
+
+    def per_sample(z: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(z)
+        if loss.dim() != 1 or loss.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"loss_fn must return a per-sample loss of shape [{x.shape[0]}], got {tuple(loss.shape)}"
+            )
+        return loss
+
+    (x_adv,) = pgd_joint(per_sample, [x], [eps], steps, [alpha], norm, random_start, momentum, generator,
+                         boxes=[(0.0, 1.0)])
+    return x_adv
+
+
+def pgd_joint(
+    loss_fn: Callable[..., torch.Tensor],
+    xs: list[torch.Tensor],
+    eps: list[float],
+    steps: int,
+    alpha: list[float | None] | None = None,
+    norm: str = "linf",
+    random_start: bool = True,
+    momentum: float = 0.0,
+    generator: torch.Generator | None = None,
+    boxes: list[tuple[float, float] | None] | None = None,
+) -> list[torch.Tensor]:
+    """The PGD loop over several tensors perturbed jointly (e.g. HiRo's image and text perturbations).
+
+    ``loss_fn(*xs_adv)`` returns a loss to maximise, per sample or a batch scalar (a batch objective such as
+    HiRo's, whose parent embeddings couple samples); the gradient of its sum drives every tensor. Tensor ``i``
+    stays within ``eps[i]`` of ``xs[i]`` and inside ``boxes[i]`` (None: unbounded). Returns detached tensors.
+    """
+    n = len(xs)
+    alpha = alpha or [None] * n
+    boxes = boxes or [None] * n
+    for x, e in zip(xs, eps):
+        _check(x, e, steps, norm)
+    base = [x.detach() for x in xs]
+    alphas = [e / 4 if a is None else a for e, a in zip(eps, alpha)]
+    deltas = []
+    for x, e, box in zip(base, eps, boxes):
+        d = random_init(x, e, norm, generator) if random_start and e > 0 else torch.zeros_like(x)
+        deltas.append(_project(d, x, e, norm, box))
+    active = [e > 0 for e in eps]
+    bufs = [torch.zeros_like(x) if momentum > 0 else None for x in base]
     with torch.enable_grad():
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = loss_fn(x + delta)
-            if loss.dim() != 1 or loss.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"loss_fn must return a per-sample loss of shape [{x.shape[0]}], got {tuple(loss.shape)}"
-                )
-            (grad,) = torch.autograd.grad(loss.sum(), delta)
-            delta = delta.detach()
-            if buf is not None:
-                buf = momentum * buf + grad / _bcast(grad.abs().flatten(1).mean(1).clamp_min(1e-12), grad)
-                grad = buf
-            if norm == "linf":
-                delta = delta + alpha * grad.sign()
-            else:
-                delta = delta + alpha * grad / _bcast(_l2(grad), grad)
-            delta = project(delta, x, eps, norm)
-    return (x + delta).detach()
+        for _ in range(steps if any(active) else 0):
+            live = [d.requires_grad_(True) if a else d for d, a in zip(deltas, active)]
+            loss = loss_fn(*[x + d for x, d in zip(base, live)])
+            grads = torch.autograd.grad(loss.sum(), [d for d, a in zip(live, active) if a])
+            it = iter(grads)
+            new = []
+            for i, (x, d) in enumerate(zip(base, live)):
+                d = d.detach()
+                if active[i]:
+                    g = next(it)
+                    if bufs[i] is not None:
+                        bufs[i] = momentum * bufs[i] + g / _bcast(g.abs().flatten(1).mean(1).clamp_min(1e-12), g)
+                        g = bufs[i]
+                    step = g.sign() if norm == "linf" else g / _bcast(_l2(g), g)
+                    d = _project(d + alphas[i] * step, x, eps[i], norm, boxes[i])
+                new.append(d)
+            deltas = new
+    return [(x + d).detach() for x, d in zip(base, deltas)]
+
+
+def _project(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str, box) -> torch.Tensor:
+    if box is None:
+        if norm == "linf":
+            return delta.clamp(-eps, eps)
+        return delta * _bcast((eps / _l2(delta)).clamp(max=1.0), delta)
+    lo, hi = box
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        delta = delta * _bcast((eps / _l2(delta)).clamp(max=1.0), delta)
+    return (x + delta).clamp(lo, hi) - x

@@ -68,17 +68,28 @@ def locate(root: str | Path | None = None, download: bool = True) -> tuple[Path,
     raise FileNotFoundError(f"Fashion-MNIST not found; {HOW_TO_GET}")
 
 
+SPLITS = {  # a validation split held out of the official training set, for tuning without the test split
+    "train": ("train", slice(0, 50_000)),
+    "val": ("train", slice(50_000, None)),
+    "train-full": ("train", slice(None)),
+    "test": ("test", slice(None)),
+}
+
+
 def load(split: str = "test", root: str | Path | None = None) -> ZSDataset:
-    if split not in FILES:
-        raise ValueError(f"unknown split {split!r} for fashion-mnist; use 'train' or 'test'")
+    """``train`` (the first 50,000 official training images), ``val`` (the other 10,000), ``train-full``, ``test``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} for fashion-mnist; use one of {', '.join(SPLITS)}")
     paths = locate(root)
-    img_path, lbl_path = paths[:2] if split == "train" else paths[2:]
+    part, rows = SPLITS[split]
+    img_path, lbl_path = paths[:2] if part == "train" else paths[2:]
     images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"{img_path} / {lbl_path}: shapes {tuple(images.shape)} and {tuple(labels.shape)} do not "
                          f"form an image set with one label per image; fetch the data again")
     if int(labels.max()) >= len(CLASSES):
         raise ValueError(f"{lbl_path}: label {int(labels.max())} outside the 10 Fashion-MNIST classes")
+    images, labels = images[rows], labels[rows]
     return ZSDataset(
         name="fashion-mnist",
         classnames=list(CLASSES),

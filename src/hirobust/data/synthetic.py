@@ -42,7 +42,9 @@ def make_synthetic(
         p = torch.randn(n_nodes, 3, coarse, coarse, generator=g)
         p = F.interpolate(p, size=(image_size, image_size), mode="bilinear", align_corners=False)
         patterns.append(p * (1.0 + 0.5 * lvl))
-    gs = torch.Generator().manual_seed(seed * 1000 + (1 if split == "train" else 2))
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r} for synthetic; use train, val or test")
+    gs = torch.Generator().manual_seed(seed * 1000 + {"train": 1, "test": 2, "val": 3}[split])
     labels = torch.arange(n_leaves).repeat_interleave(n_per_class)
     x = sum(patterns[lvl][labels // branching ** lvl] for lvl in range(num_levels))
     x = x + noise * torch.randn(x.shape, generator=gs)

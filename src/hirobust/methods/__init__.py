@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import fields
 
 from .base import FrozenReference, Method
+from .hiro import HiRo
 from .tecoa import TeCoA
 
 METHODS: dict[str, type[Method]] = {
     "tecoa": TeCoA,
+    "hiro": HiRo,
 }
 
 __all__ = ["METHODS", "Method", "FrozenReference", "build_method", "method_config"]

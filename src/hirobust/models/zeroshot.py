@@ -132,4 +132,6 @@ def build_cosine_classifier(
         feats = [encode_prompts(clip, [names.get(n, n) for n in tree.nodes(lvl)], templates)
                  for lvl in range(tree.num_levels)]
         heads[tree.name] = CosineHead(feats, scale)
-    return ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size)
+    clf = ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size)
+    clf.templates, clf.prompt_names = list(templates), dict(names)  # for methods that build other heads
+    return clf

@@ -1,0 +1,334 @@
+"""HiRo: hierarchical adversarial fine-tuning in the Poincaré ball (METHOD.md §3).
+
+Per batch: hyperbolic image embeddings φ (leaf level: one per image); parent embeddings by Einstein
+midpoints (HypAvg) of the members present, level by level; HITA: at every level l, the logits
+−d_c(φ^l, ψ_k)/τ over the level-l nodes plus the HNSA negatives (level l−1 and l+1 nodes that are neither the
+node's children nor its parent), weighted by ω_l = 1 − l/(L+1). One image perturbation δ_X and one text
+perturbation δ_T (added to the tangent text embeddings w) maximise that loss jointly (the universal
+perturbation). The outer loss adds L_vic (images near their class text) and L_gap (parents shallower than
+children, for text and for image groups). A forest sums the trees' losses, the leaf term counted once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..attacks import pgd_joint
+from ..geometry import poincare as P
+from ..hierarchy import Forest
+from ..models.hyperbolic import HyperbolicEmbedding, PoincareHead, pooled_text, text_projection_of
+from ..models.zeroshot import ZeroShotClassifier
+from .base import Method
+
+HNSA = ("both", "up", "down", "none")
+PERTURBATIONS = ("universal", "leaf", "per_level", "none")
+
+
+@dataclass
+class HiRoConfig:
+    eps: float = 1 / 255  # ε_X (pixels, L∞)
+    alpha: float | None = None  # α_X (default: ε_X)
+    steps: int = 3
+    text_eps: float = 2e-4  # ε_T (tangent text embedding, L∞)
+    text_alpha: float | None = None  # α_T (default: ε_T)
+    text_delta: str = "per_node"  # per_node | shared (one vector added to every node)
+    perturbation: str = "universal"  # universal | leaf (only the leaf term) | per_level (one δ per level) | none
+    hnsa: str = "both"  # both | up (parents' level) | down (children's level) | none
+    hita: bool = True  # False: the leaf term only (no superclass alignment)
+    lambda_vic: float = 1.0
+    lambda_gap: float = 1.0
+    zeta_gap: float | None = None  # default 0.05/√c
+    zeta_vic: float | None = None  # default: median clean image-text distance at initialisation
+    curvature: float = 1.0
+    init_depth: float = 3.0  # hyperbolic depth of the median leaf text (and image) at initialisation
+    clip_r: float = 3.0  # tangent norms clipped before exp₀
+    tau: float = 0.07
+    tau_min: float = 0.01
+    tau_max: float = 1.0
+    level_weights: str = "linear"  # linear: ω_l = 1 − l/(L+1) | uniform
+    forest_leaf_once: bool = True  # False: plain sum over trees (the leaf term counted per tree)
+    train_text_projection: bool = True
+
+    def __post_init__(self):
+        P.check_curvature(self.curvature)
+        for name, value, allowed in (("hnsa", self.hnsa, HNSA), ("perturbation", self.perturbation, PERTURBATIONS),
+                                     ("text_delta", self.text_delta, ("per_node", "shared")),
+                                     ("level_weights", self.level_weights, ("linear", "uniform"))):
+            if value not in allowed:
+                raise ValueError(f"HiRo option {name}={value!r} is not one of {allowed}")
+        if self.eps < 0 or self.text_eps < 0:
+            raise ValueError("HiRo eps and text_eps must be >= 0")
+
+
+class _TreeIndex:
+    """Index tensors of one tree into the stacked node list, with each level's HNSA candidates and masks."""
+
+    def __init__(self, tree, offsets: list[int], hnsa: str):
+        self.tree = tree
+        self.L = tree.num_levels - 1
+        self.offsets = offsets  # offsets[l]: where level l's nodes start in the stacked node list
+        self.parent = [tree.parent_index(lvl) for lvl in range(self.L)]
+        self.cand, self.mask = [], []
+        name_id: dict[str, int] = {}
+        ids = [torch.tensor([name_id.setdefault(n, len(name_id)) for n in tree.nodes(lvl)])
+               for lvl in range(tree.num_levels)]
+        for lvl in range(tree.num_levels):
+            levels = [lvl]
+            if hnsa in ("both", "down") and lvl >= 1:
+                levels.append(lvl - 1)
+            if hnsa in ("both", "up") and lvl < self.L:
+                levels.append(lvl + 1)
+            own = torch.arange(tree.num_nodes(lvl))
+            blocks = [torch.zeros(len(own), len(own), dtype=torch.bool)]  # True = not a negative of that row
+            for m in levels[1:]:
+                if m == lvl - 1:  # children of the row's node are not negatives
+                    related = self.parent[lvl - 1][None, :] == own[:, None]
+                else:  # nor is its parent
+                    related = torch.arange(tree.num_nodes(m))[None, :] == self.parent[lvl][:, None]
+                blocks.append(related | (ids[m][None, :] == ids[lvl][:, None]))  # nor a node with the same text
+            self.cand.append(torch.cat([torch.arange(tree.num_nodes(m)) + offsets[m] for m in levels]))
+            self.mask.append(torch.cat(blocks, dim=1))
+        # tree edges (child, parent) in stacked indices, without padding edges (same text on both ends)
+        edges = [(offsets[lvl] + j, offsets[lvl + 1] + int(self.parent[lvl][j]))
+                 for lvl in range(self.L) for j in range(tree.num_nodes(lvl))
+                 if tree.nodes(lvl)[j] != tree.nodes(lvl + 1)[int(self.parent[lvl][j])]]
+        self.edges = torch.tensor(edges, dtype=torch.long).view(-1, 2)
+
+    def to(self, device):
+        self.parent = [p.to(device) for p in self.parent]
+        self.cand = [c.to(device) for c in self.cand]
+        self.mask = [m.to(device) for m in self.mask]
+        self.edges = self.edges.to(device)
+        return self
+
+
+class HiRo(Method):
+    name = "hiro"
+    Config = HiRoConfig
+
+    def __init__(self, model: ZeroShotClassifier, forest: Forest, cfg: HiRoConfig, reference=None, clip=None):
+        if clip is None:
+            raise ValueError("HiRo needs the open_clip model (its text projection W_T is trained)")
+        for tree in forest:
+            if tree.num_levels < 2:
+                raise ValueError(f"HiRo needs a hierarchy with at least 2 levels (leaves and one superclass level); "
+                                 f"tree {tree.name!r} has {tree.num_levels}")
+        proj = text_projection_of(clip.model)
+        if proj is None:
+            raise ValueError(f"model {clip.name!r} has no text projection W_T for HiRo to train")
+        pooled = pooled_text(clip, forest, self_templates(model, clip), getattr(model, "prompt_names", None))
+        hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max))
+        heads = {name: PoincareHead(levels, hyp) for name, levels in pooled.items()}
+        hmodel = ZeroShotClassifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(), heads,
+                                    model.image_size)
+        super().__init__(hmodel)
+        self.cfg = cfg
+        self.hyp = hyp
+        self.forest = forest
+        if isinstance(proj, torch.nn.Parameter):
+            proj.requires_grad_(cfg.train_text_projection)
+        # stacked node list: the shared leaves once, then every tree's levels >= 1
+        stacked = [pooled[forest[0].name][0]]
+        self.trees: list[_TreeIndex] = []
+        n_leaves = stacked[0].shape[0]
+        pos = n_leaves
+        for tree in forest:
+            offsets = [0]
+            for lvl in range(1, tree.num_levels):
+                offsets.append(pos)
+                stacked.append(pooled[tree.name][lvl])
+                pos += tree.num_nodes(lvl)
+            self.trees.append(_TreeIndex(tree, offsets, cfg.hnsa))
+        self.register_buffer("pooled", torch.cat(stacked).float(), persistent=False)
+        self.register_buffer("zeta_vic", torch.tensor(float("nan") if cfg.zeta_vic is None else cfg.zeta_vic))
+        self.zeta_gap = cfg.zeta_gap if cfg.zeta_gap is not None else 0.05 / math.sqrt(cfg.curvature)
+        self._ready = False
+        with torch.no_grad():  # the median leaf text at depth init_depth: d(0, exp₀ w) = 2‖w‖
+            med = self.hyp.project_text(self.pooled[:n_leaves]).norm(dim=-1).median()
+            self.hyp.log_alpha_txt.fill_(math.log(cfg.init_depth / 2 / float(med.clamp_min(1e-6))))
+
+    # ------------------------------------------------------------------ state
+    def trainable_parameters(self):
+        yield from super().trainable_parameters()
+        if self.hyp.proj is not None and self.hyp.proj.requires_grad:
+            yield "hyp.proj", self.hyp.proj
+        elif self.hyp.proj_module is not None and self.cfg.train_text_projection:
+            for n, p in self.hyp.proj_module.named_parameters():
+                yield f"hyp.proj_module.{n}", p
+        for n in ("log_alpha_img", "log_alpha_txt", "log_tau"):
+            yield f"hyp.{n}", getattr(self.hyp, n)
+
+    def trainable_state(self):
+        yield from super().trainable_state()
+        yield "zeta_vic", self.zeta_vic
+
+    def load_trainable_state(self, state):
+        state = dict(state)
+        with torch.no_grad():
+            self.zeta_vic.copy_(state.pop("zeta_vic"))
+        super().load_trainable_state(state)
+        self._ready = True
+
+    def after_step(self):
+        self.hyp.clamp_()
+
+    def head_state(self) -> dict:
+        return {"head": "poincare", "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
+                "tensors": {k: getattr(self.hyp, k).detach() for k in ("log_alpha_img", "log_alpha_txt", "log_tau")}}
+
+    @torch.no_grad()
+    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Data-dependent initialisation on the first batch: α_I puts the median image at depth ``init_depth``;
+        ζ_vic defaults to the median clean image-to-class-text distance."""
+        f = self.model.image_features(x).float()
+        med = f.norm(dim=-1).median().clamp_min(1e-6)
+        self.hyp.log_alpha_img.fill_(math.log(self.cfg.init_depth / 2 / float(med)))
+        if self.cfg.zeta_vic is None:
+            psi = self.hyp.text(self.pooled)
+            self.zeta_vic.fill_(float(P.dist(self.hyp.image(f), psi[y], self.hyp.c).median()))
+        self._ready = True
+
+    # ------------------------------------------------------------------ losses
+    def _weights(self, L: int) -> list[float]:
+        if self.cfg.level_weights == "uniform":
+            return [1.0] * (L + 1)
+        return [1 - lvl / (L + 1) for lvl in range(L + 1)]
+
+    def _groups(self, phi0: torch.Tensor, y: torch.Tensor, t: _TreeIndex):
+        """Per level: (embeddings [G_l, D], node ids [G_l], member->group index of the level below)."""
+        out = [(phi0, y, None)]
+        emb, node = phi0, y
+        for lvl in range(1, t.L + 1):
+            parent = t.parent[lvl - 1][node]
+            uniq, inv = torch.unique(parent, return_inverse=True)
+            emb = P.group_midpoint(emb, inv, uniq.shape[0], self.hyp.c)
+            node = uniq
+            out.append((emb, node, inv))
+        return out
+
+    def _level_ce(self, emb, node, psi, t: _TreeIndex, lvl: int) -> torch.Tensor:
+        cand = t.cand[lvl]
+        logits = self.hyp.logits(emb, psi[cand]).masked_fill(t.mask[lvl][node], float("-inf"))
+        return F.cross_entropy(logits, node)  # the level's own nodes come first in cand: target = node id
+
+    def level_terms(self, phi0: torch.Tensor, psi: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+        """(CE per level summed over trees [L+1] (leaf once unless forest_leaf_once=False), groups per tree)."""
+        n_levels = max(t.L for t in self.trees) + 1
+        ce = [phi0.new_zeros(()) for _ in range(n_levels)]
+        weighted = [phi0.new_zeros(()) for _ in range(n_levels)]
+        groups = []
+        for i, t in enumerate(self.trees):
+            g = self._groups(phi0, y, t) if self.cfg.hita else [(phi0, y, None)]
+            groups.append(g)
+            w = self._weights(t.L)
+            for lvl, (emb, node, _) in enumerate(g):
+                if lvl == 0 and i > 0 and self.cfg.forest_leaf_once:
+                    continue
+                term = self._level_ce(emb, node, psi, t, lvl)
+                ce[lvl] = ce[lvl] + term
+                weighted[lvl] = weighted[lvl] + w[lvl] * term
+        return weighted, groups
+
+    def _psi(self, w: torch.Tensor) -> torch.Tensor:
+        return self.hyp.to_ball(w)
+
+    def _text_base(self) -> torch.Tensor:
+        return self.hyp.text_tangent(self.pooled)  # [N, D], differentiable in W_T and α_T
+
+    def _attack(self, x, y, w, generator, level: int | None):
+        """The adversarial (x̂, ŵ) maximising the HITA loss (all levels, or one ``level``)."""
+        c = self.cfg
+        text = w.detach() if c.text_delta == "per_node" else w.detach()[:1] * 0
+        shared = c.text_delta == "shared"
+
+        def objective(xa, ta):
+            wa = w.detach() + ta if shared else ta
+            phi0 = self.hyp.image(self.model.image_features(xa))
+            terms, _ = self.level_terms(phi0, self._psi(wa), y)
+            return terms[level] if level is not None else sum(terms)
+
+        was = self.training
+        self.model.eval()
+        xa, ta = pgd_joint(objective, [x, text], [c.eps, c.text_eps], c.steps,
+                           [c.eps if c.alpha is None else c.alpha, c.text_eps if c.text_alpha is None else c.text_alpha],
+                           generator=generator, boxes=[(0.0, 1.0), None])
+        self.model.train(was)
+        delta_t = (ta - text) if not shared else ta
+        return xa, delta_t.detach()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, generator=None) -> dict:
+        c = self.cfg
+        if not self._ready:  # fresh run: data-dependent initialisation on the first batch
+            self.prepare(x, y)
+        w = self._text_base()
+        if c.perturbation == "per_level":
+            return self._forward_per_level(x, y, w, generator)
+        if c.perturbation == "none" or (c.eps == 0 and c.text_eps == 0):
+            xa, dt = x, torch.zeros_like(w)
+        else:
+            xa, dt = self._attack(x, y, w, generator, 0 if c.perturbation == "leaf" else None)
+        phi0 = self.hyp.image(self.model.image_features(xa))
+        psi = self._psi(w + dt)
+        terms, groups = self.level_terms(phi0, psi, y)
+        return self._outer(terms, groups, phi0, psi, y)
+
+    def _forward_per_level(self, x, y, w, generator) -> dict:
+        """Ablation: one perturbation per level, each maximising that level's term; the outer level-l term is
+        computed on x + δ_l ((L+1) attacks and (L+1) encodings: the slow variant)."""
+        n_levels = max(t.L for t in self.trees) + 1
+        total, first = None, None
+        for lvl in range(n_levels):
+            xa, dt = self._attack(x, y, w, generator, lvl)
+            phi0 = self.hyp.image(self.model.image_features(xa))
+            psi = self._psi(w + dt)
+            terms, groups = self.level_terms(phi0, psi, y)
+            total = terms[lvl] if total is None else total + terms[lvl]
+            if lvl == 0:
+                first = (terms, groups, phi0, psi)
+        terms, groups, phi0, psi = first
+        out = self._outer([total] + [t * 0 for t in terms[1:]], groups, phi0, psi, y)
+        return out
+
+    def _outer(self, terms, groups, phi0, psi, y) -> dict:
+        c = self.cfg
+        hita = sum(terms)
+        vic = F.relu(P.dist(phi0, psi[y], self.hyp.c) - self.zeta_vic).mean()
+        norms = psi.norm(dim=-1)
+        edges = torch.cat([t.edges for t in self.trees])
+        gap_label = F.relu(norms[edges[:, 1]] - norms[edges[:, 0]] + self.zeta_gap).mean() if len(edges) else hita * 0
+        gap_intra = self._gap_intra(groups)
+        loss = hita + c.lambda_vic * vic + c.lambda_gap * (gap_label + gap_intra)
+        return {"loss": loss, "hita": hita.detach(), "vic": vic.detach(), "gap_label": gap_label.detach(),
+                "gap_intra": gap_intra.detach(), "tau": self.hyp.tau.detach()}
+
+    def _gap_intra(self, groups) -> torch.Tensor:
+        """Mean hinge max(0, ‖φ^{l+1}_g‖ − ‖φ^l_m‖ + ζ_gap) over members m of groups g; groups with a single member
+        are left out (their midpoint is the member itself: the hinge would be a constant ζ_gap)."""
+        hinges = []
+        for tree_groups in groups:
+            for lvl in range(1, len(tree_groups)):
+                below, (emb, _, inv) = tree_groups[lvl - 1][0], tree_groups[lvl]
+                size = torch.bincount(inv, minlength=emb.shape[0])
+                keep = size[inv] > 1
+                h = F.relu(emb.norm(dim=-1)[inv] - below.norm(dim=-1) + self.zeta_gap)
+                hinges.append(h[keep])
+        h = torch.cat(hinges) if hinges else None
+        return h.mean() if h is not None and h.numel() else self.zeta_vic.new_zeros(())
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        for t in self.trees:
+            t.to(self.pooled.device)
+        return out
+
+
+def self_templates(model: ZeroShotClassifier, clip) -> list[str]:
+    """The prompt templates the cosine classifier was built with (stored on it by the pipeline)."""
+    templates = getattr(model, "templates", None)
+    if not templates:
+        raise ValueError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
+    return list(templates)
