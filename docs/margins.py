@@ -15,7 +15,8 @@ import torch  # noqa: E402
 from hirobust.geometry.poincare import euclidean_margin_cap, max_margin  # noqa: E402
 
 
-def main(c: float = 1.0, out: Path = Path(__file__).with_name("margins.png")) -> Path:
+def main(c: float = 1.0, out: Path | None = None) -> Path:
+    out = out or Path(__file__).with_name("margins.png")
     r = 1 / math.sqrt(c)
     eta = torch.linspace(0.01, 0.999, 400, dtype=torch.float64) * r
     depth = 2 / math.sqrt(c) * torch.atanh(math.sqrt(c) * eta)  # d_c(0, x) for ‖x‖ = η

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="runs/evaluate")
     e.add_argument("overrides", nargs="*")
 
+    c = sub.add_parser("compare", help="one paper-style table from evaluation run directories")
+    c.add_argument("runs", nargs="+", help="run directories (or report.json files) of evaluate/demo")
+    c.add_argument("--out", default="runs/compare", help="where compare.md and compare.csv go")
+
     t = sub.add_parser("tree", help="show shipped hierarchies")
     t.add_argument("action", choices=["show", "list"])
     t.add_argument("name", nargs="?", help="dataset name or hierarchy JSON path")
@@ -130,6 +134,14 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from .compare import compare
+
+    print(compare(args.runs, args.out))
+    print(f"written: {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.csv'}")
+    return 0
+
+
 def _cmd_tree(args) -> int:
     from .hierarchy import available, load_forest
 
@@ -146,8 +158,8 @@ def _cmd_tree(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate,
-            "tree": _cmd_tree}
+COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune,
+            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,7 @@ class FinetuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    reference: ModelConfig | None = None  # the frozen reference (default: a copy of the starting model)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -107,12 +108,17 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)
     classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
-    needs_ref = getattr(METHODS.get(cfg.method), "needs_reference", False)
-    reference = FrozenReference(classifier) if needs_ref else None
-    method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
-    if method.needs_labels and not train.labelled:
+    if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
         raise ValueError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
-                         f"use an unsupervised method (fare)")
+                         f"use an unsupervised method (fare) or a labelled dataset")
+    reference = None
+    if getattr(METHODS.get(cfg.method), "needs_reference", False):
+        source = None
+        if cfg.reference is not None:
+            ref_clip = load_clip(cfg.reference.name, resolve_pretrained(cfg.reference, progress, device), device)
+            source = build_cosine_classifier(ref_clip, forest, train.templates, prompt_names=train.prompt_names)
+        reference = FrozenReference(classifier, source)
+    method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
     describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
                 "data": asdict(cfg.data)}
     summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
@@ -164,7 +170,8 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     ds = get_dataset(data_cfg.dataset, data_cfg.eval_split, root=data_cfg.root)
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
-    report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps, "num_levels": hier.num_levels, "tree": hier.name,
+    report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
+              "num_levels": hier.num_levels, "tree": hier.name,
               "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
               "attack": {"type": f"PGD-{eval_cfg.steps}", "norm": eval_cfg.norm, "objective": eval_cfg.objective,
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,

@@ -107,7 +107,7 @@ class ContrastivePretrain(nn.Module):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, index=None) -> dict:
         if self.augment:
             x = self._augment(x, generator)
         b = x.shape[0]

@@ -179,6 +179,8 @@ class Trainer:
                 raise ValueError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
                                  f"data differ); use a new run directory or the same settings")
             start, history = state["step"], state["history"]
+        if hasattr(method, "prepare_data"):  # e.g. cache the frozen reference's outputs per training sample
+            method.prepare_data(data)
         amp = autocast_dtype(c.amp, self.device)
         scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
         method.train()
@@ -191,8 +193,8 @@ class Trainer:
             while step < total:
                 epoch, first = divmod(step, spe)
                 g = torch.Generator().manual_seed(c.seed * 7919 + epoch)
-                for x, y in data.batches(c.batch_size, shuffle=True, generator=g, drop_last=True, start=first,
-                                         image_size=getattr(method, "image_size", None)):
+                for x, y, idx in data.batches(c.batch_size, shuffle=True, generator=g, drop_last=True, start=first,
+                                              image_size=getattr(method, "image_size", None), with_index=True):
                     if step >= total:
                         break
                     x = x.to(self.device, non_blocking=True)
@@ -201,7 +203,7 @@ class Trainer:
                         grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * self._lr_factor(step, total)
                     gen = step_generator(c.seed, step, self.device)
                     with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                        out = method(x, y, generator=gen)
+                        out = method(x, y, generator=gen, index=idx)
                     loss = out["loss"]
                     opt.zero_grad(set_to_none=True)
                     if scaler is not None:

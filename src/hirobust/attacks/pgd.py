@@ -61,6 +61,7 @@ def pgd(
     random_start: bool = True,
     momentum: float = 0.0,
     generator: torch.Generator | None = None,
+    momentum_mode: str = "l1",
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn``; returns ``x_adv`` (detached).
 
@@ -73,7 +74,9 @@ def pgd(
         alpha: step size; default ``eps / 4``.
         norm: ``"linf"`` (sign steps) or ``"l2"`` (normalised-gradient steps).
         random_start: start uniformly inside the ball.
-        momentum: if > 0, steps follow ``m <- momentum·m + g/‖g‖₁`` (MI-FGSM style, as FARE's attack).
+        momentum: if > 0, steps follow ``m <- momentum·m + g/‖g‖₁`` (MI-FGSM, ``momentum_mode="l1"``) or, with
+            ``momentum_mode="sign"``, ``m <- sign(momentum·m + sign(g))`` (FARE's reference code; for L∞ and
+            momentum < 1 this equals plain sign steps).
         generator: the random start's generator (for reproducible attacks).
 
     Guarantees: ``‖x_adv - x‖ ≤ eps`` in the chosen norm, ``0 ≤ x_adv ≤ 1``, and no ``.grad`` is written to
@@ -90,7 +93,7 @@ def pgd(
         return loss
 
     (x_adv,) = pgd_joint(per_sample, [x], [eps], steps, [alpha], norm, random_start, momentum, generator,
-                         boxes=[(0.0, 1.0)])
+                         boxes=[(0.0, 1.0)], momentum_mode=momentum_mode)
     return x_adv
 
 
@@ -105,6 +108,7 @@ def pgd_joint(
     momentum: float = 0.0,
     generator: torch.Generator | None = None,
     boxes: list[tuple[float, float] | None] | None = None,
+    momentum_mode: str = "l1",
 ) -> list[torch.Tensor]:
     """The PGD loop over several tensors perturbed jointly (e.g. HiRo's image and text perturbations).
 
@@ -113,6 +117,8 @@ def pgd_joint(
     stays within ``eps[i]`` of ``xs[i]`` and inside ``boxes[i]`` (None: unbounded). Returns detached tensors.
     """
     n = len(xs)
+    if momentum_mode not in ("l1", "sign"):
+        raise ValueError(f"unknown momentum_mode {momentum_mode!r}; use 'l1' or 'sign'")
     alpha = alpha or [None] * n
     boxes = boxes or [None] * n
     for x, e in zip(xs, eps):
@@ -136,7 +142,10 @@ def pgd_joint(
                 d = d.detach()
                 if active[i]:
                     g = next(it)
-                    if bufs[i] is not None:
+                    if bufs[i] is not None and momentum_mode == "sign":
+                        bufs[i] = (momentum * bufs[i] + g.sign()).sign()
+                        g = bufs[i]
+                    elif bufs[i] is not None:
                         bufs[i] = momentum * bufs[i] + g / _bcast(g.abs().flatten(1).mean(1).clamp_min(1e-12), g)
                         g = bufs[i]
                     step = g.sign() if norm == "linf" else g / _bcast(_l2(g), g)

@@ -25,6 +25,7 @@ def _synthetic(split: str, root=None, **kw) -> ZSDataset:
 DATASETS: dict[str, Callable[..., ZSDataset]] = {
     "fashion-mnist": _fashion_mnist,
     "synthetic": _synthetic,
+    "synthetic-unlabelled": lambda split, root=None, **kw: make_synthetic(split, unlabelled=True, **kw),
 }
 
 

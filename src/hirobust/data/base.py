@@ -30,7 +30,9 @@ class ZSDataset:
     def __post_init__(self):
         if (self.images is None) == (self.dataset is None):
             raise ValueError("give exactly one of images (in memory) or dataset (a torch Dataset)")
-        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classnames)):
+        unlabelled = len(self.labels) and bool((self.labels == -1).all())  # -1 everywhere: no labels
+        if not unlabelled and len(self.labels) and (int(self.labels.min()) < 0 or
+                                                    int(self.labels.max()) >= len(self.classnames)):
             raise ValueError(f"dataset {self.name!r}: labels outside [0, {len(self.classnames)})")
 
     def __len__(self) -> int:
@@ -61,23 +63,27 @@ class ZSDataset:
         image_size: int | None = None,
         drop_last: bool = False,
         start: int = 0,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yields ``(x float [B, 3, H, W] in [0, 1], y long [B])``; ``start`` skips that many batches (resume)."""
+        with_index: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yields ``(x float [B, 3, H, W] in [0, 1], y long [B])`` (and the sample indices [B] if ``with_index``);
+        ``start`` skips that many batches (resume)."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         nb = n // batch_size if drop_last else -(-n // batch_size)
         if self.images is not None:
             for b in range(start, nb):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                yield resize(self.images[idx].float().div_(255.0), image_size), self.labels[idx]
+                out = (resize(self.images[idx].float().div_(255.0), image_size), self.labels[idx])
+                yield out + (idx,) if with_index else out
             return
-        sampler = order[start * batch_size : nb * batch_size].tolist()
+        sampler = order[start * batch_size : nb * batch_size]
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
+            self.dataset, batch_size=batch_size, sampler=sampler.tolist(), num_workers=self.num_workers,
             persistent_workers=False, pin_memory=torch.cuda.is_available(),
         )
-        for x, y in loader:
-            yield resize(x, image_size), y
+        for b, (x, y) in enumerate(loader):
+            out = (resize(x, image_size), y)
+            yield out + (sampler[b * batch_size : b * batch_size + len(y)],) if with_index else out
 
 
 def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -28,7 +28,7 @@ def synthetic_paths(branching: int = 2, num_levels: int = 3) -> dict[str, list[s
 
 def make_synthetic(
     split: str = "train", n_per_class: int = 64, branching: int = 2, num_levels: int = 3, image_size: int = 16,
-    noise: float = 0.6, seed: int = 0,
+    noise: float = 0.6, seed: int = 0, unlabelled: bool = False,
 ) -> ZSDataset:
     """Train and test splits share the patterns (``seed``) and differ in their noise."""
     paths = synthetic_paths(branching, num_levels)
@@ -52,5 +52,5 @@ def make_synthetic(
     return ZSDataset(
         name="synthetic", classnames=leaves, templates=list(TEMPLATES),
         hierarchy={"name": "synthetic", "num_levels": num_levels, "leaves": leaves, "paths": paths},
-        images=images, labels=labels,
+        images=images, labels=torch.full_like(labels, -1) if unlabelled else labels,
     )

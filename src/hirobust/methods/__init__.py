@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import fields
 
 from .base import FrozenReference, Method
+from .fare import FARE
 from .hiro import HiRo
+from .pmg import PMG
 from .tecoa import TeCoA
+from .tga import TGA
 
 METHODS: dict[str, type[Method]] = {
     "tecoa": TeCoA,
+    "pmg": PMG,
+    "fare": FARE,
+    "tga": TGA,
     "hiro": HiRo,
 }
 

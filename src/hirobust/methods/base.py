@@ -23,6 +23,7 @@ class Method(nn.Module):
         super().__init__()
         self.model = model
         self.image_size = model.image_size
+        self._ref_cache: dict[str, torch.Tensor] = {}  # per-training-sample outputs of the frozen reference
 
     def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         for n, p in self.model.visual.named_parameters():
@@ -46,6 +47,26 @@ class Method(nn.Module):
                                      f"{tuple(p.shape)}: it was trained with another architecture")
                 p.copy_(state[n])
 
+    @torch.no_grad()
+    def cache_reference(self, name: str, fn, data, batch_size: int = 500) -> None:
+        """Compute ``fn(x)`` (a frozen, deterministic function) once for every training sample, so steps read
+        it by sample index instead of recomputing it. Only for in-memory data (a fixed, augmentation-free
+        pipeline); otherwise steps compute it per batch."""
+        self._ref_cache.pop(name, None)
+        if data.images is None:
+            return
+        device = next(self.model.parameters()).device
+        out = [fn(x.to(device)) for x, _ in data.batches(batch_size, image_size=self.image_size)]
+        self._ref_cache[name] = torch.cat(out)
+
+    def reference(self, name: str, fn, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """The frozen reference's ``fn(x)``: from the cache by sample index, else computed without autograd."""
+        cache = self._ref_cache.get(name)
+        if cache is not None and index is not None:
+            return cache[index.to(cache.device)]
+        with torch.no_grad():
+            return fn(x)
+
     def after_step(self) -> None:
         """Hook after each optimiser step (e.g. clamping a temperature)."""
 
@@ -62,12 +83,15 @@ class FrozenReference(nn.Module):
     """A frozen copy of the starting classifier (PMG-AFT's and FARE's f_orig, TGA-ZSR's A_orig).
 
     Eval mode, no gradients, never updated: ``train()`` is a no-op and its parameters have
-    ``requires_grad=False``, so optimisers never see them.
+    ``requires_grad=False``, so optimisers never see them. ``source`` may be another classifier (e.g. another
+    checkpoint); its image tower must have the model's architecture.
     """
 
-    def __init__(self, model: ZeroShotClassifier):
+    def __init__(self, model: ZeroShotClassifier, source: ZeroShotClassifier | None = None):
         super().__init__()
-        self.model = copy.deepcopy(model).eval()
+        if source is not None:
+            check_same_architecture(model.visual, source.visual)
+        self.model = copy.deepcopy(source if source is not None else model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -81,3 +105,14 @@ class FrozenReference(nn.Module):
     @torch.no_grad()
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.image_features(x)
+
+
+def check_same_architecture(a: nn.Module, b: nn.Module) -> None:
+    """Raise ``ValueError`` unless the two modules have the same parameter names and shapes."""
+    sa = {k: tuple(v.shape) for k, v in a.state_dict().items()}
+    sb = {k: tuple(v.shape) for k, v in b.state_dict().items()}
+    if sa != sb:
+        diff = sorted(set(sa) ^ set(sb)) or [k for k in sa if sa[k] != sb[k]]
+        k = diff[0]
+        raise ValueError(f"the frozen reference's architecture differs from the model's (first difference: {k}: "
+                         f"{sa.get(k)} vs {sb.get(k)}); give a reference checkpoint of the same architecture")

@@ -253,14 +253,14 @@ class HiRo(Method):
 
         was = self.training
         self.model.eval()
-        xa, ta = pgd_joint(objective, [x, text], [c.eps, c.text_eps], c.steps,
-                           [c.eps if c.alpha is None else c.alpha, c.text_eps if c.text_alpha is None else c.text_alpha],
-                           generator=generator, boxes=[(0.0, 1.0), None])
+        alphas = [c.eps if c.alpha is None else c.alpha, c.text_eps if c.text_alpha is None else c.text_alpha]
+        xa, ta = pgd_joint(objective, [x, text], [c.eps, c.text_eps], c.steps, alphas, generator=generator,
+                           boxes=[(0.0, 1.0), None])
         self.model.train(was)
         delta_t = (ta - text) if not shared else ta
         return xa, delta_t.detach()
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, generator=None) -> dict:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, generator=None, index=None) -> dict:
         c = self.cfg
         if not self._ready:  # fresh run: data-dependent initialisation on the first batch
             self.prepare(x, y)

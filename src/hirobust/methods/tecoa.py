@@ -40,7 +40,7 @@ class TeCoA(Method):
         """[B, 3, H, W] in [0, 1] -> [B, C] level-``cfg.level`` logits against the fixed text."""
         return self.scale * F.normalize(self.model.image_features(x).float(), dim=-1) @ self.text.t()
 
-    def forward(self, x, y, generator=None) -> dict:
+    def forward(self, x, y, generator=None, index=None) -> dict:
         y = self.tree.labels(y, self.cfg.level)
         c = self.cfg
         x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)

@@ -64,6 +64,26 @@ def apply_text_projection(model: nn.Module, pooled: torch.Tensor) -> torch.Tenso
     return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
 
 
+def visual_tokens(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of an open_clip ViT returning (pooled embedding [B, D], all tokens [B, 1 + T, D]).
+
+    The tokens are taken after ``ln_post`` and projected by ``proj`` like the CLS embedding (as TGA-ZSR's
+    reference model returns them). Other towers raise ``ValueError``.
+    """
+    if not hasattr(visual, "output_tokens") or getattr(visual, "attn_pool", None) is not None \
+            or getattr(visual, "pool_type", "tok") != "tok" or getattr(visual, "final_ln_after_pool", False):
+        raise ValueError("patch tokens are only available for open_clip ViT image towers with CLS-token pooling")
+    prev = visual.output_tokens
+    visual.output_tokens = True
+    try:
+        pooled, tokens = visual(x)
+    finally:
+        visual.output_tokens = prev
+    if visual.proj is not None:
+        tokens = tokens @ visual.proj
+    return pooled, torch.cat([pooled[:, None], tokens], dim=1)
+
+
 class CosineHead(nn.Module):
     """CLIP's zero-shot head at every level of one tree: logits = scale * cos(image, node text)."""
 
@@ -104,6 +124,10 @@ class ZeroShotClassifier(nn.Module):
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised image embeddings [B, D] of pixels in [0, 1]."""
         return self.visual((x - self.mean) / self.std)
+
+    def image_features_and_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings [B, D], every token after ln_post and the projection [B, 1 + T, D], CLS first)."""
+        return visual_tokens(self.visual, (x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor, tree: str | None = None) -> list[torch.Tensor]:
         return self.heads[tree or self.default_tree](self.image_features(x))

@@ -1,0 +1,88 @@
+"""``hirobust compare``: one paper-style table from several evaluation reports (Markdown and CSV).
+
+Rows are models; columns are clean accuracy per level, robust accuracy per level (each level attacked at
+itself), and TSR(1→0). With several datasets the numbers are averaged over the datasets that have the level;
+each dataset also gets its own table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .io import write_text
+
+
+def load_reports(paths: list[str | Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        p = Path(p)
+        f = p / "report.json" if p.is_dir() else p
+        if not f.is_file():
+            raise FileNotFoundError(f"no report.json in {str(p)!r}; pass evaluation run directories or report files")
+        rep = json.loads(f.read_text())
+        if "models" not in rep or not rep["models"] or "robust" not in next(iter(rep["models"].values())):
+            raise ValueError(f"{str(f)!r} is not an evaluation report (no models with robust accuracy); "
+                             f"give the output of `hirobust evaluate` or `hirobust demo`")
+        rep["_path"] = str(f)
+        out.append(rep)
+    return out
+
+
+def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
+    """(column names, one dict per model) averaged over the reports' datasets."""
+    max_levels = max(r["num_levels"] for r in reports)
+    cols = [f"clean L{b}" for b in range(max_levels)] + [f"robust L{b}" for b in range(max_levels)] + ["TSR(1→0)"]
+    models: dict[str, dict[str, list[float]]] = {}
+    for r in reports:
+        for name, m in r["models"].items():
+            acc = models.setdefault(name, {c: [] for c in cols})
+            for b in range(r["num_levels"]):
+                acc[f"clean L{b}"].append(m["clean"][str(b)])
+                if str(b) in m["robust"]:
+                    acc[f"robust L{b}"].append(m["robust"][str(b)][str(b)])
+            if r["num_levels"] > 1 and "1" in m["transfer_success"]:
+                acc["TSR(1→0)"].append(m["transfer_success"]["1"]["0"])
+    table = []
+    for name, acc in models.items():
+        row = {"model": name, "datasets": sum(1 for r in reports if name in r["models"])}
+        row.update({c: (sum(v) / len(v) if v else None) for c, v in acc.items()})
+        table.append(row)
+    return cols, table
+
+
+def markdown(cols: list[str], table: list[dict], title: str) -> str:
+    head = f"### {title}\n\n| model | datasets | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols)
+    body = "".join("\n| " + r["model"] + f" | {r['datasets']} | " +
+                   " | ".join("—" if r[c] is None else f"{100 * r[c]:.2f}" for c in cols) + " |" for r in table)
+    return head + body + "\n"
+
+
+def to_csv(cols: list[str], table: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["model", "datasets"] + cols)
+    for r in table:
+        w.writerow([r["model"], r["datasets"]] + ["" if r[c] is None else f"{r[c]:.6f}" for c in cols])
+    return buf.getvalue()
+
+
+def compare(paths: list[str | Path], out: str | Path) -> str:
+    reports = load_reports(paths)
+    datasets = sorted({r["dataset"] for r in reports})
+    eps = sorted({r["eps"] for r in reports})
+    cols, table = rows(reports)
+    title = f"Average over {len(reports)} report(s): {', '.join(datasets)}; ε = " + \
+        ", ".join(f"{e * 255:.3g}/255" for e in eps) + " (accuracies and TSR in %)"
+    warn = "\n**Warning:** these reports use different ε; their average mixes threat models.\n" if len(eps) > 1 else ""
+    md = [f"# hirobust comparison\n{warn}\n{markdown(cols, table, title)}"]
+    for r in reports:
+        c, t = rows([r])
+        md.append(markdown(c, t, f"{r['dataset']} ({r['_path']}), ε = {r['eps'] * 255:.3g}/255"))
+    text = "\n".join(md)
+    out = Path(out)
+    write_text(to_csv(cols, table), out / "compare.csv")
+    write_text(text, out / "compare.md")
+    return text

@@ -1,0 +1,65 @@
+"""FARE (Schlarmann et al., ICML 2024): unsupervised adversarial fine-tuning of the image encoder.
+
+Loss = mean_b ‖f_θ(x_adv) − f_orig(x)‖²₂ over unnormalised embeddings (summed over dimensions, no labels);
+x_adv maximises the same loss by L∞ PGD with sign steps and momentum 0.9 (ε = 4/255, α = 1/255, 10 steps in the
+reference). f_orig(x) comes from the frozen starting model without autograd, computed once per training
+sample when the data pipeline is deterministic.
+
+The reference attack keeps a momentum of *signs* and takes its sign again (``v ← sign(0.9·v + sign(g))``),
+which for L∞ equals plain sign steps; ``momentum_mode: sign`` reproduces it, ``l1`` is MI-FGSM's
+``m ← μ·m + g/‖g‖₁``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..attacks import pgd
+from .base import Method
+
+
+@dataclass
+class FAREConfig:
+    eps: float = 4 / 255
+    steps: int = 10
+    alpha: float = 1 / 255
+    momentum: float = 0.9
+    momentum_mode: str = "sign"  # sign (the reference code's) | l1 (MI-FGSM)
+    cache_reference: bool = True  # f_orig(x) once per training sample (deterministic in-memory data only)
+
+    def __post_init__(self):
+        if self.momentum_mode not in ("sign", "l1"):
+            raise ValueError(f"FARE option momentum_mode={self.momentum_mode!r} is not 'sign' or 'l1'")
+
+
+class FARE(Method):
+    name = "fare"
+    Config = FAREConfig
+    needs_reference = True
+    needs_labels = False
+
+    def __init__(self, model, forest, cfg: FAREConfig, reference=None, clip=None):
+        super().__init__(model)
+        if reference is None:
+            raise ValueError("FARE needs the frozen reference model")
+        self.cfg = cfg
+        self.reference_model = reference
+
+    def prepare_data(self, data) -> None:
+        if self.cfg.cache_reference:
+            self.cache_reference("f_orig", self.reference_model.image_features, data)
+
+    @staticmethod
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Squared L2 per sample, [B, D] x [B, D] -> [B]."""
+        return (a.float() - b.float()).pow(2).sum(dim=-1)
+
+    def forward(self, x, y=None, generator=None, index=None) -> dict:
+        c = self.cfg
+        target = self.reference("f_orig", self.reference_model.image_features, x, index)
+        x_adv = pgd(lambda xa: self.distance(self.model.image_features(xa), target), x, c.eps, c.steps, c.alpha,
+                    momentum=c.momentum, momentum_mode=c.momentum_mode, generator=generator)
+        loss = self.distance(self.model.image_features(x_adv), target).mean()
+        return {"loss": loss}
