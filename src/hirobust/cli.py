@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="runs/evaluate")
     e.add_argument("overrides", nargs="*")
 
+    b = sub.add_parser("bench", help="throughput of every method vs the model's bare cost (synthetic tensors)")
+    b.add_argument("overrides", nargs="*", help="key=value of BenchConfig (model=ViT-B-32 batch_size=256 ...)")
+
     c = sub.add_parser("compare", help="one paper-style table from evaluation run directories")
     c.add_argument("runs", nargs="+", help="run directories (or report.json files) of evaluate/demo")
     c.add_argument("--out", default="runs/compare", help="where compare.md and compare.csv go")
@@ -128,9 +131,24 @@ def _cmd_evaluate(args) -> int:
     eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
     models = dict(_model_source(m) for m in args.model)
     report = evaluate_models(models, data_cfg, eval_cfg, data.get("device", "auto"), progress=not args.quiet)
-    path = write_report(report, args.out)
-    print(summary_table(report))
-    print(f"\nreport: {path}")
+    from . import distributed
+
+    if distributed.is_main():
+        path = write_report(report, args.out)
+        print(summary_table(report))
+        print(f"\nreport: {path}")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import BenchConfig, run_bench, to_markdown
+    from .io import write_json, write_text
+
+    cfg = from_dict(BenchConfig, apply_overrides({}, args.overrides))
+    res = run_bench(cfg)
+    write_json(res, Path(cfg.out) / "report.json")
+    write_text(to_markdown(res), Path(cfg.out) / "report.md")
+    print(f"\nreport: {Path(cfg.out) / 'report.md'} and {Path(cfg.out) / 'report.json'}")
     return 0
 
 
@@ -159,7 +177,7 @@ def _cmd_tree(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune,
-            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare}
+            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare, "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,12 +51,16 @@ class FinetuneConfig:
     reference: ModelConfig | None = None  # the frozen reference (default: a copy of the starting model)
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; under torchrun, joins the process group (this rank's GPU)."""
+    from . import distributed
+
+    device = str(device)
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use device=cpu")
-    return torch.device(device)
+    return distributed.init_from_env(torch.device(device))
 
 
 def environment() -> dict:
@@ -123,7 +127,11 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
                 "data": asdict(cfg.data)}
     summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
                                              callback=callback, describe=describe)
-    export_run(out, method, clip, cfg, pretrained, summary)
+    from . import distributed
+
+    if distributed.is_main():
+        export_run(out, method, clip, cfg, pretrained, summary)
+    distributed.barrier()
     return out
 
 
@@ -173,7 +181,11 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
               "num_levels": hier.num_levels, "tree": hier.name,
               "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
-              "attack": {"type": f"PGD-{eval_cfg.steps}", "norm": eval_cfg.norm, "objective": eval_cfg.objective,
+              "attack": {"type": {"pgd": f"PGD-{eval_cfg.steps}", "cw": f"CW-{eval_cfg.steps}",
+                                  "autoattack": "AutoAttack (APGD-CE + APGD-T)"}[eval_cfg.attacks[0]],
+                         "attacks": list(eval_cfg.attacks), "norm": eval_cfg.norm,
+                         "objective": {"pgd": "ce", "cw": "cw margin", "autoattack": "ce + targeted dlr"}[
+                             eval_cfg.attacks[0]],
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
                          "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
               "eval_config": asdict(eval_cfg), "models": {}, "environment": environment()}

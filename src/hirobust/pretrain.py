@@ -34,12 +34,12 @@ class PretrainConfig:
     dataset: str = "fashion-mnist"
     data_root: str | None = None
     train_split: str = "train"  # fashion-mnist: the first 50,000 training images ("val" holds the rest out)
-    epochs: float = 3.0
+    epochs: float = 4.0
     batch_size: int = 256
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_steps: int = 100
-    leaf_caption_prob: float = 0.5  # chance a caption names the class itself rather than an ancestor
+    leaf_caption_prob: float = 0.7  # chance a caption names the class itself rather than an ancestor
     augment: bool = True  # random shifts of up to 2 px and horizontal flips
     seed: int = 0
 
@@ -47,6 +47,7 @@ class PretrainConfig:
         """Cache key: every field that changes the weights (the data root does not)."""
         d = asdict(self)
         d.pop("data_root")
+        d = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in d.items()}  # 4 == 4.0
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -73,6 +73,21 @@ def to_markdown(report: dict) -> str:
                 out.append(f"| {e * 255:.3g}/255{' (main ε, attacked subset)' if e == eps else ''} | "
                            + " | ".join(_pct(row[str(b)]) for b in range(L)) + " |")
             out.append("")
+        if len(m.get("attacks", {})) > 1:
+            out += ["Robust accuracy by attack (each level attacked at itself), %:", "",
+                    "| attack | samples | " + " | ".join(f"L{b}" for b in range(L)) + " |", "|---|---|" + "---|" * L]
+            for name, a in m["attacks"].items():
+                out.append(f"| {name} | {a['samples']} | "
+                           + " | ".join(_pct(a["robust"].get(str(b), {}).get(str(b))) for b in range(L)) + " |")
+            out.append("")
+        if m.get("hierarchical"):
+            out += ["Hierarchical metrics:", "", "| images | mistake severity | consistency (mean) | full-path acc. |",
+                    "|---|---|---|---|"]
+            for name, h in m["hierarchical"].items():
+                sev = h["mistake_severity"]
+                out.append(f"| {name} | {'—' if sev != sev else f'{sev:.2f}'} | "
+                           f"{_pct(h['consistency'].get('mean'))} | {_pct(h['full_path_accuracy'])} |")
+            out.append("")
         failed = [c for c in m.get("checks", []) if not c["passed"]]
         out += [f"Sanity checks: {len(m.get('checks', [])) - len(failed)} passed, {len(failed)} failed"
                 + ("".join(f"\n- FAILED: {c}" for c in failed)), ""]

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed as dist
 from .data import ZSDataset
 from .io import load_safetensors, save_safetensors, write_json
 
@@ -179,31 +180,45 @@ class Trainer:
                 raise ValueError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
                                  f"data differ); use a new run directory or the same settings")
             start, history = state["step"], state["history"]
+        world, rank = dist.world(), dist.rank()
+        if c.batch_size % world:
+            raise ValueError(f"batch_size {c.batch_size} (the global batch) must be divisible by the {world} ranks")
         if hasattr(method, "prepare_data"):  # e.g. cache the frozen reference's outputs per training sample
             method.prepare_data(data)
+        if start == 0 and hasattr(method, "prepare"):  # data-dependent init on the first global batch, every rank
+            x0, y0 = next(data.batches(c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(
+                c.seed * 7919), drop_last=True, image_size=getattr(method, "image_size", None)))
+            method.prepare(x0.to(self.device), y0.to(self.device))
+        model = method
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(method, device_ids=[self.device.index] if self.device.type == "cuda"
+                                            else None, broadcast_buffers=False)
         amp = autocast_dtype(c.amp, self.device)
         scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
         method.train()
         pending: list[dict] = []
         t0, seen = time.perf_counter(), 0
-        bar = tqdm(total=total, initial=start, desc=f"train {getattr(method, 'name', '')}", disable=not progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=total, initial=start, desc=f"train {getattr(method, 'name', '')}",
+                   disable=not progress or rank != 0, dynamic_ncols=True)
         step = start
         try:
             while step < total:
                 epoch, first = divmod(step, spe)
                 g = torch.Generator().manual_seed(c.seed * 7919 + epoch)
                 for x, y, idx in data.batches(c.batch_size, shuffle=True, generator=g, drop_last=True, start=first,
-                                              image_size=getattr(method, "image_size", None), with_index=True):
+                                              image_size=getattr(method, "image_size", None), with_index=True,
+                                              shard=(rank, world) if world > 1 else None):
                     if step >= total:
                         break
                     x = x.to(self.device, non_blocking=True)
                     y = y.to(self.device, non_blocking=True)
                     for grp in opt.param_groups:
                         grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * self._lr_factor(step, total)
-                    gen = step_generator(c.seed, step, self.device)
+                    gen = step_generator(c.seed * world + rank, step, self.device)
                     with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                        out = method(x, y, generator=gen, index=idx)
+                        out = model(x, y, generator=gen, index=idx)
                     loss = out["loss"]
                     opt.zero_grad(set_to_none=True)
                     if scaler is not None:
@@ -230,7 +245,9 @@ class Trainer:
                     if c.ckpt_every and step % c.ckpt_every == 0 and step < total:
                         history.extend(self._flush(pending, step - len(pending)))
                         pending = []
-                        self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+                        if rank == 0:
+                            self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+                        dist.barrier()
                     if callback is not None:
                         callback(step, history[-1] if history else {})
         except (KeyboardInterrupt, Interrupted):
@@ -239,13 +256,19 @@ class Trainer:
         bar.close()
         history.extend(self._flush(pending, step - len(pending)))
         elapsed = time.perf_counter() - t0
-        self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+        if rank == 0:
+            self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+        dist.barrier()
         method.eval()
-        return {"steps": step, "total_steps": total, "samples": len(data), "history": history,
-                "seconds": elapsed, "images_per_second": seen / elapsed if elapsed > 0 else float("nan")}
+        return {"steps": step, "total_steps": total, "samples": len(data), "history": history, "world_size": world,
+                "seconds": elapsed, "images_per_second": seen * world / elapsed if elapsed > 0 else float("nan")}
 
     @staticmethod
     def _flush(pending: list[dict], first_step: int) -> list[dict]:
+        if pending and dist.world() > 1:  # the global batch's values: the mean over ranks, in one all-reduce
+            keys = list(pending[0])
+            flat = dist.mean(torch.stack([torch.stack([d[k].float() for k in keys]) for d in pending]))
+            pending = [dict(zip(keys, row)) for row in flat]
         out = []
         for i, d in enumerate(pending):
             row = {k: float(v) for k, v in d.items()}

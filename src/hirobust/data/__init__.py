@@ -8,6 +8,7 @@ from pathlib import Path
 from ..hierarchy import Forest, load_forest
 from .base import ZSDataset, resize
 from .synthetic import make_synthetic
+from .zeroshot_specs import ZEROSHOT_DATASETS
 
 __all__ = ["ZSDataset", "DATASETS", "get_dataset", "dataset_forest", "resize", "make_synthetic"]
 
@@ -22,10 +23,25 @@ def _synthetic(split: str, root=None, **kw) -> ZSDataset:
     return make_synthetic(split, **kw)
 
 
+def _zeroshot(name: str) -> Callable[..., ZSDataset]:
+    """Loader of zero-shot evaluation dataset ``name`` (torchvision, imported only when called)."""
+
+    def loader(split: str = "test", root: str | Path | None = None, image_size: int = 224, download: bool = False,
+               **kw) -> ZSDataset:
+        from . import zeroshot
+
+        return zeroshot.load(name, split, root=root, image_size=image_size, download=download, **kw)
+
+    loader.__name__ = f"load_{name.replace('-', '_')}"
+    return loader
+
+
 DATASETS: dict[str, Callable[..., ZSDataset]] = {
     "fashion-mnist": _fashion_mnist,
     "synthetic": _synthetic,
     "synthetic-unlabelled": lambda split, root=None, **kw: make_synthetic(split, unlabelled=True, **kw),
+    # the 15 zero-shot evaluation datasets of METHOD.md §5 (hirobust.data.zeroshot; availability: zeroshot.available)
+    **{name: _zeroshot(name) for name in ZEROSHOT_DATASETS},
 }
 
 

@@ -64,26 +64,33 @@ class ZSDataset:
         drop_last: bool = False,
         start: int = 0,
         with_index: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Yields ``(x float [B, 3, H, W] in [0, 1], y long [B])`` (and the sample indices [B] if ``with_index``);
-        ``start`` skips that many batches (resume)."""
+        ``start`` skips that many batches (resume); ``shard=(rank, world)`` yields only that rank's contiguous
+        slice of every batch (data-parallel training: ``batch_size`` is the global batch)."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         nb = n // batch_size if drop_last else -(-n // batch_size)
+        batches = [order[b * batch_size : (b + 1) * batch_size] for b in range(start, nb)]
+        if shard is not None:
+            r, w = shard
+            batches = [idx[r * len(idx) // w : (r + 1) * len(idx) // w] for idx in batches]
         if self.images is not None:
-            for b in range(start, nb):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+            for idx in batches:
                 out = (resize(self.images[idx].float().div_(255.0), image_size), self.labels[idx])
                 yield out + (idx,) if with_index else out
             return
-        sampler = order[start * batch_size : nb * batch_size]
+        sampler = torch.cat(batches) if batches else order[:0]
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=batch_size, sampler=sampler.tolist(), num_workers=self.num_workers,
+            self.dataset, batch_sampler=[b.tolist() for b in batches], num_workers=self.num_workers,
             persistent_workers=False, pin_memory=torch.cuda.is_available(),
         )
-        for b, (x, y) in enumerate(loader):
+        pos = 0
+        for x, y in loader:
             out = (resize(x, image_size), y)
-            yield out + (sampler[b * batch_size : b * batch_size + len(y)],) if with_index else out
+            yield out + (sampler[pos : pos + len(y)],) if with_index else out
+            pos += len(y)
 
 
 def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:

@@ -39,6 +39,7 @@ class HiRoConfig:
     perturbation: str = "universal"  # universal | leaf (only the leaf term) | per_level (one δ per level) | none
     hnsa: str = "both"  # both | up (parents' level) | down (children's level) | none
     hita: bool = True  # False: the leaf term only (no superclass alignment)
+    image_levels: bool = False  # not in the paper: also align each single image with its level-l node, l >= 1
     lambda_vic: float = 1.0
     lambda_gap: float = 1.0
     zeta_gap: float | None = None  # default 0.05/√c
@@ -229,6 +230,8 @@ class HiRo(Method):
                 if lvl == 0 and i > 0 and self.cfg.forest_leaf_once:
                     continue
                 term = self._level_ce(emb, node, psi, t, lvl)
+                if lvl > 0 and self.cfg.image_levels:  # the zero-shot task itself: single images at level l
+                    term = term + self._level_ce(phi0, t.tree.labels(y, lvl), psi, t, lvl)
                 ce[lvl] = ce[lvl] + term
                 weighted[lvl] = weighted[lvl] + w[lvl] * term
         return weighted, groups

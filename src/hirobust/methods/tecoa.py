@@ -22,6 +22,7 @@ class TeCoAConfig:
     alpha: float = 1 / 255
     logit_scale: float | None = None  # None: the head's (the model's own; 100 for OpenAI CLIP)
     level: int = 0  # the level whose text the image is aligned to (0 = leaf, as TeCoA)
+    random_start: bool = True
 
 
 class TeCoA(Method):
@@ -43,6 +44,7 @@ class TeCoA(Method):
     def forward(self, x, y, generator=None, index=None) -> dict:
         y = self.tree.labels(y, self.cfg.level)
         c = self.cfg
-        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
+        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, random_start=c.random_start,
+                    generator=generator)
         loss = F.cross_entropy(self.logits(x_adv), y)
         return {"loss": loss}

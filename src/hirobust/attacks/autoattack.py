@@ -1,0 +1,61 @@
+"""AutoAttack (Croce & Hein, 2020) through the authors' package ``pyautoattack``, on one level's logits.
+
+APGD-CE + APGD-T (9 target classes, or C − 1 when fewer), one restart each, as the robust-CLIP literature
+reports it; APGD-CE alone when the level has fewer than 4 classes (APGD-T's targeted DLR loss needs 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class _LevelLogits(nn.Module):
+    """An ``nn.Module`` view of ``fn``: pixels in [0, 1] -> one level's logits (what AutoAttack expects)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], owner: nn.Module | None):
+        super().__init__()
+        self.fn = fn
+        self.owner = owner  # registered so AutoAttack's checks see the real model's mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x).float()
+
+
+def autoattack(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    seed: int = 0,
+    batch_size: int = 250,
+    owner: nn.Module | None = None,
+    n_iter: int = 100,
+) -> torch.Tensor:
+    """Adversarial examples [B, ...] for labels ``y`` under ``logits_fn`` (which returns [B, C])."""
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError as e:  # an optional dependency
+        raise RuntimeError("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"AutoAttack norm must be linf or l2, got {norm!r}")
+    model = _LevelLogits(logits_fn, owner).eval()
+    with torch.no_grad():
+        n_classes = int(logits_fn(x[:1]).shape[-1])
+    attacks = ["apgd-ce", "apgd-t"] if n_classes >= 4 else ["apgd-ce"]
+    aa = AutoAttack(model, attacks=attacks, eps=eps, norm="Linf" if norm == "linf" else "L2", version="custom",
+                    seed=seed, device=x.device)
+    aa.verbose = False
+    aa.logger.setLevel(logging.WARNING)
+    aa.apgd.n_restarts = 1
+    aa.apgd.n_iter = n_iter
+    aa.apgd_targeted.n_restarts = 1
+    aa.apgd_targeted.n_iter = n_iter
+    aa.apgd_targeted.n_target_classes = min(9, n_classes - 1)
+    out = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+    x_adv = out[0] if isinstance(out, tuple) else out
+    return x_adv.detach()

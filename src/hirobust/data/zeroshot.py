@@ -1,0 +1,218 @@
+"""The 15 zero-shot evaluation datasets of METHOD.md §5 through torchvision, with CLIP_benchmark's splits and prompts.
+
+Every loader returns a :class:`ZSDataset` whose ``dataset`` yields ``(float [3, S, S] in [0, 1], leaf label)``:
+RGB, ``Resize(S, bicubic)`` of the shorter side, ``CenterCrop(S)``, ``ToTensor`` and no mean/std normalisation (the
+model normalises inside). ``labels`` are read from what torchvision keeps in memory (``.targets``, ``._labels``,
+``._samples``, ``.y``) or, for PCAM, from the small label file, never by decoding images (torchvision's constructors
+still do their own bookkeeping: STL-10 reads its binary arrays and checks their checksums, SUN397 lists its 108,754
+files, CIFAR and Flowers-102 check checksums).
+
+The evaluation split is ``"test"`` and maps to the split CLIP_benchmark evaluates: torchvision's ``test`` split, the
+ImageNet validation folder, and the whole dataset for Caltech-101, Caltech-256, SUN397 and EuroSAT, which have no
+official test split (CLIP_benchmark ignores the split there too). ``root`` is one data folder shared by all datasets
+(default ``$HIROBUST_DATA`` or ``~/.cache/hirobust/data``); each dataset lives under it where torchvision puts it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .base import ZSDataset
+from .zeroshot_meta import TEMPLATES, classnames
+from .zeroshot_specs import SPECS, ZEROSHOT_DATASETS, Spec
+
+__all__ = ["ZEROSHOT_DATASETS", "available", "default_root", "image_transform", "imagenet_wnids", "load",
+           "ImageFolderByWnid"]
+
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
+
+
+def default_root() -> Path:
+    """``$HIROBUST_DATA``, else ``~/.cache/hirobust/data`` (``$HIROBUST_CACHE/data``)."""
+    if os.environ.get("HIROBUST_DATA"):
+        return Path(os.environ["HIROBUST_DATA"])
+    from ..hierarchy.wordnet import cache_dir
+
+    return cache_dir() / "data"
+
+
+class _ToRGB:
+    """PIL image -> RGB PIL image (grey, palette, CMYK and RGBA images occur in Caltech and SUN397)."""
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def image_transform(image_size: int = 224) -> Callable:
+    """RGB -> ``Resize(image_size, bicubic)`` -> ``CenterCrop(image_size)`` -> float tensor [3, S, S] in [0, 1]."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        _ToRGB(),
+        T.Resize(image_size, interpolation=T.InterpolationMode.BICUBIC),
+        T.CenterCrop(image_size),
+        T.ToTensor(),
+    ])
+
+
+# ---------------------------------------------------------------------------------------------- ImageNet (a folder)
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k WordNet ids in canonical label order (timm's ``imagenet_synsets.txt``)."""
+    from importlib import resources
+
+    text = resources.files("timm").joinpath("data", "_info", "imagenet_synsets.txt").read_text()
+    wnids = [w.strip() for w in text.split() if w.strip()]
+    if len(wnids) != 1000:
+        raise RuntimeError(f"timm's imagenet_synsets.txt lists {len(wnids)} wnids, expected 1000")
+    return wnids
+
+
+class ImageFolderByWnid(torch.utils.data.Dataset):
+    """``folder/<wnid>/*.JPEG`` with labels indexing the full 1000-class list (some wnid folders may be absent).
+
+    Folders that are not ImageNet-1k wnids are ignored (listed in ``ignored``).
+    """
+
+    def __init__(self, folder: str | Path, transform: Callable | None = None):
+        self.folder = Path(folder)
+        index = {w: i for i, w in enumerate(imagenet_wnids())}
+        self.samples: list[tuple[Path, int]] = []
+        self.ignored: list[str] = []
+        for sub in sorted(p for p in self.folder.iterdir() if p.is_dir()):
+            if sub.name not in index:
+                self.ignored.append(sub.name)
+                continue
+            files = sorted(f for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            self.samples += [(f, index[sub.name]) for f in files]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            img.load()
+            x = self.transform(img) if self.transform is not None else img.copy()
+        return x, label
+
+
+def _imagenet_folder(root: Path, split: str) -> Path | None:
+    sub = {"test": "val", "val": "val", "train": "train"}[split]
+    for cand in (root / sub, root / "imagenet" / sub):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def _check_imagenet(root: Path, split: str) -> str | None:
+    folder = _imagenet_folder(root, split)
+    if folder is None:
+        return f"no folder {str(root / ('train' if split == 'train' else 'val'))!r}"
+    wnids = set(imagenet_wnids())
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name in wnids]
+    if not found:
+        return f"{str(folder)!r} holds no ImageNet wnid folder (like n01440764/)"
+    if not any(f.suffix.lower() in IMAGE_EXTENSIONS for p in found for f in p.iterdir()):
+        return f"the wnid folders in {str(folder)!r} hold no images (*.JPEG, *.png)"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- public API
+def _resolve(name: str, split: str, root: str | Path | None) -> tuple[Spec, Path]:
+    if name not in SPECS:
+        raise ValueError(f"unknown zero-shot dataset {name!r}; known: {', '.join(ZEROSHOT_DATASETS)}")
+    spec = SPECS[name]
+    if split not in spec.splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; use one of {', '.join(spec.splits)}")
+    return spec, Path(root).expanduser() if root is not None else default_root()
+
+
+def _missing_packages(spec: Spec) -> list[str]:
+    out = []
+    for mod in spec.needs:
+        try:
+            __import__(mod)
+        except ImportError:
+            out.append(mod)
+    return out
+
+
+def _missing(name: str, spec: Spec, root: Path, split: str) -> str | None:
+    """Why the data is not there (``None`` when it looks complete); cheap: looks at paths only."""
+    if name == "imagenet":
+        return _check_imagenet(root, split)
+    missing = [p for p in spec.files(split) if not (root / p).exists()]
+    if missing:
+        return f"missing under {str(root)!r}: {', '.join(missing)}"
+    return None
+
+
+def available(name: str, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
+    """Whether dataset ``name`` can be loaded from ``root`` without downloading, and why not (cheap: no image is read).
+
+    For ``evaluate --datasets all``, which skips what is missing. Unknown names give ``(False, reason)``.
+    """
+    if name in ("synthetic", "synthetic-unlabelled"):
+        return True, "generated on the fly"
+    if name == "fashion-mnist":
+        from . import fashion_mnist
+
+        try:
+            fashion_mnist.locate(root, download=False)
+            return True, "found"
+        except FileNotFoundError as e:
+            return False, str(e)
+    try:
+        spec, folder = _resolve(name, split, root)
+    except ValueError as e:
+        return False, str(e)
+    packages = _missing_packages(spec)
+    if packages:
+        return False, f"dataset {name!r} needs the Python package(s) {', '.join(packages)} (pip install them)"
+    why = _missing(name, spec, folder, split)
+    return (True, f"found under {str(folder)!r}") if why is None else (False, f"{why}; expected {spec.layout}")
+
+
+def load(name: str, split: str = "test", root: str | Path | None = None, image_size: int = 224,
+         download: bool = False, num_workers: int = 0, **_) -> ZSDataset:
+    """Registry loader of zero-shot dataset ``name``: images in [0, 1] at ``image_size``, leaf labels, class names,
+    CLIP_benchmark templates and the shipped hierarchy ``name``.
+
+    Missing data raises ``FileNotFoundError`` naming the expected files and how to get them (``download=True`` for
+    the datasets torchvision can download, the layout to build by hand for the others).
+    """
+    spec, folder = _resolve(name, split, root)
+    packages = _missing_packages(spec)
+    if packages:
+        raise ImportError(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
+    why = _missing(name, spec, folder, split)
+    if why is not None and not (download and spec.downloadable):
+        raise FileNotFoundError(f"{name}: {why}. {spec.how_to_get}")
+    tf = image_transform(image_size)
+    if name == "imagenet":
+        dataset = ImageFolderByWnid(_imagenet_folder(folder, split), transform=tf)
+        labels = [lbl for _, lbl in dataset.samples]
+    else:
+        if download:
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            dataset, labels = spec.build(folder, spec.splits[split], download and why is not None, tf)
+        except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted", a failed download
+            what = "the download failed" if download and why is not None else "could not load"
+            raise FileNotFoundError(f"{name}: {what} ({e}) under {str(folder)!r}. {spec.how_to_get}") from e
+    names = classnames(name)
+    return ZSDataset(
+        name=name,
+        classnames=names,
+        templates=list(TEMPLATES[name]),
+        hierarchy=name,
+        labels=torch.as_tensor(list(labels), dtype=torch.long),
+        dataset=dataset,
+        num_workers=num_workers,
+    )

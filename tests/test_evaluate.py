@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import torch
+
+from hirobust.evaluate import EvalConfig, evaluate_model
+from hirobust.hierarchy import Hierarchy
+from hirobust.metrics import hierarchical_metrics
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_clip, synth):
+    """A tiny classifier trained (clean, eps = 0) until it is well above chance on the synthetic data."""
+    from hirobust.methods import build_method
+    from hirobust.models.zeroshot import build_cosine_classifier
+    from hirobust.train import TrainConfig, Trainer
+
+    clip = copy.copy(tiny_clip)
+    clip.model = copy.deepcopy(tiny_clip.model)
+    train, test, forest = synth
+    clf = build_cosine_classifier(clip, forest, train.templates)
+    m = build_method("tecoa", clf, forest, {"eps": 0.0, "steps": 0})
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        Trainer(TrainConfig(epochs=15, batch_size=16, optimizer="adamw", lr=3e-3)).fit(m, train, d, progress=False)
+    return clf.eval(), test, forest[0]
+
+
+def test_pgd_cw_and_autoattack(trained):
+    clf, test, tree = trained
+    cfg = EvalConfig(eps=4 / 255, steps=10, attacks=["pgd", "cw", "autoattack"], robust_samples=48,
+                     batch_size=48, check_more_steps=True, autoattack_iters=20)
+    out = evaluate_model(clf, test, tree, cfg, progress=False)
+    assert out["clean"]["0"] > 0.4  # the model learned something, so the attacks have work to do
+    assert set(out["attacks"]) == {"pgd", "cw", "autoattack"}
+    se = out["standard_error_robust"]
+    for a in ("0", "1", "2"):
+        pgd_acc = out["attacks"]["pgd"]["robust"][a][a]
+        assert out["attacks"]["autoattack"]["robust"][a][a] <= pgd_acc + 3 * se
+        assert pgd_acc <= out["clean_on_robust_subset"][a]
+    assert out["robust"] == out["attacks"]["pgd"]["robust"]
+    assert out["attacks"]["pgd"]["robust"]["0"]["0"] < out["clean_on_robust_subset"]["0"]  # the attack bites
+    names = {c["check"] for c in out["checks"]}
+    assert {"attacked <= clean", "pgd <= random noise", "autoattack <= pgd", "more steps do not help"} <= names
+    assert all(c["passed"] for c in out["checks"]), [c for c in out["checks"] if not c["passed"]]
+    assert {"clean", "pgd at level 0"} <= set(out["hierarchical"])
+
+
+def test_failed_sanity_check_is_flagged(trained):
+    from hirobust.evaluate import sanity_checks
+
+    entry = {"standard_error_robust": 0.01, "noise_accuracy": {"0": 0.2},
+             "attacks": {"pgd": {"clean_on_subset": {"0": 0.5}, "robust": {"0": {"0": 0.45}}}}}
+    checks = sanity_checks(entry, {"pgd": {"0": 0.9}})  # attacked accuracy above clean: a broken attack
+    assert not [c for c in checks if c["check"] == "attacked <= clean"][0]["passed"]
+    assert not [c for c in checks if c["check"] == "pgd <= random noise"][0]["passed"]
+
+
+def test_hierarchical_metrics():
+    h = Hierarchy.from_paths({"a": ["x", "r"], "b": ["x", "r"], "c": ["y", "r"], "d": ["z", "s"]})
+    truth = torch.tensor([[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 2, 1]])
+    pred = torch.tensor([[0, 0, 0],   # all right
+                         [0, 0, 0],   # leaf wrong, sibling: distance 1
+                         [0, 1, 0],   # leaf wrong, cousin: distance 2; its level-1 ancestor x != predicted y
+                         [0, 2, 1]])  # leaf wrong, other root: distance 3
+    m = hierarchical_metrics(pred, truth, h)
+    assert m["mistake_severity"] == pytest.approx((1 + 2 + 3) / 3)
+    assert m["consistency"]["1"] == pytest.approx(2 / 4)  # rows 0 and 1
+    assert m["consistency"]["2"] == pytest.approx(3 / 4)  # row 3's leaf 'a' is under r, predicted s
+    assert m["full_path_accuracy"] == pytest.approx(1 / 4)
+
+
+def test_bad_eval_config():
+    with pytest.raises(ValueError, match="unknown attack 'fgsm'"):
+        EvalConfig(attacks=["fgsm"])
