@@ -86,3 +86,86 @@ def test_resume_via_cli(tmp_path):
     before = (run / "model" / "open_clip_model.safetensors").read_bytes()
     assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), "--resume", *TINY]) == 0
     assert (run / "model" / "open_clip_model.safetensors").read_bytes() == before
+
+
+def test_evaluate_over_a_fake_imagenet_folder_and_skip_missing_datasets(tmp_path, capsys):
+    from PIL import Image
+
+    from hirobust.data.zeroshot import imagenet_wnids
+
+    root = tmp_path / "data"
+    for wnid in imagenet_wnids()[:3]:
+        (root / "imagenet" / "val" / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (20, 24), color=(40 * i, 90, 200)).save(root / "imagenet" / "val" / wnid / f"{i}.JPEG")
+    out = tmp_path / "eval"
+    rc = main(["--quiet", "evaluate", "--model", "clip=hirobust-tiny:", "--datasets", "imagenet,cifar10",
+               "--out", str(out), f"data.root={root}", "eval.eps=1/255", "eval.steps=1", "eval.robust_samples=6",
+               "eval.batch_size=6", "data.num_workers=0", "data.templates=['a photo of a {}.']"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "evaluated: imagenet" in printed and "skipped cifar10:" in printed
+    report = json.loads((out / "imagenet" / "report.json").read_text())
+    assert report["num_levels"] == 6 and report["models"]["clip"]["samples"]["clean"] == 6
+    assert json.loads((out / "datasets.json").read_text())["skipped"].keys() == {"cifar10"}
+    assert (out / "compare.md").exists()
+
+
+def test_paper_reproduction_configs_parse():
+    from pathlib import Path
+
+    from hirobust.config import from_dict, load_yaml
+    from hirobust.methods import method_config
+    from hirobust.pipeline import ReproduceConfig
+
+    files = sorted(Path(__file__).parent.parent.joinpath("configs", "paper").glob("*.yaml"))
+    assert {f.stem for f in files} == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-5trees"}
+    for f in files:
+        cfg = from_dict(ReproduceConfig, load_yaml(f))
+        method_config(cfg.finetune.method, cfg.finetune.options)
+        assert cfg.finetune.model.name == "ViT-B-32" and cfg.finetune.model.pretrained == "openai"
+        assert cfg.finetune.data.dataset == "imagenet" and abs(cfg.evaluate.eval.eps - 1 / 255) < 1e-12
+    five = from_dict(ReproduceConfig, load_yaml(files[[f.stem for f in files].index("hiro-5trees")]))
+    from hirobust.hierarchy import load_forest
+
+    assert len(load_forest("imagenet", trees=five.finetune.data.trees)) == 5
+
+
+def test_packaged_demo_and_ablation_configs_validate():
+    from hirobust.demo import load_demo_config
+    from hirobust.methods import method_config
+
+    for name in ("demo", "ablation"):
+        cfg = load_demo_config(default=name)
+        assert cfg.methods and all(method_config(s["method"], s.get("options")) for s in cfg.methods.values())
+        for runs in cfg.tables.values():
+            assert set(runs) <= set(cfg.methods)
+    demo = load_demo_config()
+    assert set(demo.methods) == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-forest"}
+
+
+def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):
+    import yaml
+
+    cfg = {
+        "out": str(tmp_path / "demo"), "device": "cpu",
+        "pretrain": {"model": "hirobust-tiny", "dataset": "synthetic", "epochs": 2, "batch_size": 32,
+                     "warmup_steps": 2},
+        "data": {"dataset": "synthetic"},
+        "train": {"epochs": 1, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3},
+        "methods": {"tecoa": {"method": "tecoa", "options": {"eps": "4/255"}},
+                    "hiro": {"method": "hiro", "options": {"eps": "4/255", "image_levels": True}}},
+        "eval": {"eps": "4/255", "steps": 2, "robust_samples": 32, "batch_size": 32, "eps_sweep": ["2/255"],
+                 "sweep_samples": 16},
+        "sweep_models": ["clip"],
+        "tables": {"components": ["tecoa", "hiro"]},
+    }
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["--quiet", "demo", "--config", str(path)]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert list(report["models"]) == ["clip", "tecoa", "hiro"]
+    assert "eps_sweep" in report["models"]["clip"] and report["ablation"]["components"][1]["run"] == "hiro"
+    assert {"pretrain (0 if cached)", "finetune tecoa", "evaluate hiro", "total"} <= set(report["timing"])
+    out = capsys.readouterr().out
+    assert "| hiro |" in out and "components:" in out

@@ -46,7 +46,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="SOURCE: a fine-tuned run directory, or ARCH:PRETRAINED (e.g. ViT-B-32:openai, "
                         "hirobust-fmnist-vit:embedded, or ARCH:/path/to/checkpoint)")
     e.add_argument("--out", default="runs/evaluate")
+    e.add_argument("--datasets", help="comma-separated dataset names, or 'all' (the 15 zero-shot datasets): evaluates "
+                                      "each one present under data.root and lists what was skipped and why")
     e.add_argument("overrides", nargs="*")
+
+    r = sub.add_parser("reproduce", help="fine-tune and evaluate one row of the paper's table (configs/paper/*.yaml)")
+    r.add_argument("--config", required=True, help="YAML with finetune: and evaluate: sections")
+    r.add_argument("--resume", action="store_true")
+    r.add_argument("overrides", nargs="*", help="key.sub=value, e.g. finetune.data.root=/data")
 
     b = sub.add_parser("bench", help="throughput of every method vs the model's bare cost (synthetic tensors)")
     b.add_argument("overrides", nargs="*", help="key=value of BenchConfig (model=ViT-B-32 batch_size=256 ...)")
@@ -130,6 +137,17 @@ def _cmd_evaluate(args) -> int:
     data_cfg = from_dict(DataConfig, data.get("data"), "data")
     eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
     models = dict(_model_source(m) for m in args.model)
+    if args.datasets:
+        from .pipeline import evaluate_datasets
+
+        names = "all" if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
+        summary = evaluate_datasets(models, names, data_cfg, eval_cfg, args.out, data.get("device", "auto"),
+                                    progress=not args.quiet)
+        print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
+        for name, why in summary["skipped"].items():
+            print(f"skipped {name}: {why}")
+        print(f"reports: {args.out}/<dataset>/report.md, average table: {args.out}/compare.md")
+        return 0
     report = evaluate_models(models, data_cfg, eval_cfg, data.get("device", "auto"), progress=not args.quiet)
     from . import distributed
 
@@ -160,6 +178,17 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .pipeline import ReproduceConfig, reproduce
+
+    cfg = from_dict(ReproduceConfig, apply_overrides(load_yaml(args.config), args.overrides))
+    summary = reproduce(cfg, progress=not args.quiet, resume=args.resume)
+    print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
+    for name, why in summary["skipped"].items():
+        print(f"skipped {name}: {why}")
+    return 0
+
+
 def _cmd_tree(args) -> int:
     from .hierarchy import available, load_forest
 
@@ -177,14 +206,15 @@ def _cmd_tree(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune,
-            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare, "bench": _cmd_bench}
+            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare, "bench": _cmd_bench,
+            "reproduce": _cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, KeyError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, KeyError, ImportError) as e:
         msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
         print(f"hirobust {args.command}: error: {msg}", file=sys.stderr)
         return 2

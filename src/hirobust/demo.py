@@ -4,6 +4,7 @@ same budget, evaluate them all at every level of the hierarchy, and write one re
 from __future__ import annotations
 
 import copy
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -72,7 +73,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         data = copy.deepcopy(cfg.data)
         if spec.get("trees"):
             data.trees = list(spec["trees"])
-        ft = FinetuneConfig(out=str(out / "runs" / name), device=cfg.device, method=spec["method"],
+        ft = FinetuneConfig(out=str(out / "runs" / re.sub(r"[^A-Za-z0-9._+-]+", "-", name)), device=cfg.device,
+                            method=spec["method"],
                             options=dict(spec.get("options") or {}), model=model, data=data,
                             train=copy.deepcopy(cfg.train))
         sources[name] = str(finetune(ft, progress=progress))

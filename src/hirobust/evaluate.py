@@ -148,6 +148,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     right = rpred == rtruth
     out["clean_on_robust_subset"] = {str(b): float(right[:, b].float().mean()) for b in range(L)}
     levels = cfg.attack_levels if cfg.attack_levels is not None else list(range(L))
+    levels = [a for a in levels if hier.num_nodes(a) > 1]  # a level with one node cannot be attacked (PCAM's root)
     out["attacks"] = {}
     raw: dict[str, dict[str, float]] = {}
     for attack in cfg.attacks:

@@ -37,6 +37,9 @@ class DataConfig:
     tree: str | None = None  # the tree evaluated (default: the file's default)
     trees: list[str] | None = None  # the forest a method trains with (default: [tree])
     eval_split: str = "test"  # the split evaluated (fashion-mnist also has "val", held out of training)
+    templates: list[str] | None = None  # prompt templates instead of the dataset's own (each with one "{}")
+    download: bool = False  # let torchvision download datasets it can (network needed)
+    num_workers: int = 4  # DataLoader workers for image-file datasets
 
 
 @dataclass
@@ -107,10 +110,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     pretrained = resolve_pretrained(cfg.model, progress, device)
-    train = get_dataset(cfg.data.dataset, "train", root=cfg.data.root)
-    _, forest = trees_of(cfg.data, train)
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)
+    train = load_data(cfg.data, "train", clip.image_size)
+    _, forest = trees_of(cfg.data, train)
     classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
     if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
         raise ValueError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
@@ -150,6 +153,34 @@ def export_run(out: Path, method, clip: LoadedCLIP, cfg: FinetuneConfig, pretrai
                 "config": asdict(cfg)}, out / "report.json")
 
 
+def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
+    """The configured dataset's ``split``; file-based datasets are resized to the model's ``image_size``."""
+    from .data.zeroshot_specs import ZEROSHOT_DATASETS
+
+    kwargs = {}
+    if data_cfg.dataset in ZEROSHOT_DATASETS:
+        kwargs = {"image_size": image_size, "download": data_cfg.download, "num_workers": data_cfg.num_workers}
+    ds = get_dataset(data_cfg.dataset, split, root=data_cfg.root, **kwargs)
+    if data_cfg.templates is not None:
+        bad = [t for t in data_cfg.templates if t.count("{}") != 1]
+        if bad or not data_cfg.templates:
+            raise ValueError(f"data.templates must be a non-empty list of prompts with one '{{}}' each; got {bad}")
+        ds.templates = list(data_cfg.templates)
+    return ds
+
+
+def source_image_size(source: str | dict) -> int:
+    """The input size of a model source (a run directory or {"name", ...}) from its config, without loading it."""
+    from .models.clip import model_config
+
+    if isinstance(source, dict):
+        name = source["name"]
+    else:
+        name = json.loads((Path(source) / "hirobust.json").read_text())["model"]
+    size = model_config(name)["vision_cfg"].get("image_size", 224)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
 def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="cpu"):
     """A classifier from a fine-tuned run directory, or from ``{"name", "pretrained"}`` (CLIP's cosine head)."""
     if isinstance(source, (str, Path)) and (Path(source) / "hirobust.json").exists():
@@ -175,7 +206,10 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                     progress: bool = True) -> dict:
     """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
     device = resolve_device(device)
-    ds = get_dataset(data_cfg.dataset, data_cfg.eval_split, root=data_cfg.root)
+    for name, source in models.items():
+        if isinstance(source, (str, Path)) and not (Path(source) / "hirobust.json").exists():
+            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+    ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
     report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
@@ -196,3 +230,73 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
         report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
         report["models"][name]["seconds"] = time.perf_counter() - t0
     return report
+
+
+def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, data_cfg: DataConfig,
+                      eval_cfg: EvalConfig, out: str | Path, device="auto", progress: bool = True) -> dict:
+    """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
+    under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
+    (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
+    import dataclasses
+
+    from . import distributed
+    from .compare import compare
+    from .data.zeroshot import available
+    from .data.zeroshot_specs import ZEROSHOT_DATASETS
+    from .report import write_report
+
+    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else list(names)
+    out = Path(out)
+    done, skipped = [], {}
+    for name in names:
+        ok, why = (True, "") if data_cfg.download else available(name, data_cfg.root, data_cfg.eval_split)
+        if not ok:
+            skipped[name] = why
+            continue
+        cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
+                                  hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
+        try:
+            report = evaluate_models(models, cfg, eval_cfg, device, progress)
+        except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
+            skipped[name] = str(e)
+            continue
+        if distributed.is_main():
+            write_report(report, out / name)
+        done.append(name)
+    summary = {"evaluated": done, "skipped": skipped}
+    if distributed.is_main():
+        if done:
+            compare([out / n for n in done], out)
+        write_json(summary, out / "datasets.json")
+    return summary
+
+
+@dataclass
+class EvaluateSpec:
+    datasets: list[str] = field(default_factory=lambda: ["all"])
+    include_clip: bool = True  # evaluate the starting model too
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class ReproduceConfig:
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
+
+
+def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False) -> dict:
+    """One command per paper row: fine-tune, then evaluate zero-shot on every dataset present."""
+    run = finetune(cfg.finetune, progress=progress, resume=resume)
+    models: dict = {cfg.finetune.method: str(run)}
+    if cfg.evaluate.include_clip:
+        models = {"clip": {"name": cfg.finetune.model.name,
+                           "pretrained": resolve_pretrained(cfg.finetune.model, progress)}, **models}
+    base = dataclasses_replace(cfg.finetune.data, tree=None, trees=None)
+    return evaluate_datasets(models, cfg.evaluate.datasets, base, cfg.evaluate.eval, Path(cfg.finetune.out) / "eval",
+                             cfg.finetune.device, progress)
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

@@ -19,8 +19,11 @@ def _fashion_mnist(split: str, root: str | Path | None = None, **_) -> ZSDataset
     return fashion_mnist.load(split, root)
 
 
+_SYNTHETIC_KW = ("n_per_class", "branching", "num_levels", "image_size", "noise", "seed")
+
+
 def _synthetic(split: str, root=None, **kw) -> ZSDataset:
-    return make_synthetic(split, **kw)
+    return make_synthetic(split, **{k: v for k, v in kw.items() if k in _SYNTHETIC_KW})
 
 
 def _zeroshot(name: str) -> Callable[..., ZSDataset]:
@@ -39,7 +42,8 @@ def _zeroshot(name: str) -> Callable[..., ZSDataset]:
 DATASETS: dict[str, Callable[..., ZSDataset]] = {
     "fashion-mnist": _fashion_mnist,
     "synthetic": _synthetic,
-    "synthetic-unlabelled": lambda split, root=None, **kw: make_synthetic(split, unlabelled=True, **kw),
+    "synthetic-unlabelled": lambda split, root=None, **kw: make_synthetic(
+        split, unlabelled=True, **{k: v for k, v in kw.items() if k in _SYNTHETIC_KW}),
     # the 15 zero-shot evaluation datasets of METHOD.md §5 (hirobust.data.zeroshot; availability: zeroshot.available)
     **{name: _zeroshot(name) for name in ZEROSHOT_DATASETS},
 }
