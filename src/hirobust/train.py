@@ -46,6 +46,7 @@ class TrainConfig:
     train_samples: int | None = None  # a seeded subset of the training split (None: all)
     log_every: int = 20
     max_steps: int | None = None  # cap on total steps (after epochs)
+    compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adamw"):
@@ -189,6 +190,8 @@ class Trainer:
             x0, y0 = next(data.batches(c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(
                 c.seed * 7919), drop_last=True, image_size=getattr(method, "image_size", None)))
             method.prepare(x0.to(self.device), y0.to(self.device))
+        if c.compile and hasattr(method, "model") and not hasattr(method.model.visual, "_orig_mod"):
+            method.model.visual = torch.compile(method.model.visual)  # shares the parameters; exports stay eager
         model = method
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel

@@ -26,7 +26,8 @@ class Method(nn.Module):
         self._ref_cache: dict[str, torch.Tensor] = {}  # per-training-sample outputs of the frozen reference
 
     def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        for n, p in self.model.visual.named_parameters():
+        visual = getattr(self.model.visual, "_orig_mod", self.model.visual)  # the same names when compiled
+        for n, p in visual.named_parameters():
             if p.requires_grad:
                 yield f"model.visual.{n}", p
 

@@ -70,6 +70,7 @@ def visual_tokens(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     The tokens are taken after ``ln_post`` and projected by ``proj`` like the CLS embedding (as TGA-ZSR's
     reference model returns them). Other towers raise ``ValueError``.
     """
+    visual = getattr(visual, "_orig_mod", visual)  # a compiled tower: toggle and run the module itself
     if not hasattr(visual, "output_tokens") or getattr(visual, "attn_pool", None) is not None \
             or getattr(visual, "pool_type", "tok") != "tok" or getattr(visual, "final_ln_after_pool", False):
         raise ValueError("patch tokens are only available for open_clip ViT image towers with CLS-token pooling")
