@@ -169,3 +169,10 @@ def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):
     assert {"pretrain (0 if cached)", "finetune tecoa", "evaluate hiro", "total"} <= set(report["timing"])
     out = capsys.readouterr().out
     assert "| hiro |" in out and "components:" in out
+
+
+def test_override_values_keep_words_like_off_as_strings():
+    from hirobust.config import parse_value
+
+    assert parse_value("off") == "off" and parse_value("no") == "no" and parse_value("true") is True
+    assert parse_value("2/255") == 2 / 255 and parse_value("1e-3") == 1e-3 and parse_value("[pgd, cw]") == ["pgd", "cw"]

@@ -14,6 +14,15 @@ from typing import Any
 
 import yaml
 
+class _Loader(yaml.SafeLoader):
+    """YAML with only true/false as booleans (YAML 1.1 also reads on/off/yes/no, so `amp: off` became False)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
 _FRACTION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 _FLOAT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")  # YAML 1.1 reads 1e-3 as a string
 
@@ -25,7 +34,7 @@ def parse_value(text: str) -> Any:
         return float(m.group(1)) / float(m.group(2))
     if _FLOAT.match(text) and not text.strip().lstrip("+-").isdigit():
         return float(text)
-    value = yaml.safe_load(text)
+    value = yaml.load(text, Loader=_Loader)
     if isinstance(value, list):
         return [parse_value(v) if isinstance(v, str) else v for v in value]
     return value
@@ -46,7 +55,7 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"config file {str(path)!r} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
