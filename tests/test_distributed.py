@@ -53,7 +53,8 @@ def _train_and_eval(out_dir: str) -> dict:
     ev = evaluate_model(clf, test, forest[0], EvalConfig(eps=2 / 255, steps=2, robust_samples=50, batch_size=16),
                         device, progress=False)
     return {"loss": [h["loss"] for h in s["history"]], "clean": ev["clean"], "samples": ev["samples"],
-            "weights": {k: v.numpy().copy() for k, v in clf.visual.state_dict().items()}}  # by value through a queue
+            "weights": {k: v.numpy().copy() for k, v in clf.visual.state_dict().items()},  # by value through a queue
+            "logits": torch.cat(clf(next(test.batches(32))[0]), dim=1).detach().numpy().copy()}
 
 
 @pytest.mark.slow
@@ -74,10 +75,11 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     assert len(two["loss"]) == len(single["loss"]) == 2 * (128 // 32)
     for a, b in zip(two["loss"], single["loss"]):
         assert a == pytest.approx(b, rel=TOL)
-    for k, v in single["weights"].items():  # the ranks hold the same weights as the single process
-        w0, w1 = torch.from_numpy(results[0]["weights"][k]), torch.from_numpy(results[1]["weights"][k])
-        assert torch.allclose(w0, torch.from_numpy(v), atol=5e-4), k  # Adam turns rounding into ±lr steps
-        assert torch.equal(w0, w1), k
+    for k in single["weights"]:  # the ranks hold identical weights
+        assert (results[0]["weights"][k] == results[1]["weights"][k]).all(), k
+    # ... and compute what the single process computes (compared through outputs: the attention key bias has an
+    # exactly-zero gradient, so Adam moves it by ±lr on float noise, differently in each run, without effect)
+    assert torch.allclose(torch.from_numpy(two["logits"]), torch.from_numpy(single["logits"]), rtol=1e-3, atol=1e-3)
     # evaluation: every image counted once, clean accuracy exactly the single process's
     assert two["samples"] == single["samples"] and results[1]["clean"] == two["clean"]
     for b, acc in single["clean"].items():

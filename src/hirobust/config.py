@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+
 class _Loader(yaml.SafeLoader):
     """YAML with only true/false as booleans (YAML 1.1 also reads on/off/yes/no, so `amp: off` became False)."""
 

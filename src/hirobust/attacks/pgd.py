@@ -131,6 +131,9 @@ def pgd_joint(
         deltas.append(_project(d, x, e, norm, box))
     active = [e > 0 for e in eps]
     bufs = [torch.zeros_like(x) if momentum > 0 else None for x in base]
+    # L∞ with a box: the ε-ball ∩ box is one interval per pixel, [lo, hi], computed once (one clamp per step)
+    bounds = [(torch.clamp(lo - x, min=-e), torch.clamp(hi - x, max=e)) if norm == "linf" and box is not None
+              else None for x, e, (lo, hi) in zip(base, eps, [b or (0.0, 0.0) for b in boxes])]
     with torch.enable_grad():
         for _ in range(steps if any(active) else 0):
             live = [d.requires_grad_(True) if a else d for d, a in zip(deltas, active)]
@@ -148,8 +151,11 @@ def pgd_joint(
                     elif bufs[i] is not None:
                         bufs[i] = momentum * bufs[i] + g / _bcast(g.abs().flatten(1).mean(1).clamp_min(1e-12), g)
                         g = bufs[i]
-                    step = g.sign() if norm == "linf" else g / _bcast(_l2(g), g)
-                    d = _project(d + alphas[i] * step, x, eps[i], norm, boxes[i])
+                    if bounds[i] is not None:
+                        d = torch.clamp(d.add_(g.sign(), alpha=alphas[i]), *bounds[i])
+                    else:
+                        step = g.sign() if norm == "linf" else g / _bcast(_l2(g), g)
+                        d = _project(d + alphas[i] * step, x, eps[i], norm, boxes[i])
                 new.append(d)
             deltas = new
     return [(x + d).detach() for x, d in zip(base, deltas)]
