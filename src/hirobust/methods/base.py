@@ -25,6 +25,25 @@ class Method(nn.Module):
         self.image_size = model.image_size
         self._ref_cache: dict[str, torch.Tensor] = {}  # per-training-sample outputs of the frozen reference
 
+    def use_fixed_text(self, level: int = 0, logit_scale: float | None = None,
+                       reference: nn.Module | None = None, needs_reference: bool = False) -> None:
+        """The cosine baselines' shared set-up: the head's fixed level-``level`` text features as a buffer and
+        the logit scale (``None``: the head's, i.e. the model's own); optionally the frozen reference."""
+        if needs_reference and reference is None:
+            raise ValueError(f"method {self.name!r} needs the frozen reference model")
+        self.reference_model = reference
+        head = self.model.head()
+        self.register_buffer("text", head.level_text(level).clone(), persistent=False)
+        self.scale = float(head.logit_scale) if logit_scale is None else logit_scale
+
+    def text_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """scale · cos(features, fixed text), [B, D] -> [B, C]."""
+        return self.scale * torch.nn.functional.normalize(features.float(), dim=-1) @ self.text.t()
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> logits against the fixed text (after :meth:`use_fixed_text`)."""
+        return self.text_logits(self.model.image_features(x))
+
     def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         visual = getattr(self.model.visual, "_orig_mod", self.model.visual)  # the same names when compiled
         for n, p in visual.named_parameters():

@@ -43,7 +43,7 @@ class FARE(Method):
     def __init__(self, model, forest, cfg: FAREConfig, reference=None, clip=None):
         super().__init__(model)
         if reference is None:
-            raise ValueError("FARE needs the frozen reference model")
+            raise ValueError("method 'fare' needs the frozen reference model")
         self.cfg = cfg
         self.reference_model = reference
 

@@ -44,27 +44,16 @@ class PMG(Method):
 
     def __init__(self, model, forest, cfg: PMGConfig, reference=None, clip=None):
         super().__init__(model)
-        if reference is None:
-            raise ValueError("PMG-AFT needs the frozen reference model")
         self.cfg = cfg
-        self.reference_model = reference
-        head = model.head()
-        self.register_buffer("text", head.level_text(0).clone(), persistent=False)
-        self.scale = float(head.logit_scale) if cfg.logit_scale is None else cfg.logit_scale
-
-    def _logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.normalize(features.float(), dim=-1) @ self.text.t()
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self._logits(self.model.image_features(x))
+        self.use_fixed_text(0, cfg.logit_scale, reference, needs_reference=True)
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         c = self.cfg
         x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
-        both = self._logits(self.model.image_features(torch.cat([x_adv, x])))  # one pass for adv and clean
+        both = self.text_logits(self.model.image_features(torch.cat([x_adv, x])))  # one pass for adv and clean
         z_adv, z_clean = both.split(x.shape[0])
         with torch.no_grad():
-            z_orig = self._logits(self.reference_model.image_features(x_adv))
+            z_orig = self.text_logits(self.reference_model.image_features(x_adv))
         log_p_adv = F.log_softmax(z_adv, dim=-1)
         loss_ce = F.cross_entropy(z_adv, y)
         kl_clean = F.kl_div(log_p_adv, F.softmax(z_clean, dim=-1), reduction=c.kl_reduction)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 
 from ..attacks import ce, pgd
@@ -32,14 +31,8 @@ class TeCoA(Method):
     def __init__(self, model, forest, cfg: TeCoAConfig, reference=None, clip=None):
         super().__init__(model)
         self.cfg = cfg
-        head = model.head()
-        self.register_buffer("text", head.level_text(cfg.level).clone(), persistent=False)
-        self.scale = float(head.logit_scale) if cfg.logit_scale is None else cfg.logit_scale
+        self.use_fixed_text(cfg.level, cfg.logit_scale)
         self.tree = forest[0]
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] in [0, 1] -> [B, C] level-``cfg.level`` logits against the fixed text."""
-        return self.scale * F.normalize(self.model.image_features(x).float(), dim=-1) @ self.text.t()
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         y = self.tree.labels(y, self.cfg.level)

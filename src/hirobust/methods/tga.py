@@ -56,17 +56,8 @@ class TGA(Method):
 
     def __init__(self, model, forest, cfg: TGAConfig, reference=None, clip=None):
         super().__init__(model)
-        if reference is None:
-            raise ValueError("TGA-ZSR needs the frozen reference model")
         self.cfg = cfg
-        self.reference_model = reference
-        head = model.head()
-        self.register_buffer("text", head.level_text(0).clone(), persistent=False)
-        self.scale = float(head.logit_scale) if cfg.logit_scale is None else cfg.logit_scale
-        self._labels = None
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.normalize(self.model.image_features(x).float(), dim=-1) @ self.text.t()
+        self.use_fixed_text(0, cfg.logit_scale, reference, needs_reference=True)
 
     def _orig_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _, tokens = self.reference_model.model.image_features_and_tokens(x)
@@ -83,7 +74,7 @@ class TGA(Method):
         x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
         feats, tokens = self.model.image_features_and_tokens(torch.cat([x_adv, x]))  # one pass per image
         b = x.shape[0]
-        z_adv = self.scale * F.normalize(feats[:b].float(), dim=-1) @ self.text.t()
+        z_adv = self.text_logits(feats[:b])
         maps = attention_lowres(tokens, self.text[y].repeat(2, 1))
         a_adv, a_clean = upsample(maps[:b], x.shape[-1]), upsample(maps[b:], x.shape[-1])
         a_orig = upsample(self.reference("a_orig", lambda xx: self._orig_map(xx, y), x, index), x.shape[-1])
