@@ -5,6 +5,7 @@ Only this module and :mod:`hirobust.cli` turn configs into objects; the library 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -237,8 +238,6 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
     under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
     (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
-    import dataclasses
-
     from . import distributed
     from .compare import compare
     from .data.zeroshot import available
@@ -291,12 +290,7 @@ def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False)
     if cfg.evaluate.include_clip:
         models = {"clip": {"name": cfg.finetune.model.name,
                            "pretrained": resolve_pretrained(cfg.finetune.model, progress)}, **models}
-    base = dataclasses_replace(cfg.finetune.data, tree=None, trees=None)
+    base = dataclasses.replace(cfg.finetune.data, tree=None, trees=None)
     return evaluate_datasets(models, cfg.evaluate.datasets, base, cfg.evaluate.eval, Path(cfg.finetune.out) / "eval",
                              cfg.finetune.device, progress)
 
-
-def dataclasses_replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)

@@ -69,23 +69,24 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def cache_reference(self, name: str, fn, data, batch_size: int = 500) -> None:
-        """Compute ``fn(x)`` (a frozen, deterministic function) once for every training sample, so steps read
-        it by sample index instead of recomputing it. Only for in-memory data (a fixed, augmentation-free
-        pipeline); otherwise steps compute it per batch."""
+        """Compute ``fn(x, y)`` (a frozen, deterministic function of images and labels) once for every training
+        sample, so steps read it by sample index instead of recomputing it. Only for in-memory data (a fixed,
+        augmentation-free pipeline); otherwise steps compute it per batch."""
         self._ref_cache.pop(name, None)
         if data.images is None:
             return
         device = next(self.model.parameters()).device
-        out = [fn(x.to(device)) for x, _ in data.batches(batch_size, image_size=self.image_size)]
+        out = [fn(x.to(device), y.to(device)) for x, y in data.batches(batch_size, image_size=self.image_size)]
         self._ref_cache[name] = torch.cat(out)
 
-    def reference(self, name: str, fn, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        """The frozen reference's ``fn(x)``: from the cache by sample index, else computed without autograd."""
+    def reference(self, name: str, fn, x: torch.Tensor, y: torch.Tensor | None,
+                  index: torch.Tensor | None) -> torch.Tensor:
+        """The frozen reference's ``fn(x, y)``: from the cache by sample index, else computed without autograd."""
         cache = self._ref_cache.get(name)
         if cache is not None and index is not None:
             return cache[index.to(cache.device)]
         with torch.no_grad():
-            return fn(x)
+            return fn(x, y)
 
     def after_step(self) -> None:
         """Hook after each optimiser step (e.g. clamping a temperature)."""

@@ -49,7 +49,10 @@ class FARE(Method):
 
     def prepare_data(self, data) -> None:
         if self.cfg.cache_reference:
-            self.cache_reference("f_orig", self.reference_model.image_features, data)
+            self.cache_reference("f_orig", self._target, data)
+
+    def _target(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        return self.reference_model.image_features(x)
 
     @staticmethod
     def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -58,7 +61,7 @@ class FARE(Method):
 
     def forward(self, x, y=None, generator=None, index=None) -> dict:
         c = self.cfg
-        target = self.reference("f_orig", self.reference_model.image_features, x, index)
+        target = self.reference("f_orig", self._target, x, y, index)
         x_adv = pgd(lambda xa: self.distance(self.model.image_features(xa), target), x, c.eps, c.steps, c.alpha,
                     momentum=c.momentum, momentum_mode=c.momentum_mode, generator=generator)
         loss = self.distance(self.model.image_features(x_adv), target).mean()

@@ -64,10 +64,8 @@ class TGA(Method):
         return attention_lowres(tokens, self.text[y])
 
     def prepare_data(self, data) -> None:
-        if self.cfg.cache_reference and data.images is not None:
-            labels = data.labels
-            batches = iter(labels.split(500))
-            self.cache_reference("a_orig", lambda x: self._orig_map(x, next(batches).to(x.device)), data)
+        if self.cfg.cache_reference:
+            self.cache_reference("a_orig", self._orig_map, data)
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         c = self.cfg
@@ -77,7 +75,7 @@ class TGA(Method):
         z_adv = self.text_logits(feats[:b])
         maps = attention_lowres(tokens, self.text[y].repeat(2, 1))
         a_adv, a_clean = upsample(maps[:b], x.shape[-1]), upsample(maps[b:], x.shape[-1])
-        a_orig = upsample(self.reference("a_orig", lambda xx: self._orig_map(xx, y), x, index), x.shape[-1])
+        a_orig = upsample(self.reference("a_orig", self._orig_map, x, y, index), x.shape[-1])
         loss_ce = F.cross_entropy(z_adv, y)
         l_adv = (a_adv - a_orig).norm(dim=1).mean()
         l_clean = (a_clean - a_orig).norm(dim=1).mean()
