@@ -60,7 +60,7 @@ def test_pmg_loss(tiny_clip, synth, monkeypatch, options, scale, reduction):
     out = m(x, y)
     x_adv = (x + DELTA * _pattern(x)).clamp(0, 1)
     t = _leaf_text(clip, synth[0].classnames, synth[0].templates)
-    s = float(clip.model.logit_scale.exp()) if scale is None else scale
+    s = float(clip.model.logit_scale.detach().exp()) if scale is None else scale
     z = lambda model, xx: s * F.normalize(_encode(model, clip, xx), dim=-1) @ t.t()  # noqa: E731
     z_adv, z_clean = z(clip.model, x_adv), z(clip.model, x)
     with torch.no_grad():

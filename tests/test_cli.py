@@ -114,6 +114,7 @@ def test_evaluate_over_a_fake_imagenet_folder_and_skip_missing_datasets(tmp_path
 def test_paper_reproduction_configs_parse():
     from pathlib import Path
 
+    from hirobust.bench import paper_eval_config
     from hirobust.config import from_dict, load_yaml
     from hirobust.methods import method_config
     from hirobust.pipeline import ReproduceConfig
@@ -122,6 +123,7 @@ def test_paper_reproduction_configs_parse():
     assert {f.stem for f in files} == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-5trees"}
     for f in files:
         cfg = from_dict(ReproduceConfig, load_yaml(f))
+        assert cfg.evaluate.eval == paper_eval_config(), f  # the protocol `hirobust bench` projects
         method_config(cfg.finetune.method, cfg.finetune.options)
         assert cfg.finetune.model.name == "ViT-B-32" and cfg.finetune.model.pretrained == "openai"
         assert cfg.finetune.data.dataset == "imagenet" and abs(cfg.evaluate.eval.eps - 1 / 255) < 1e-12

@@ -18,12 +18,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(rank: int, world: int, port: int, out_dir: str, queue) -> None:
+def _run(rank: int, world: int, port: int, fn, arg, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     try:
-        queue.put((rank, _train_and_eval(out_dir)))
+        queue.put((rank, fn(arg)))
     except Exception as e:  # report the child's error to the test
         queue.put((rank, {"error": repr(e)}))
         raise
@@ -57,20 +57,72 @@ def _train_and_eval(out_dir: str) -> dict:
             "logits": torch.cat(clf(next(test.batches(32))[0]), dim=1).detach().numpy().copy()}
 
 
-@pytest.mark.slow
-def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
-    single = _train_and_eval(str(tmp_path / "one"))
+def _spawn(world: int, fn, arg) -> dict[int, dict]:
+    """``fn(arg)`` in ``world`` spawned processes of one gloo group: {rank: result}."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_run, args=(r, 2, port, str(tmp_path / "two"), queue)) for r in range(2)]
+    procs = [ctx.Process(target=_run, args=(r, world, port, fn, arg, queue)) for r in range(world)]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=300) for _ in procs)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert "error" not in results[0] and "error" not in results[1], results
+    assert not any("error" in r for r in results.values()), results
+    return results
+
+
+def _attacked(seed: int) -> dict:
+    """Per-image predictions of a fixed (briefly trained) model under PGD (1 step from a random start, so the start
+    matters), CW and random noise, on 40 images in batches of 16 (3 batches, the last one short: ranks get 1 and 2
+    of them)."""
+    from hirobust.data import dataset_forest, make_synthetic
+    from hirobust.evaluate import EvalConfig, attacked_predictions, noise_accuracy, predict
+    from hirobust.models.clip import load_clip
+    from hirobust.models.zeroshot import build_cosine_classifier
+    from hirobust.pipeline import resolve_device
+
+    device = resolve_device("cpu")
+    torch.manual_seed(0)
+    clip = load_clip("hirobust-tiny")
+    train, data = make_synthetic("train", n_per_class=16), make_synthetic("test", n_per_class=8).seeded_subset(40, 0)
+    hier = dataset_forest(data)[0]
+    clf = build_cosine_classifier(clip, dataset_forest(data), data.templates)
+    opt = torch.optim.Adam(clf.visual.parameters(), lr=2e-3)  # 40 clean steps, the same in every process
+    for epoch in range(10):
+        for x, y in train.batches(32, shuffle=True, generator=torch.Generator().manual_seed(epoch)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(clf(x)[0], y).backward()
+            opt.step()
+    clf.eval()
+    cfg = EvalConfig(eps=8 / 255, steps=1, batch_size=16, seed=seed)
+    out = {"clean": predict(clf, data, hier.name, 16, device, progress=False)[0].tolist(),  # by value (a queue)
+           "noise": noise_accuracy(clf, data, hier, cfg, device)}
+    for attack in ("pgd", "cw"):
+        out[attack] = attacked_predictions(clf, data, hier, 0, cfg.eps, cfg, device, attack, progress=False,
+                                           attack=attack).tolist()
+    return out
+
+
+@pytest.mark.slow
+def test_evaluation_does_not_depend_on_the_number_of_ranks():
+    torch.set_num_threads(1)  # as the ranks run (thread counts may change float rounding)
+    try:
+        single, other_seed = _attacked(0), _attacked(1)
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    # the random start matters here (so equal results below are not a matter of course) ...
+    assert single["pgd"] != other_seed["pgd"]
+    two = _spawn(2, _attacked, 0)
+    for rank in (0, 1):  # ... and every rank gathers exactly the single process's per-image predictions
+        assert two[rank] == single, rank
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
+    single = _train_and_eval(str(tmp_path / "one"))
+    results = _spawn(2, _train_and_eval, str(tmp_path / "two"))
     two = results[0]
     assert len(two["loss"]) == len(single["loss"]) == 2 * (128 // 32)
     for a, b in zip(two["loss"], single["loss"]):

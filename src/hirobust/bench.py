@@ -8,12 +8,16 @@ In one run, for one model (random weights: throughput does not depend on them):
 - evaluation (PGD-k at one level), img/s and fraction of ceiling;
 - a reference-style TeCoA step as the papers' code does it (fp16 autocast, the text features of every class
   re-encoded inside every model call, ``loss.backward()`` inside the attack), for a side-by-side ratio;
-- the data loader's img/s next to the training rate.
+- the data loader's img/s next to the training rate;
+- projections from these rates (models of 224 px and up): minutes per ImageNet-1k epoch for each method and hours
+  for the paper's evaluation protocol over the 15 zero-shot datasets, on 1..8 devices (ideal linear scaling:
+  training is data-parallel over the global batch, evaluation shards the images; see docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -40,6 +44,9 @@ class BenchConfig:
     threads: int | None = None
     out: str = "runs/bench"
     options: dict = field(default_factory=dict)  # per-method options, e.g. {hiro: {steps: 3}}
+    loader_workers: int | None = None  # DataLoader workers for the JPEG-folder loader rate; None: min(8, CPUs)
+    project: bool | None = None  # time projections; None: when the model's images are 224 px or more
+    devices: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # device counts for the projections
 
 
 def synthetic_forest(num_classes: int, num_levels: int) -> tuple[Forest, list[str]]:
@@ -65,6 +72,15 @@ def _timed(fn, device, steps: int, warmup: int) -> float:
         _sync(device)
         times.append(time.perf_counter() - t)
     return sorted(times)[len(times) // 2]
+
+
+def _r(v: float) -> str:
+    """An img/s rate: whole numbers when large, three significant figures when small (CPU, big models)."""
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _mem(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f} GiB"  # None: the device has no peak counter (CPU)
 
 
 def _peak_reset(device):
@@ -143,8 +159,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     t_fb = _timed(fwd_bwd, device, cfg.steps, cfg.warmup) / b
     t_ig = _timed(input_grad, device, cfg.steps, cfg.warmup) / b
     res["bare"] = {"forward_img_s": 1 / t_f, "forward_backward_img_s": 1 / t_fb, "input_grad_img_s": 1 / t_ig}
-    log(f"bare {cfg.model} @ {size}px, batch {b}, {res['amp']}: forward {1 / t_f:.0f} img/s, forward+backward "
-        f"{1 / t_fb:.0f} img/s, input-gradient {1 / t_ig:.0f} img/s")
+    log(f"bare {cfg.model} @ {size}px, batch {b}, {res['amp']}: forward {_r(1 / t_f)} img/s, forward+backward "
+        f"{_r(1 / t_fb)} img/s, input-gradient {_r(1 / t_ig)} img/s")
 
     # ---- every method's training step
     res["methods"] = {}
@@ -178,8 +194,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         res["methods"][name] = {"train_img_s": 1 / t, "ceiling_img_s": 1 / ceiling, "fraction_of_ceiling": ceiling / t,
                                 "passes": {"input_grad": k, "forward_backward": nfb, "forward": nf},
                                 "peak_memory_gib": _peak(device)}
-        log(f"{name:6s} train {1 / t:8.0f} img/s   ceiling {1 / ceiling:8.0f} img/s   "
-            f"fraction {ceiling / t:5.2f}   peak {_peak(device) or 0:.1f} GiB")
+        log(f"{name:6s} train {_r(1 / t):>8s} img/s   ceiling {_r(1 / ceiling):>8s} img/s   "
+            f"fraction {ceiling / t:5.2f}   peak {_mem(_peak(device))}")
         del m, model, ref, opt
 
     # ---- evaluation: PGD-k at the leaf level
@@ -198,7 +214,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     ceiling = cfg.eval_steps * t_ig + t_f
     res["evaluation"] = {"attack": f"PGD-{cfg.eval_steps}", "img_s": 1 / t, "ceiling_img_s": 1 / ceiling,
                          "fraction_of_ceiling": ceiling / t, "peak_memory_gib": _peak(device)}
-    log(f"eval PGD-{cfg.eval_steps} {1 / t:8.0f} img/s   ceiling {1 / ceiling:8.0f} img/s   "
+    log(f"eval PGD-{cfg.eval_steps} {_r(1 / t):>8s} img/s   ceiling {_r(1 / ceiling):>8s} img/s   "
         f"fraction {ceiling / t:5.2f}")
 
     # ---- the reference code's style
@@ -206,13 +222,112 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         res["reference_style"] = reference_style_step(clip, clf, names, templates, x, y, device, cfg)
         ratio = res["methods"]["tecoa"]["train_img_s"] / res["reference_style"]["train_img_s"]
         res["reference_style"]["tecoa_speedup"] = ratio
-        log(f"reference-style TeCoA step {res['reference_style']['train_img_s']:8.0f} img/s, peak "
-            f"{res['reference_style']['peak_memory_gib'] or 0:.1f} GiB -> ours is {ratio:.2f}x faster")
+        log(f"reference-style TeCoA step {_r(res['reference_style']['train_img_s']):>8s} img/s, peak "
+            f"{_mem(res['reference_style']['peak_memory_gib'])} -> ours is {ratio:.2f}x faster")
 
     # ---- the data loader
-    res["loader"] = loader_rate(size, b)
-    log(f"loader: in-memory {res['loader']['in_memory_img_s']:.0f} img/s")
+    workers = cfg.loader_workers if cfg.loader_workers is not None else min(8, os.cpu_count() or 1)
+    res["loader"] = loader_rate(size, b) | jpeg_folder_rate(size, workers)
+    log(loader_line(res["loader"]))
+
+    if cfg.project if cfg.project is not None else size >= 224:
+        res["projection"] = project(res, cfg.devices)
+        for line in projection_markdown(res["projection"]):
+            log(line)
     return res
+
+
+# ------------------------------------------------------------------------------------------------ projections
+IMAGENET_TRAIN_IMAGES = 1_281_167
+
+
+def paper_eval_config():
+    """The evaluation protocol of ``configs/paper/*.yaml`` (PGD-20, CW-20, AutoAttack; 1,000 / 500 attacked images
+    per dataset, the 2x-steps check). A test keeps the two equal."""
+    from .evaluate import EvalConfig
+
+    return EvalConfig(eps=1 / 255, steps=20, attacks=["pgd", "cw", "autoattack"], robust_samples=1000,
+                      autoattack_samples=500, check_more_steps=True, batch_size=256)
+
+
+def eval_passes(dataset: str, cfg) -> tuple[int, int]:
+    """(input-gradient passes, forward passes) that ``evaluate_model`` spends on one model and one dataset under
+    ``cfg`` (an ``EvalConfig``), on the dataset's default tree. AutoAttack is counted as an upper bound: every image
+    stays robust through APGD-CE and every APGD-T target (pyautoattack drops the images it has already broken)."""
+    from .data.zeroshot_specs import EVAL_IMAGES
+    from .hierarchy import load_forest
+
+    tree = load_forest(dataset)[0]
+    n = EVAL_IMAGES[dataset] if cfg.clean_samples is None else min(cfg.clean_samples, EVAL_IMAGES[dataset])
+    r = EVAL_IMAGES[dataset] if cfg.robust_samples is None else min(cfg.robust_samples, EVAL_IMAGES[dataset])
+    levels = range(tree.num_levels) if cfg.attack_levels is None else cfg.attack_levels
+    levels = [a for a in levels if tree.num_nodes(a) > 1]
+    grad, fwd = 0, n + 2 * r  # clean split, clean robust subset, random-noise accuracy
+    for attack in cfg.attacks:
+        if attack == "autoattack":
+            m = r if cfg.autoattack_samples is None else min(cfg.autoattack_samples, r)
+            fwd += m
+            for a in levels:
+                c = tree.num_nodes(a)
+                runs = 1 + (min(9, c - 1) if c >= 4 else 0)  # APGD-CE, then APGD-T per target class
+                grad += m * runs * cfg.autoattack_iters
+                fwd += 2 * m  # pyautoattack's clean check, then our predictions
+        else:  # pgd, cw
+            grad += len(levels) * r * cfg.steps
+            fwd += len(levels) * r
+    if cfg.check_more_steps and 0 in levels:
+        grad += r * 2 * cfg.steps
+        fwd += r
+    if cfg.eps_sweep:
+        s = r if cfg.sweep_samples is None else min(cfg.sweep_samples, EVAL_IMAGES[dataset])
+        grad += len(cfg.eps_sweep) * s * cfg.steps
+        fwd += s + len(cfg.eps_sweep) * s
+    return grad, fwd
+
+
+def project(res: dict, devices: list[int], eval_cfg=None) -> dict:
+    """Projected times from a bench result: minutes per ImageNet-1k epoch per method, and hours to evaluate one
+    model on the 15 datasets under ``eval_cfg`` (default: the paper protocol), for each device count in ``devices``.
+    Evaluation time is the passes of :func:`eval_passes` at the bare input-gradient and forward rates, divided by
+    the measured evaluation fraction of ceiling. Scaling over devices is taken as linear (an upper bound)."""
+    from .data.zeroshot_specs import ZEROSHOT_DATASETS
+
+    eval_cfg = eval_cfg or paper_eval_config()
+    bare = res["bare"]
+    t_ig, t_f = 1 / bare["input_grad_img_s"], 1 / bare["forward_img_s"]
+    frac = res["evaluation"]["fraction_of_ceiling"]
+    epoch = {name: IMAGENET_TRAIN_IMAGES / m["train_img_s"] / 60 for name, m in res["methods"].items()}
+    per_dataset = {}
+    for d in ZEROSHOT_DATASETS:
+        grad, fwd = eval_passes(d, eval_cfg)
+        per_dataset[d] = {"input_grad_passes": grad, "forward_passes": fwd,
+                          "minutes": (grad * t_ig + fwd * t_f) / frac / 60}
+    total_h = sum(v["minutes"] for v in per_dataset.values()) / 60
+    return {
+        "precision": res["amp"],
+        "devices": list(devices),
+        "imagenet_epoch_minutes": {name: {str(g): m / g for g in devices} for name, m in epoch.items()},
+        "eval_15_datasets_hours": {str(g): total_h / g for g in devices},
+        "eval_per_dataset": per_dataset,
+        "eval_protocol": {"attacks": eval_cfg.attacks, "steps": eval_cfg.steps, "robust_samples":
+                          eval_cfg.robust_samples, "autoattack_samples": eval_cfg.autoattack_samples,
+                          "autoattack": "upper bound (no image dropped)"},
+        "scaling": "linear in devices (an upper bound; DDP's all-reduce and per-rank set-up are not counted)",
+    }
+
+
+def projection_markdown(p: dict) -> list[str]:
+    g = p["devices"]
+    e = p["eval_protocol"]
+    lines = ["", f"Projected from these rates ({p['precision']}; {p['scaling']}):", "",
+             "| projected time | " + " | ".join(f"{d} device{'s' if d > 1 else ''}" for d in g) + " |",
+             "|---|" + "---|" * len(g)]
+    for name, row in p["imagenet_epoch_minutes"].items():
+        lines.append(f"| ImageNet-1k epoch, {name} (min) | " + " | ".join(_r(row[str(d)]) for d in g) + " |")
+    lines.append(f"| evaluation of one model on the 15 datasets (h): {', '.join(e['attacks'])}, "
+                 f"{e['robust_samples']} / {e['autoattack_samples']} attacked images, AutoAttack as an upper bound | "
+                 + " | ".join(_r(p["eval_15_datasets_hours"][str(d)]) for d in g) + " |")
+    return lines
 
 
 def reference_style_step(clip, clf, names, templates, x, y, device, cfg) -> dict:
@@ -258,27 +373,66 @@ def loader_rate(size: int, batch: int, n: int = 4096) -> dict:
     return {"in_memory_img_s": seen / (time.perf_counter() - t)}
 
 
+def jpeg_folder_rate(size: int, workers: int, batch: int = 64) -> dict:
+    """img/s of the ImageNet folder loader (PIL decode, bicubic resize of the short side, centre crop, to tensor)
+    over synthetic JPEGs of ImageNet's typical size (500 x 375, quality 90, ~105 KB: smooth content plus noise), in the
+    main process and with ``workers`` DataLoader workers. Written to a temporary folder, removed afterwards."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from .data import zeroshot
+
+    n = batch * max(2, 2 * workers)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="hirobust-bench-") as d:
+        wnids = zeroshot.imagenet_wnids()[:8]
+        for w in wnids:
+            os.makedirs(os.path.join(d, "val", w))
+        for i in range(n):
+            base = Image.fromarray(rng.integers(0, 256, (15, 20, 3), dtype=np.uint8)).resize((500, 375),
+                                                                                              Image.BICUBIC)
+            img = np.asarray(base, dtype=np.int16) + rng.integers(-36, 37, (375, 500, 3))
+            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(
+                os.path.join(d, "val", wnids[i % 8], f"{i}.JPEG"), quality=90)
+        out = {"jpeg_workers": workers}
+        for key, nw, m in (("jpeg_main_process_img_s", 0, batch), ("jpeg_workers_img_s", workers, n)):
+            ds = zeroshot.load("imagenet", "test", root=d, image_size=size, num_workers=nw).seeded_subset(m, 0)
+            t = time.perf_counter()
+            seen = sum(xb.shape[0] for xb, _ in ds.batches(batch))
+            out[key] = seen / (time.perf_counter() - t)
+    return out
+
+
+def loader_line(r: dict) -> str:
+    return (f"loader: in-memory {r['in_memory_img_s']:.0f} img/s; JPEG folder (synthetic 500x375) "
+            f"{_r(r['jpeg_main_process_img_s'])} img/s in the main process, {_r(r['jpeg_workers_img_s'])} img/s with "
+            f"{r['jpeg_workers']} workers")
+
+
 def to_markdown(res: dict) -> str:
     bare = res["bare"]
     lines = [f"# hirobust bench: {res['config']['model']} @ {res['image_size']} px, batch "
              f"{res['config']['batch_size']}, {res['config']['num_classes']} classes, {res['device']}, amp "
              f"{res['amp']}{', compiled' if res['config']['compile'] else ''}", "",
-             f"Bare model: forward {bare['forward_img_s']:.0f} img/s, forward+backward "
-             f"{bare['forward_backward_img_s']:.0f} img/s, input-gradient {bare['input_grad_img_s']:.0f} img/s.", "",
+             f"Bare model: forward {_r(bare['forward_img_s'])} img/s, forward+backward "
+             f"{_r(bare['forward_backward_img_s'])} img/s, input-gradient {_r(bare['input_grad_img_s'])} img/s.", "",
              "| method | train img/s | ceiling img/s | fraction of ceiling | passes (input-grad / fwd+bwd / fwd) "
              "| peak GiB |", "|---|---|---|---|---|---|"]
     for name, m in res["methods"].items():
         p = m["passes"]
         mem = "—" if m["peak_memory_gib"] is None else f"{m['peak_memory_gib']:.1f}"
-        lines.append(f"| {name} | {m['train_img_s']:.0f} | {m['ceiling_img_s']:.0f} | {m['fraction_of_ceiling']:.2f} | "
+        lines.append(f"| {name} | {_r(m['train_img_s'])} | {_r(m['ceiling_img_s'])} | {m['fraction_of_ceiling']:.2f} | "
                      f"{p['input_grad']} / {p['forward_backward']} / {p['forward']} | {mem} |")
     e = res["evaluation"]
-    lines += ["", f"Evaluation {e['attack']}: {e['img_s']:.0f} img/s (ceiling {e['ceiling_img_s']:.0f}, fraction "
+    lines += ["", f"Evaluation {e['attack']}: {_r(e['img_s'])} img/s (ceiling {_r(e['ceiling_img_s'])}, fraction "
               f"{e['fraction_of_ceiling']:.2f})."]
     if "reference_style" in res:
         r = res["reference_style"]
-        mem = "—" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f} GiB"
-        lines.append(f"Reference-style TeCoA step: {r['train_img_s']:.0f} img/s, peak {mem}; ours is "
-                     f"{r['tecoa_speedup']:.2f}x faster.")
-    lines.append(f"Loader (in memory): {res['loader']['in_memory_img_s']:.0f} img/s.")
+        lines.append(f"Reference-style TeCoA step: {_r(r['train_img_s'])} img/s, peak {_mem(r['peak_memory_gib'])}; "
+                     f"ours is {r['tecoa_speedup']:.2f}x faster.")
+    lines.append(loader_line(res["loader"]).replace("loader:", "Loader:", 1) + ".")
+    if "projection" in res:
+        lines += projection_markdown(res["projection"])
     return "\n".join(lines) + "\n"

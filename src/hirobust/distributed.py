@@ -60,7 +60,7 @@ def mean(t: torch.Tensor) -> torch.Tensor:
 
 
 def gather_cat(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``t`` along dim 0 in rank order (shards may differ in length by one)."""
+    """Concatenate every rank's ``t`` along dim 0 in rank order (lengths may differ, and may be 0)."""
     if not active():
         return t
     n = torch.tensor([t.shape[0]], device=t.device)
@@ -73,7 +73,10 @@ def gather_cat(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
 
-def shard_indices(n: int) -> slice:
-    """This rank's contiguous share of ``n`` items."""
-    r, w = rank(), world()
-    return slice(r * n // w, (r + 1) * n // w)
+def shard_batches(n: int, batch_size: int) -> tuple[slice, int]:
+    """This rank's contiguous run of whole batches when ``n`` items are cut into batches of ``batch_size`` (the
+    batches one process would make; the last may be short), and the index of its first batch. Ranks may hold
+    different numbers of batches, or none."""
+    nb = -(-n // batch_size)
+    lo, hi = rank() * nb // world(), (rank() + 1) * nb // world()
+    return slice(lo * batch_size, min(hi * batch_size, n)), lo

@@ -76,17 +76,38 @@ def _preds(logits: list[torch.Tensor]) -> torch.Tensor:
 def predict(model, data: ZSDataset, tree: str | None, batch_size: int, device, desc: str = "clean",
             progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(predictions [N, levels], leaf labels [N]) of clean images (sharded over ranks, gathered in order)."""
-    data = _shard(data)
+    data, _ = _shard(data, batch_size)
     preds, labels = [], []
     for x, y in tqdm(data.batches(batch_size, image_size=model.image_size), total=-(-len(data) // batch_size),
                      desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         preds.append(_preds(model(x.to(device), tree=tree)))
         labels.append(y)
-    return _gather(torch.cat(preds), device), _gather(torch.cat(labels), device)
+    return _gather(_cat(preds, model, tree), device), _gather(torch.cat(labels or [data.labels[:0]]), device)
 
 
-def _shard(data: ZSDataset) -> ZSDataset:
-    return data.subset(torch.arange(len(data))[dist.shard_indices(len(data))]) if dist.active() else data
+def _shard(data: ZSDataset, batch_size: int) -> tuple[ZSDataset, int]:
+    """This rank's share of ``data`` in whole batches (those one process makes, see ``dist.shard_batches``), and the
+    number of batches before it. With the random streams advanced past those batches (``_skip_draws``), every image
+    meets the same batch and the same random start for any number of ranks: results do not depend on it."""
+    if not dist.active():
+        return data, 0
+    part, first = dist.shard_batches(len(data), batch_size)
+    return data.subset(torch.arange(len(data))[part]), first
+
+
+def _skip_draws(g: torch.Generator, batches: int, shape: tuple, eps: float, cfg: EvalConfig, device) -> None:
+    """Advance ``g`` past the random starts of ``batches`` earlier full batches of ``shape`` (the ranks before this
+    one), drawing exactly what ``random_init`` draws for them (a random tensor per batch: cheap next to an attack)."""
+    if eps > 0:
+        for _ in range(batches):
+            random_init(torch.empty(shape, device=device), eps, cfg.norm, g)
+
+
+def _cat(preds: list[torch.Tensor], model, tree: str | None) -> torch.Tensor:
+    """Stacked predictions [N, levels]; [0, levels] for a rank without batches."""
+    if preds:
+        return torch.cat(preds)
+    return torch.empty(0, len(model.head(tree).sizes), dtype=torch.long)
 
 
 def _gather(t: torch.Tensor, device) -> torch.Tensor:
@@ -100,14 +121,16 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
     from .attacks.autoattack import autoattack
 
     preds = []
-    data = _shard(data)
+    data, first = _shard(data, cfg.batch_size)
     g = torch.Generator(device=device)
-    g.manual_seed((cfg.seed * 7 + level) * 1009 + dist.rank())
+    g.manual_seed((cfg.seed * 7 + level) * 1009)
     steps = cfg.steps if steps is None else steps
-    for x, y in tqdm(data.batches(cfg.batch_size, image_size=model.image_size),
-                     total=-(-len(data) // cfg.batch_size), desc=desc, disable=not progress, leave=False,
-                     dynamic_ncols=True):
+    for i, (x, y) in enumerate(tqdm(data.batches(cfg.batch_size, image_size=model.image_size),
+                                    total=-(-len(data) // cfg.batch_size), desc=desc, disable=not progress,
+                                    leave=False, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
+        if i == 0 and attack != "autoattack":
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), eps, cfg, device)
         y_level = hier.labels(y, level)
         with _autocast(cfg, device):
             if attack == "autoattack":
@@ -118,7 +141,7 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
                 x_adv = pgd(fn, x, eps, steps, cfg.alpha, cfg.norm, random_start=True, generator=g)
             with torch.no_grad():
                 preds.append(_preds(model(x_adv, tree=hier.name)))
-    return _gather(torch.cat(preds), device)
+    return _gather(_cat(preds, model, hier.name), device)
 
 
 def _robust_and_tsr(right: torch.Tensor, adv_right: torch.Tensor) -> tuple[dict, dict]:
@@ -201,10 +224,13 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
 def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device) -> dict:
     """Accuracy per level under uniform random noise of the same ε (a gradient-masking reference)."""
     g = torch.Generator(device=device)
-    g.manual_seed(cfg.seed + 99 + 1009 * dist.rank())
-    right = []
-    for x, y in _shard(data).batches(cfg.batch_size, image_size=model.image_size):
+    g.manual_seed(cfg.seed + 99)
+    data, first = _shard(data, cfg.batch_size)
+    right = [torch.zeros(0, hier.num_levels, dtype=torch.bool)]
+    for i, (x, y) in enumerate(data.batches(cfg.batch_size, image_size=model.image_size)):
         x, y = x.to(device), y.to(device)
+        if i == 0:
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), 1.0, cfg, device)
         xn = (x + random_init(x, cfg.eps, cfg.norm, g)).clamp(0, 1)
         right.append(_preds(model(xn, tree=hier.name)) == level_labels(hier, y.cpu()))
     r = _gather(torch.cat(right), device).float().mean(0)

@@ -18,6 +18,14 @@ ZEROSHOT_DATASETS = [
     "fgvc-aircraft", "stanford-cars", "sun397", "food101", "eurosat", "dtd", "pcam",
 ]
 
+# Images in each evaluation split (the official counts; "test" as mapped in zeroshot.py), for time projections
+# (hirobust.bench.project); the loaders count the images themselves.
+EVAL_IMAGES = {
+    "cifar10": 10_000, "cifar100": 10_000, "stl10": 8_000, "imagenet": 50_000, "caltech101": 8_677,
+    "caltech256": 30_607, "oxford-pets": 3_669, "flowers102": 6_149, "fgvc-aircraft": 3_333, "stanford-cars": 8_041,
+    "sun397": 108_754, "food101": 25_250, "eurosat": 27_000, "dtd": 1_880, "pcam": 32_768,
+}
+
 
 @dataclass(frozen=True)
 class Spec:

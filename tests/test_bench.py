@@ -1,0 +1,67 @@
+"""``hirobust bench``: the report's structure and arithmetic, and the time projections' pass counts."""
+
+import json
+import math
+
+import pytest
+
+from hirobust.bench import IMAGENET_TRAIN_IMAGES, eval_passes, paper_eval_config, project
+
+
+def test_bench_cli_reports_rates_fractions_and_projection(tmp_path):
+    from hirobust.cli import main
+
+    out = tmp_path / "b"
+    rc = main(["bench", "model=hirobust-tiny", "device=cpu", "batch_size=8", "num_classes=8", "num_levels=3",
+               "steps=1", "warmup=0", "eval_steps=2", "methods=[tecoa,hiro]", "project=true", "devices=[1,4]",
+               f"out={out}"])
+    assert rc == 0
+    res = json.loads((out / "report.json").read_text())
+    bare = res["bare"]
+    assert all(math.isfinite(v) and v > 0 for v in bare.values())
+    for m in res["methods"].values():
+        p = m["passes"]
+        # the ceiling is the rate the method's passes reach at the bare per-image cost
+        ceiling = 1 / (p["input_grad"] / bare["input_grad_img_s"] + p["forward_backward"] /
+                       bare["forward_backward_img_s"] + p["forward"] / bare["forward_img_s"])
+        assert m["ceiling_img_s"] == pytest.approx(ceiling)
+        assert m["fraction_of_ceiling"] == pytest.approx(m["train_img_s"] / ceiling)
+        assert m["peak_memory_gib"] is None  # CPU: no peak counter, reported as such rather than 0
+    assert res["methods"]["tecoa"]["passes"] == {"input_grad": 2, "forward_backward": 1, "forward": 0}
+    assert res["reference_style"]["tecoa_speedup"] == pytest.approx(
+        res["methods"]["tecoa"]["train_img_s"] / res["reference_style"]["train_img_s"])
+    proj = res["projection"]
+    for name, m in res["methods"].items():
+        one = IMAGENET_TRAIN_IMAGES / m["train_img_s"] / 60
+        assert proj["imagenet_epoch_minutes"][name]["1"] == pytest.approx(one)
+        assert proj["imagenet_epoch_minutes"][name]["4"] == pytest.approx(one / 4)
+    assert proj["eval_15_datasets_hours"]["4"] == pytest.approx(proj["eval_15_datasets_hours"]["1"] / 4)
+    assert len(proj["eval_per_dataset"]) == 15
+    md = (out / "report.md").read_text()
+    assert "fraction of ceiling" in md and "ImageNet-1k epoch, hiro" in md
+
+
+def test_eval_passes_counts_the_paper_protocol_by_hand():
+    cfg = paper_eval_config()
+    # CIFAR-10: 10,000 test images, tree nodes per level 10 / 6 / 2, every level attacked.
+    # PGD-20 and CW-20: 3 levels x 1,000 images x 20 steps each; the 2x-steps check: 1,000 x 40.
+    # AutoAttack, 500 images x 100 iterations x (APGD-CE + one APGD-T per target): 10 classes -> 9 targets,
+    # 6 -> 5 targets, 2 classes -> APGD-CE alone.
+    grad = 2 * 3 * 1000 * 20 + 1000 * 40 + 500 * 100 * (10 + 6 + 1)
+    fwd = 10_000 + 2 * 1000 + 2 * 3 * 1000 + 500 + 3 * 2 * 500 + 1000
+    assert eval_passes("cifar10", cfg) == (grad, fwd)
+    # PCAM: levels 2 / 1 -> only the leaf level can be attacked, with APGD-CE alone (2 classes)
+    grad = 2 * 1000 * 20 + 1000 * 40 + 500 * 100
+    fwd = 32_768 + 2 * 1000 + 2 * 1000 + 500 + 2 * 500 + 1000
+    assert eval_passes("pcam", cfg) == (grad, fwd)
+
+
+def test_projection_scales_passes_by_bare_rates_and_measured_fraction():
+    res = {"amp": "off", "bare": {"input_grad_img_s": 100.0, "forward_img_s": 300.0, "forward_backward_img_s": 80.0},
+           "evaluation": {"fraction_of_ceiling": 0.5}, "methods": {"tecoa": {"train_img_s": 1000.0}}}
+    p = project(res, [1, 2])
+    grad, fwd = eval_passes("dtd", paper_eval_config())
+    assert p["eval_per_dataset"]["dtd"]["minutes"] == pytest.approx((grad / 100 + fwd / 300) / 0.5 / 60)
+    total = sum(v["minutes"] for v in p["eval_per_dataset"].values()) / 60
+    assert p["eval_15_datasets_hours"] == pytest.approx({"1": total, "2": total / 2})
+    assert p["imagenet_epoch_minutes"]["tecoa"]["1"] == pytest.approx(1_281_167 / 1000 / 60)
