@@ -4,7 +4,8 @@ In one run, for one model (random weights: throughput does not depend on them):
 - the model's bare cost: forward, forward+backward (parameter gradients) and input-gradient passes, img/s;
 - every method's training step (attack + loss + backward + optimiser step), img/s and peak memory, and its
   *fraction of ceiling*: the measured rate over the rate the passes it needs would reach at the bare cost
-  (e.g. TeCoA with a 2-step attack needs 2 input-gradient passes + 1 forward+backward per image);
+  (e.g. TeCoA with a 2-step attack needs 2 input-gradient passes + 1 forward+backward per image), with the bare
+  passes timed in the same rounds as the step (interleaved), so a drifting machine does not skew the ratio;
 - evaluation (PGD-k at one level), img/s and fraction of ceiling;
 - a reference-style TeCoA step as the papers' code does it (fp16 autocast, the text features of every class
   re-encoded inside every model call, ``loss.backward()`` inside the attack), for a side-by-side ratio;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -60,18 +62,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, device, steps: int, warmup: int) -> float:
-    """Seconds per call (median of ``steps`` after ``warmup``)."""
-    for _ in range(warmup):
-        fn()
+def _timed(fns: dict, device, steps: int, warmup: int) -> dict[str, float]:
+    """Seconds per call of each function: ``warmup`` calls each, then ``steps`` rounds that call every function
+    once; the median per function. Interleaving makes ratios between them immune to the machine's drift (a
+    method's step against the bare passes it is made of)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     _sync(device)
-    times = []
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times[k].append(time.perf_counter() - t)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 def _r(v: float) -> str:
@@ -92,7 +98,9 @@ def _peak(device) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
 
 
-# passes per image of each method's training step: (input-gradient passes, forward+backward, extra forwards)
+# passes per image of each method's training step: (input-gradient passes, forward+backward, extra forwards).
+# The bench's steps have no per-sample cache of the frozen reference's outputs, as on folder data such as ImageNet
+# (in-memory data caches them once and saves FARE's and TGA-ZSR's extra forward).
 def passes(name: str, method) -> tuple[int, int, int]:
     c = method.cfg
     if name == "tecoa":
@@ -100,9 +108,9 @@ def passes(name: str, method) -> tuple[int, int, int]:
     if name == "pmg":
         return c.steps, 2, 1  # adv + clean in one 2B pass; the frozen model on x_adv
     if name == "fare":
-        return c.steps, 1, 0 if c.cache_reference else 1
+        return c.steps, 1, 1  # the frozen model on x
     if name == "tga":
-        return c.steps, 2, 0 if c.cache_reference else 1
+        return c.steps, 2, 1  # adv + clean in one 2B pass; the frozen model's attention map on x
     if name == "hiro":
         k = c.steps * (1 if c.perturbation != "per_level" else method.trees[0].L + 1)
         return k, 1 if c.perturbation != "per_level" else method.trees[0].L + 1, 0
@@ -155,12 +163,23 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             loss = clf(xx)[0].float().logsumexp(1).sum()
         torch.autograd.grad(loss, xx)
 
-    t_f = _timed(fwd, device, cfg.steps, cfg.warmup) / b
-    t_fb = _timed(fwd_bwd, device, cfg.steps, cfg.warmup) / b
-    t_ig = _timed(input_grad, device, cfg.steps, cfg.warmup) / b
-    res["bare"] = {"forward_img_s": 1 / t_f, "forward_backward_img_s": 1 / t_fb, "input_grad_img_s": 1 / t_ig}
-    log(f"bare {cfg.model} @ {size}px, batch {b}, {res['amp']}: forward {_r(1 / t_f)} img/s, forward+backward "
-        f"{_r(1 / t_fb)} img/s, input-gradient {_r(1 / t_ig)} img/s")
+    bare_fns = {"forward": fwd, "forward_backward": fwd_bwd, "input_grad": input_grad}
+
+    def timed_with_bare(fns: dict, steps: int, warmup: int) -> tuple[dict, dict]:
+        """Seconds per image of ``fns`` and of the bare passes, measured in the same rounds."""
+        t = _timed(fns | bare_fns, device, steps, warmup)
+        return {k: t[k] / b for k in fns}, {k: t[k] / b for k in bare_fns}
+
+    def ceiling_of(bare: dict, k: int, nfb: int, nf: int) -> float:
+        return k * bare["input_grad"] + nfb * bare["forward_backward"] + nf * bare["forward"]
+
+    def img_s(bare: dict) -> dict:
+        return {f"{k}_img_s": 1 / v for k, v in bare.items()}
+
+    _, bare = timed_with_bare({}, cfg.steps, cfg.warmup)
+    res["bare"] = img_s(bare)
+    log(f"bare {cfg.model} @ {size}px, batch {b}, {res['amp']}: forward {_r(1 / bare['forward'])} img/s, "
+        f"forward+backward {_r(1 / bare['forward_backward'])} img/s, input-gradient {_r(1 / bare['input_grad'])} img/s")
 
     # ---- every method's training step
     res["methods"] = {}
@@ -188,14 +207,19 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             m.after_step()
 
         _peak_reset(device)
-        t = _timed(step, device, cfg.steps, cfg.warmup) / b
+        step()
+        peak = _peak(device)
+        times, bare_m = timed_with_bare({"step": step}, cfg.steps, cfg.warmup)
+        t = times["step"]
         k, nfb, nf = passes(name, m)
-        ceiling = k * t_ig + nfb * t_fb + nf * t_f
+        ceiling = ceiling_of(bare_m, k, nfb, nf)
         res["methods"][name] = {"train_img_s": 1 / t, "ceiling_img_s": 1 / ceiling, "fraction_of_ceiling": ceiling / t,
                                 "passes": {"input_grad": k, "forward_backward": nfb, "forward": nf},
-                                "peak_memory_gib": _peak(device)}
+                                "bare": img_s(bare_m), "peak_memory_gib": peak}
         log(f"{name:6s} train {_r(1 / t):>8s} img/s   ceiling {_r(1 / ceiling):>8s} img/s   "
-            f"fraction {ceiling / t:5.2f}   peak {_mem(_peak(device))}")
+            f"fraction {ceiling / t:5.2f}   peak {_mem(peak)}")
+        if name == "tecoa":
+            tecoa_step = step  # timed again next to the reference-style step
         del m, model, ref, opt
 
     # ---- evaluation: PGD-k at the leaf level
@@ -210,20 +234,28 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
 
     clf.eval()
     _peak_reset(device)
-    t = _timed(evaluate, device, max(2, cfg.steps // 2), 1) / b
-    ceiling = cfg.eval_steps * t_ig + t_f
+    evaluate()
+    peak = _peak(device)
+    times, bare_e = timed_with_bare({"eval": evaluate}, max(2, cfg.steps // 2), 1)
+    t = times["eval"]
+    ceiling = ceiling_of(bare_e, cfg.eval_steps, 0, 1)
     res["evaluation"] = {"attack": f"PGD-{cfg.eval_steps}", "img_s": 1 / t, "ceiling_img_s": 1 / ceiling,
-                         "fraction_of_ceiling": ceiling / t, "peak_memory_gib": _peak(device)}
+                         "fraction_of_ceiling": ceiling / t, "bare": img_s(bare_e), "peak_memory_gib": peak}
     log(f"eval PGD-{cfg.eval_steps} {_r(1 / t):>8s} img/s   ceiling {_r(1 / ceiling):>8s} img/s   "
         f"fraction {ceiling / t:5.2f}")
 
     # ---- the reference code's style
     if cfg.reference_style and "tecoa" in cfg.methods:
-        res["reference_style"] = reference_style_step(clip, clf, names, templates, x, y, device, cfg)
-        ratio = res["methods"]["tecoa"]["train_img_s"] / res["reference_style"]["train_img_s"]
-        res["reference_style"]["tecoa_speedup"] = ratio
-        log(f"reference-style TeCoA step {_r(res['reference_style']['train_img_s']):>8s} img/s, peak "
-            f"{_mem(res['reference_style']['peak_memory_gib'])} -> ours is {ratio:.2f}x faster")
+        ref_step, fp16 = reference_style_step(clip, clf, names, templates, x, y, device)
+        _peak_reset(device)
+        ref_step()
+        peak = _peak(device)
+        t = _timed({"ours": tecoa_step, "reference": ref_step}, device, cfg.steps, cfg.warmup)
+        ratio = t["reference"] / t["ours"]
+        res["reference_style"] = {"train_img_s": b / t["reference"], "tecoa_img_s": b / t["ours"],
+                                  "tecoa_speedup": ratio, "peak_memory_gib": peak, "fp16": fp16}
+        log(f"reference-style TeCoA step {_r(b / t['reference']):>8s} img/s, peak {_mem(peak)} -> ours "
+            f"({_r(b / t['ours'])} img/s in the same rounds) is {ratio:.2f}x faster")
 
     # ---- the data loader
     workers = cfg.loader_workers if cfg.loader_workers is not None else min(8, os.cpu_count() or 1)
@@ -293,7 +325,7 @@ def project(res: dict, devices: list[int], eval_cfg=None) -> dict:
     from .data.zeroshot_specs import ZEROSHOT_DATASETS
 
     eval_cfg = eval_cfg or paper_eval_config()
-    bare = res["bare"]
+    bare = res["evaluation"].get("bare", res["bare"])  # measured in the same rounds as the evaluation fraction
     t_ig, t_f = 1 / bare["input_grad_img_s"], 1 / bare["forward_img_s"]
     frac = res["evaluation"]["fraction_of_ceiling"]
     epoch = {name: IMAGENET_TRAIN_IMAGES / m["train_img_s"] / 60 for name, m in res["methods"].items()}
@@ -330,9 +362,10 @@ def projection_markdown(p: dict) -> list[str]:
     return lines
 
 
-def reference_style_step(clip, clf, names, templates, x, y, device, cfg) -> dict:
+def reference_style_step(clip, clf, names, templates, x, y, device) -> tuple[Callable[[], None], bool]:
     """TeCoA as its reference code runs: fp16 autocast, every class prompt re-encoded in every model call,
-    ``loss.backward()`` (parameter gradients) inside the 2-step attack."""
+    ``loss.backward()`` (parameter gradients) inside the 2-step attack. Returns the step and whether fp16 is on
+    (CUDA only)."""
     model = copy.deepcopy(clip.model).to(device)
     opt = torch.optim.SGD(model.visual.parameters(), lr=1e-5, momentum=0.9)
     tokens = clip.tokenizer([templates[0].format(n) for n in names]).to(device)
@@ -358,9 +391,7 @@ def reference_style_step(clip, clf, names, templates, x, y, device, cfg) -> dict
         scaler.step(opt)
         scaler.update()
 
-    _peak_reset(device)
-    t = _timed(step, device, cfg.steps, cfg.warmup) / x.shape[0]
-    return {"train_img_s": 1 / t, "peak_memory_gib": _peak(device), "fp16": enabled}
+    return step, enabled
 
 
 def loader_rate(size: int, batch: int, n: int = 4096) -> dict:
@@ -431,7 +462,7 @@ def to_markdown(res: dict) -> str:
     if "reference_style" in res:
         r = res["reference_style"]
         lines.append(f"Reference-style TeCoA step: {_r(r['train_img_s'])} img/s, peak {_mem(r['peak_memory_gib'])}; "
-                     f"ours is {r['tecoa_speedup']:.2f}x faster.")
+                     f"ours ({_r(r['tecoa_img_s'])} img/s in the same rounds) is {r['tecoa_speedup']:.2f}x faster.")
     lines.append(loader_line(res["loader"]).replace("loader:", "Loader:", 1) + ".")
     if "projection" in res:
         lines += projection_markdown(res["projection"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -91,6 +92,11 @@ def _shard(data: ZSDataset, batch_size: int) -> tuple[ZSDataset, int]:
     meets the same batch and the same random start for any number of ranks: results do not depend on it."""
     if not dist.active():
         return data, 0
+    batches = -(-len(data) // batch_size)
+    if batches < dist.world() and dist.is_main():
+        warnings.warn(f"evaluation: {len(data)} images make {batches} batch(es) of {batch_size} for {dist.world()} "
+                      f"ranks, so {dist.world() - batches} rank(s) wait; set eval.batch_size={-(-len(data) // dist.world())} "
+                      f"or less to give every rank work", stacklevel=3)
     part, first = dist.shard_batches(len(data), batch_size)
     return data.subset(torch.arange(len(data))[part]), first
 
