@@ -73,10 +73,11 @@ def _spawn(world: int, fn, arg) -> dict[int, dict]:
     return results
 
 
-def _attacked(seed: int) -> dict:
+def _attacked(args: tuple[int, int]) -> dict:
     """Per-image predictions of a fixed (briefly trained) model under PGD (1 step from a random start, so the start
-    matters), CW and random noise, on 40 images in batches of 16 (3 batches, the last one short: ranks get 1 and 2
-    of them)."""
+    matters), CW and random noise, on n images in batches of 16 (n = 40: 3 batches, the last one short, and 2 ranks
+    get 1 and 2 of them; n = 16: one batch, rank 0 gets none); ``args`` = (seed, n)."""
+    seed, n = args
     from hirobust.data import dataset_forest, make_synthetic
     from hirobust.evaluate import EvalConfig, attacked_predictions, noise_accuracy, predict
     from hirobust.models.clip import load_clip
@@ -86,7 +87,7 @@ def _attacked(seed: int) -> dict:
     device = resolve_device("cpu")
     torch.manual_seed(0)
     clip = load_clip("hirobust-tiny")
-    train, data = make_synthetic("train", n_per_class=16), make_synthetic("test", n_per_class=8).seeded_subset(40, 0)
+    train, data = make_synthetic("train", n_per_class=16), make_synthetic("test", n_per_class=8).seeded_subset(n, 0)
     hier = dataset_forest(data)[0]
     clf = build_cosine_classifier(clip, dataset_forest(data), data.templates)
     opt = torch.optim.Adam(clf.visual.parameters(), lr=2e-3)  # 40 clean steps, the same in every process
@@ -109,14 +110,17 @@ def _attacked(seed: int) -> dict:
 def test_evaluation_does_not_depend_on_the_number_of_ranks():
     torch.set_num_threads(1)  # as the ranks run (thread counts may change float rounding)
     try:
-        single, other_seed = _attacked(0), _attacked(1)
+        single, other_seed, one_batch = _attacked((0, 40)), _attacked((1, 40)), _attacked((0, 16))
     finally:
         torch.set_num_threads(os.cpu_count() or 1)
     # the random start matters here (so equal results below are not a matter of course) ...
     assert single["pgd"] != other_seed["pgd"]
-    two = _spawn(2, _attacked, 0)
+    two = _spawn(2, _attacked, (0, 40))
     for rank in (0, 1):  # ... and every rank gathers exactly the single process's per-image predictions
         assert two[rank] == single, rank
+    # one batch for two ranks: rank 0 has nothing to do and still gathers every prediction
+    two = _spawn(2, _attacked, (0, 16))
+    assert two[0] == two[1] == one_batch
 
 
 @pytest.mark.slow
@@ -136,3 +140,24 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     assert two["samples"] == single["samples"] and results[1]["clean"] == two["clean"]
     for b, acc in single["clean"].items():
         assert two["clean"][b] == pytest.approx(acc, abs=1 / 64 + 1e-9)  # weights equal up to float rounding
+
+
+def test_ranks_take_whole_batches_in_order_and_idle_ranks_are_named(monkeypatch):
+    from hirobust import distributed
+    from hirobust.data import make_synthetic
+    from hirobust.evaluate import _shard
+
+    data = make_synthetic("test", n_per_class=5)  # 40 images: batches of 16 are [0, 16), [16, 32), [32, 40)
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "world", lambda: 4)
+    parts = []
+    for r in range(4):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        if r == 0:
+            with pytest.warns(UserWarning, match=r"3 batch\(es\) of 16 for 4 ranks, so 1 rank\(s\) wait; set "
+                                                 r"eval.batch_size=10"):
+                part, first = _shard(data, 16)
+        else:
+            part, first = _shard(data, 16)
+        parts.append((len(part), first))
+    assert parts == [(0, 0), (16, 0), (16, 1), (8, 2)]  # every image once, in order, in the one-process batches

@@ -1,4 +1,7 @@
 import copy
+import dataclasses
+import os
+import shutil
 
 import pytest
 import torch
@@ -73,3 +76,27 @@ def test_bad_train_config():
         TrainConfig(optimizer="lion")
     with pytest.raises(ValueError, match="larger than the"):
         Trainer(TrainConfig(batch_size=10**6)).plan(100)
+
+
+NO_CXX = not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(NO_CXX, reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_training_follows_eager_and_keeps_checkpoint_names(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=1, batch_size=32, optimizer="sgd", lr=0.05, log_every=1)
+    eager, compiled = _method(tiny_clip, synth), _method(tiny_clip, synth)
+    a = Trainer(cfg).fit(eager, synth[0], tmp_path / "eager", progress=False)
+    b = Trainer(dataclasses.replace(cfg, compile=True)).fit(compiled, synth[0], tmp_path / "compiled", progress=False)
+    assert hasattr(compiled.model.visual, "_orig_mod")  # it did compile
+    for x, y in zip(a["history"], b["history"]):  # the same losses up to the fused kernels' float rounding
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-3, abs=1e-4)
+    wa, wb = _weights(eager), _weights(compiled)
+    assert wa.keys() == wb.keys()  # checkpoints and exports keep the eager parameter names
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4), k
+    from safetensors import safe_open
+
+    names = [safe_open(str(p / "checkpoint" / "trainable.safetensors"), "pt").keys()
+             for p in (tmp_path / "eager", tmp_path / "compiled")]
+    assert sorted(names[0]) == sorted(names[1])

@@ -92,21 +92,20 @@ def _shard(data: ZSDataset, batch_size: int) -> tuple[ZSDataset, int]:
     meets the same batch and the same random start for any number of ranks: results do not depend on it."""
     if not dist.active():
         return data, 0
-    batches = -(-len(data) // batch_size)
-    if batches < dist.world() and dist.is_main():
-        warnings.warn(f"evaluation: {len(data)} images make {batches} batch(es) of {batch_size} for {dist.world()} "
-                      f"ranks, so {dist.world() - batches} rank(s) wait; set eval.batch_size={-(-len(data) // dist.world())} "
-                      f"or less to give every rank work", stacklevel=3)
+    batches, world = -(-len(data) // batch_size), dist.world()
+    if batches < world and dist.is_main():
+        warnings.warn(f"evaluation: {len(data)} images make {batches} batch(es) of {batch_size} for {world} ranks, "
+                      f"so {world - batches} rank(s) wait; set eval.batch_size={-(-len(data) // world)} or less to "
+                      f"give every rank work", stacklevel=3)
     part, first = dist.shard_batches(len(data), batch_size)
     return data.subset(torch.arange(len(data))[part]), first
 
 
-def _skip_draws(g: torch.Generator, batches: int, shape: tuple, eps: float, cfg: EvalConfig, device) -> None:
+def _skip_draws(g: torch.Generator, batches: int, shape: tuple, cfg: EvalConfig, device) -> None:
     """Advance ``g`` past the random starts of ``batches`` earlier full batches of ``shape`` (the ranks before this
     one), drawing exactly what ``random_init`` draws for them (a random tensor per batch: cheap next to an attack)."""
-    if eps > 0:
-        for _ in range(batches):
-            random_init(torch.empty(shape, device=device), eps, cfg.norm, g)
+    for _ in range(batches):
+        random_init(torch.empty(shape, device=device), 1.0, cfg.norm, g)
 
 
 def _cat(preds: list[torch.Tensor], model, tree: str | None) -> torch.Tensor:
@@ -135,8 +134,8 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
                                     total=-(-len(data) // cfg.batch_size), desc=desc, disable=not progress,
                                     leave=False, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
-        if i == 0 and attack != "autoattack":
-            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), eps, cfg, device)
+        if i == 0 and attack != "autoattack" and eps > 0:  # pgd draws a random start only when eps > 0
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
         y_level = hier.labels(y, level)
         with _autocast(cfg, device):
             if attack == "autoattack":
@@ -236,7 +235,7 @@ def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     for i, (x, y) in enumerate(data.batches(cfg.batch_size, image_size=model.image_size)):
         x, y = x.to(device), y.to(device)
         if i == 0:
-            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), 1.0, cfg, device)
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
         xn = (x + random_init(x, cfg.eps, cfg.norm, g)).clamp(0, 1)
         right.append(_preds(model(xn, tree=hier.name)) == level_labels(hier, y.cpu()))
     r = _gather(torch.cat(right), device).float().mean(0)
