@@ -99,7 +99,7 @@ def test_tga_loss(tiny_clip, synth, monkeypatch):
     x, y = _batch(synth)
     x_adv = (x + DELTA * _pattern(x)).clamp(0, 1)
     t = _leaf_text(clip, synth[0].classnames, synth[0].templates)
-    s = float(clip.model.logit_scale.exp())
+    s = float(clip.model.logit_scale.detach().exp())
 
     def attention(model, xx):  # tokens after ln_post (captured by a hook), projected; the reference's recipe
         seen = {}
