@@ -250,3 +250,24 @@ def test_exported_run_rebuilds_the_same_poincare_classifier(tmp_path, tiny_clip,
     with torch.no_grad():
         for a, b in zip(rebuilt(x), m.model(x)):
             assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_label_structure_is_computed_once_per_step_not_per_attack_iteration(tiny_clip, synth, monkeypatch):
+    """``torch.unique`` (the batch's groups) synchronises with a GPU: a step calls it L times per tree, however
+    many attack iterations it runs, and the per-level labels it uses are the hierarchy's."""
+    train, _, forest = synth
+    x, y = _batch(train)
+    calls = []
+    unique = torch.unique
+    monkeypatch.setattr(torch, "unique", lambda *a, **k: calls.append(1) or unique(*a, **k))
+    counts = []
+    for steps in (1, 4):
+        m, _ = _hiro(tiny_clip, forest, train.templates, steps=steps)
+        m.prepare(x, y)
+        calls.clear()
+        m(x, y, generator=torch.Generator().manual_seed(0))
+        counts.append(len(calls))
+    assert counts == [forest[0].num_levels - 1] * 2
+    ix = m.batch_index(y)[0]
+    for lvl in range(forest[0].num_levels):
+        assert torch.equal(ix["labels"][lvl], forest[0].labels(y, lvl))

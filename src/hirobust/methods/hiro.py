@@ -199,16 +199,32 @@ class HiRo(Method):
             return [1.0] * (L + 1)
         return [1 - lvl / (L + 1) for lvl in range(L + 1)]
 
-    def _groups(self, phi0: torch.Tensor, y: torch.Tensor, t: _TreeIndex):
+    def batch_index(self, y: torch.Tensor) -> list[dict]:
+        """What the loss takes from the labels alone, per tree: every image's node at each level, and the batch's
+        groups at each level l ≥ 1 (their node ids and the member→group index of level l − 1). One step computes
+        it once for the attack's iterations and the outer loss: ``torch.unique`` synchronises with the GPU, and it
+        stays out of the attack loop."""
+        out = []
+        for t in self.trees:
+            labels = [y]
+            for lvl in range(1, t.L + 1):
+                labels.append(t.parent[lvl - 1][labels[-1]])
+            groups, node = [], y
+            if self.cfg.hita:
+                for lvl in range(1, t.L + 1):
+                    uniq, inv = torch.unique(t.parent[lvl - 1][node], return_inverse=True)
+                    groups.append((uniq, inv))
+                    node = uniq
+            out.append({"labels": labels, "groups": groups})
+        return out
+
+    def _groups(self, phi0: torch.Tensor, y: torch.Tensor, groups: list) -> list:
         """Per level: (embeddings [G_l, D], node ids [G_l], member->group index of the level below)."""
         out = [(phi0, y, None)]
-        emb, node = phi0, y
-        for lvl in range(1, t.L + 1):
-            parent = t.parent[lvl - 1][node]
-            uniq, inv = torch.unique(parent, return_inverse=True)
+        emb = phi0
+        for uniq, inv in groups:
             emb = P.group_midpoint(emb, inv, uniq.shape[0], self.hyp.c)
-            node = uniq
-            out.append((emb, node, inv))
+            out.append((emb, uniq, inv))
         return out
 
     def _level_ce(self, emb, node, psi, t: _TreeIndex, lvl: int) -> torch.Tensor:
@@ -216,14 +232,17 @@ class HiRo(Method):
         logits = self.hyp.logits(emb, psi[cand]).masked_fill(t.mask[lvl][node], float("-inf"))
         return F.cross_entropy(logits, node)  # the level's own nodes come first in cand: target = node id
 
-    def level_terms(self, phi0: torch.Tensor, psi: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
-        """(CE per level summed over trees [L+1] (leaf once unless forest_leaf_once=False), groups per tree)."""
+    def level_terms(self, phi0: torch.Tensor, psi: torch.Tensor, y: torch.Tensor,
+                    index: list[dict] | None = None) -> tuple[list, list]:
+        """(CE per level summed over trees [L+1] (leaf once unless forest_leaf_once=False), groups per tree);
+        ``index`` is ``batch_index(y)`` (computed here when not given)."""
+        index = self.batch_index(y) if index is None else index
         n_levels = max(t.L for t in self.trees) + 1
         ce = [phi0.new_zeros(()) for _ in range(n_levels)]
         weighted = [phi0.new_zeros(()) for _ in range(n_levels)]
         groups = []
-        for i, t in enumerate(self.trees):
-            g = self._groups(phi0, y, t) if self.cfg.hita else [(phi0, y, None)]
+        for i, (t, ix) in enumerate(zip(self.trees, index)):
+            g = self._groups(phi0, y, ix["groups"]) if self.cfg.hita else [(phi0, y, None)]
             groups.append(g)
             w = self._weights(t.L)
             for lvl, (emb, node, _) in enumerate(g):
@@ -231,7 +250,7 @@ class HiRo(Method):
                     continue
                 term = self._level_ce(emb, node, psi, t, lvl)
                 if lvl > 0 and self.cfg.image_levels:  # the zero-shot task itself: single images at level l
-                    term = term + self._level_ce(phi0, t.tree.labels(y, lvl), psi, t, lvl)
+                    term = term + self._level_ce(phi0, ix["labels"][lvl], psi, t, lvl)
                 ce[lvl] = ce[lvl] + term
                 weighted[lvl] = weighted[lvl] + w[lvl] * term
         return weighted, groups
@@ -242,16 +261,18 @@ class HiRo(Method):
     def _text_base(self) -> torch.Tensor:
         return self.hyp.text_tangent(self.pooled)  # [N, D], differentiable in W_T and α_T
 
-    def _attack(self, x, y, w, generator, level: int | None):
-        """The adversarial (x̂, ŵ) maximising the HITA loss (all levels, or one ``level``)."""
+    def _attack(self, x, y, w, generator, level: int | None, index: list[dict] | None = None):
+        """The adversarial (x̂, ŵ) maximising the HITA loss (all levels, or one ``level``); ``index`` is
+        ``batch_index(y)`` (computed here when not given)."""
         c = self.cfg
+        index = self.batch_index(y) if index is None else index
         text = w.detach() if c.text_delta == "per_node" else w.detach()[:1] * 0
         shared = c.text_delta == "shared"
 
         def objective(xa, ta):
             wa = w.detach() + ta if shared else ta
             phi0 = self.hyp.image(self.model.image_features(xa))
-            terms, _ = self.level_terms(phi0, self._psi(wa), y)
+            terms, _ = self.level_terms(phi0, self._psi(wa), y, index)
             return terms[level] if level is not None else sum(terms)
 
         was = self.training
@@ -268,27 +289,28 @@ class HiRo(Method):
         if not self._ready:  # fresh run: data-dependent initialisation on the first batch
             self.prepare(x, y)
         w = self._text_base()
+        bix = self.batch_index(y)  # once per step, shared by the attack's iterations and the outer loss
         if c.perturbation == "per_level":
-            return self._forward_per_level(x, y, w, generator)
+            return self._forward_per_level(x, y, w, generator, bix)
         if c.perturbation == "none" or (c.eps == 0 and c.text_eps == 0):
             xa, dt = x, torch.zeros_like(w)
         else:
-            xa, dt = self._attack(x, y, w, generator, 0 if c.perturbation == "leaf" else None)
+            xa, dt = self._attack(x, y, w, generator, 0 if c.perturbation == "leaf" else None, bix)
         phi0 = self.hyp.image(self.model.image_features(xa))
         psi = self._psi(w + dt)
-        terms, groups = self.level_terms(phi0, psi, y)
+        terms, groups = self.level_terms(phi0, psi, y, bix)
         return self._outer(terms, groups, phi0, psi, y)
 
-    def _forward_per_level(self, x, y, w, generator) -> dict:
+    def _forward_per_level(self, x, y, w, generator, bix) -> dict:
         """Ablation: one perturbation per level, each maximising that level's term; the outer level-l term is
         computed on x + δ_l ((L+1) attacks and (L+1) encodings: the slow variant)."""
         n_levels = max(t.L for t in self.trees) + 1
         total, first = None, None
         for lvl in range(n_levels):
-            xa, dt = self._attack(x, y, w, generator, lvl)
+            xa, dt = self._attack(x, y, w, generator, lvl, bix)
             phi0 = self.hyp.image(self.model.image_features(xa))
             psi = self._psi(w + dt)
-            terms, groups = self.level_terms(phi0, psi, y)
+            terms, groups = self.level_terms(phi0, psi, y, bix)
             total = terms[lvl] if total is None else total + terms[lvl]
             if lvl == 0:
                 first = (terms, groups, phi0, psi)
