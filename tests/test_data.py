@@ -4,8 +4,9 @@ import struct
 import pytest
 import torch
 
-from hirobust.data import get_dataset, make_synthetic
+from hirobust.data import dataset_forest, get_dataset, make_synthetic, make_synthetic_mix
 from hirobust.data.idx import read_idx
+from hirobust.data.synthetic import mix_slots, visual_coherence
 
 
 def _idx(shape, body: bytes) -> bytes:
@@ -81,3 +82,78 @@ def test_batches_resume_and_subset():
     assert all(torch.equal(p, q) for p, q in zip(full[2:], tail)) and len(tail) == len(full) - 2
     sub = ds.seeded_subset(10, seed=1)
     assert len(sub) == 10 and torch.equal(sub.labels, ds.seeded_subset(10, seed=1).labels)
+
+
+def _visual_path(i: int) -> list[str]:
+    return [f"group {i // 3}", f"family {i // 9}", "order 0"]
+
+
+def _moved(ds) -> list[str]:
+    """Leaves whose label parent (level 1) is not their visual parent."""
+    return [leaf for leaf, p in ds.hierarchy["paths"].items() if p[0] != _visual_path(int(leaf.split()[1]))[0]]
+
+
+def test_synthetic_mix_is_seeded_and_only_the_labels_move():
+    a, b = make_synthetic_mix("train", 0.5, n_per_class=4), make_synthetic_mix("train", 0.5, n_per_class=4)
+    assert torch.equal(a.images, b.images) and a.hierarchy == b.hierarchy
+    assert a.images.shape == (27 * 4, 3, 28, 28) and a.images.dtype == torch.uint8
+    other_seed = make_synthetic_mix("train", 0.5, n_per_class=4, seed=1)
+    assert not torch.equal(a.images, other_seed.images) and a.hierarchy != other_seed.hierarchy
+    assert not torch.equal(a.images, make_synthetic_mix("test", 0.5, n_per_class=4).images)
+    mix0 = make_synthetic_mix("train", 0.0, n_per_class=4)  # same images and leaf labels at every mix
+    assert torch.equal(a.images, mix0.images) and torch.equal(a.labels, mix0.labels)
+    assert a.hierarchy != mix0.hierarchy
+
+
+def test_synthetic_mix0_is_the_visual_tree_and_mix1_moves_most_leaves():
+    mix0 = make_synthetic_mix("test", 0.0, n_per_class=1)
+    assert mix0.classnames == [f"item {i}" for i in range(27)]
+    assert mix0.hierarchy["paths"] == {f"item {i}": _visual_path(i) for i in range(27)}
+    for seed in range(3):
+        assert len(_moved(make_synthetic_mix("test", 1.0, n_per_class=1, seed=seed))) >= 22  # of 27
+
+
+def test_mix_slots_permute_and_nest():
+    for mix, n_moved in ((0.0, 0), (0.04, 2), (0.3, 8), (0.5, 14), (1.0, 27)):  # one leaf alone cannot move: 2
+        s = mix_slots(27, mix, seed=2)
+        assert sorted(s.tolist()) == list(range(27)) and int((s != torch.arange(27)).sum()) == n_moved
+    small, big = (set(torch.nonzero(mix_slots(27, m, seed=2) != torch.arange(27)).flatten().tolist()) for m in (.3, .6))
+    assert small <= big
+
+
+@pytest.mark.parametrize("mix", ["0", "0.1", "0.5", "0.9", "1"])
+def test_synthetic_mix_forest_is_balanced_at_every_mix(mix):
+    ds = get_dataset(f"synthetic-mix{mix}", "val", root=None)
+    assert ds.name == f"synthetic-mix{mix}" and len(ds) == 27 * 100
+    forest = dataset_forest(ds)
+    assert len(forest) == 1 and forest.leaves == ds.classnames
+    tree = forest[0]
+    assert tree.name == "synthetic-mix"  # no "." (tree names become module keys)
+    assert tree.num_levels == 4 and [tree.num_nodes(lvl) for lvl in range(4)] == [27, 9, 3, 1]
+    for lvl, size in ((1, 3), (2, 9), (3, 27)):
+        assert torch.bincount(tree.ancestor_index(lvl)).tolist() == [size] * (27 // size)
+    words = [{n.split()[0] for n in tree.nodes(lvl)} for lvl in range(4)]
+    assert words == [{"item"}, {"group"}, {"family"}, {"order"}]  # every level reads differently in a prompt
+    assert ds.templates[0].format(tree.nodes(1)[0]) == f"a photo of a {tree.nodes(1)[0]}."
+
+
+def test_synthetic_mix_split_sizes():
+    sizes = {split: get_dataset("synthetic-mix0.5", split).images.shape for split in ("train", "val", "test")}
+    assert sizes == {"train": (8100, 3, 28, 28), "val": (2700, 3, 28, 28), "test": (2700, 3, 28, 28)}
+
+
+def test_visual_coherence_falls_with_mix():
+    ratios = [visual_coherence(get_dataset(f"synthetic-mix{m}", "test"), level=1) for m in ("0", "0.5", "1")]
+    assert ratios[0] > 1.3 and ratios[0] > ratios[1] > ratios[2] and abs(ratios[2] - 1) < 0.1, ratios
+    with pytest.raises(ValueError, match="no coherence"):
+        visual_coherence(get_dataset("synthetic-mix0", "test", n_per_class=2), level=3)  # one root
+
+
+@pytest.mark.parametrize("name,match", [
+    ("synthetic-mix2", r"mix must be in \[0, 1\]"), ("synthetic-mix1.5", r"mix must be in \[0, 1\]"),
+    ("synthetic-mixabc", "malformed"), ("synthetic-mix", "malformed"), ("synthetic-mix-0.5", "malformed"),
+    ("synthetic-mix0.5x", "malformed"), ("synthetic-mixnan", "malformed"),
+])
+def test_bad_synthetic_mix_names(name, match):
+    with pytest.raises(ValueError, match=match):
+        get_dataset(name, "test")

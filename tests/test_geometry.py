@@ -87,6 +87,44 @@ def test_midpoint_of_identical_points_and_norm_shrinks(dtype):
     assert torch.allclose(gm[1], P.midpoint(x[2:], c), **_tol(dtype))
 
 
+def _deep_points(n, d, seed, spread):
+    """n points at hyperbolic depth 6 (‖p‖ = tanh(3), c = 1: the depth of a tangent norm clipped at 3), float64,
+    directions around a common one (``spread`` small: a tight cluster, whose midpoint is deep too)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(d, generator=g, dtype=torch.float64)
+    v = base + spread * torch.randn(n, d, generator=g, dtype=torch.float64) * base.norm() / math.sqrt(d)
+    return v / v.norm(dim=-1, keepdim=True) * math.tanh(3.0)
+
+
+def _value_and_grad(fn, x, r):
+    """fn(x) and the gradient of the fixed linear functional Σ r·fn(x) with respect to x."""
+    x = x.clone().requires_grad_(True)
+    m = fn(x)
+    (g,) = torch.autograd.grad((m * r.to(m.dtype)).sum(), x)
+    return m.detach().double(), g.double()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("spread", [0.1, 0.5, 3.0])
+def test_float32_midpoint_is_accurate_at_depth_6(seed, spread):
+    """Klein-coordinate Lorentz factors lose float32 precision here (midpoint off by ~1e-4, gradient by ~5e-3);
+    the Poincaré-side form stays within 1e-5 and 1e-4 of float64 (geoopt's, for the value and the gradient)."""
+    ball = geoopt.PoincareBall(c=torch.tensor(1.0, dtype=torch.float64))
+    x = _deep_points(16, 32, seed, spread)
+    groups = torch.arange(16) % 3
+    cases = [(lambda a: P.midpoint(a, 1.0), lambda a: ball.weighted_midpoint(a, reducedim=[0], project=False)),
+             (lambda a: P.group_midpoint(a, groups, 3, 1.0),
+              lambda a: torch.stack([ball.weighted_midpoint(a[groups == k], reducedim=[0], project=False)
+                                     for k in range(3)]))]
+    for ours, ref in cases:
+        r = torch.randn(ref(x).shape, dtype=torch.float64, generator=torch.Generator().manual_seed(100 + seed))
+        m64, g64 = _value_and_grad(ref, x, r)
+        m32, g32 = _value_and_grad(ours, x.float(), r)
+        assert (m32 - m64).abs().max() < 1e-5
+        assert (g32 - g64).norm() / g64.norm() < 1e-4
+        assert torch.allclose(_value_and_grad(ours, x, r)[1], g64, atol=1e-9)  # float64: the same gradient
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_boundary_points_give_finite_values_and_gradients(dtype):
     c = 1.0

@@ -223,6 +223,105 @@ def test_hiro_resume_is_exact(tmp_path, tiny_clip, synth):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+DIAGNOSTICS = ("gap_label_active", "gap_intra_active", "alpha_img", "alpha_txt", "tau", "delta_t_rel")
+
+
+def test_diagnostics_are_logged_per_step(tmp_path, tiny_clip, synth):
+    from hirobust.train import TrainConfig, Trainer
+
+    train, _, forest = synth
+    m, _ = _hiro(tiny_clip, forest, train.templates, text_eps=0.01, text_eps_mode="relative")
+    w0 = m._text_base().detach()  # the init; the first step's forward runs before its optimiser step
+    alpha_txt = float(m.hyp.log_alpha_txt.detach().exp())
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, log_every=1, max_steps=3)
+    history = Trainer(cfg).fit(m, train, tmp_path, progress=False)["history"]
+    L = forest[0].num_levels - 1
+    names = [f"depth_{k}_L{lvl}" for k in ("text", "img") for lvl in range(L + 1)] + list(DIAGNOSTICS)
+    assert len(history) == 3 and all(set(names) <= set(row) for row in history)
+    assert all(math.isfinite(row[k]) for row in history for k in names)
+    first = history[0]
+    leaf_depth = 2 * w0[: forest[0].num_nodes(0)].norm(dim=-1).clamp(max=m.cfg.clip_r)  # d(0, exp₀ w) = 2‖w‖
+    assert leaf_depth.median() == pytest.approx(m.cfg.init_depth, abs=1e-3)  # the init: the median leaf text
+    assert first["depth_text_L0"] == pytest.approx(float(leaf_depth.mean()), abs=1e-3)  # the diagnostic: the mean
+    assert 0 < first["delta_t_rel"] <= 0.01 + 1e-6
+    assert first["alpha_txt"] == pytest.approx(alpha_txt, rel=1e-6)
+    assert all(0 <= row[k] <= 1 for row in history for k in ("gap_label_active", "gap_intra_active"))
+
+
+def test_diagnostics_match_their_definitions(tiny_clip, synth):
+    train, _, forest = synth
+    m, _ = _hiro(tiny_clip, forest, train.templates, perturbation="none", zeta_gap=0.2)
+    x, y = _batch(train, n=32)
+    out = m(x, y)
+    ball = geoopt.PoincareBall(c=1.0)
+    tree, head = forest[0], m.model.head()
+    with torch.no_grad():
+        psi = m.hyp.text(head.pooled)
+        phi = m.hyp.image(m.model.image_features(x))
+        start = 0
+        for lvl in range(tree.num_levels):
+            n = tree.num_nodes(lvl)
+            depth = ball.dist0(psi[start : start + n]).mean()
+            assert out[f"depth_text_L{lvl}"] == pytest.approx(float(depth), rel=1e-4)
+            start += n
+        assert out["depth_img_L0"] == pytest.approx(float(ball.dist0(phi).mean()), rel=1e-4)
+        groups = tree.ancestor_index(1)[y]
+        mids = torch.stack([ball.weighted_midpoint(phi[groups == g], reducedim=[0]) for g in groups.unique()])
+        assert out["depth_img_L1"] == pytest.approx(float(ball.dist0(mids).mean()), rel=1e-4)
+        norms = psi.norm(dim=-1)
+        off = [0, tree.num_nodes(0), tree.num_nodes(0) + tree.num_nodes(1)]
+        active = [float(norms[off[lvl + 1] + int(tree.parent_index(lvl)[j])] - norms[off[lvl] + j] + 0.2 > 0)
+                  for lvl in (0, 1) for j in range(tree.num_nodes(lvl))]
+    assert out["gap_label_active"] == pytest.approx(sum(active) / len(active))
+    assert out["alpha_img"] == pytest.approx(float(m.hyp.log_alpha_img.detach().exp()))
+    assert out["delta_t_rel"] == 0
+    hita_off = _hiro(tiny_clip, forest, train.templates, perturbation="none", hita=False)[0](x, y)
+    assert hita_off["depth_img_L1"] == 0 and hita_off["depth_img_L2"] == 0 and hita_off["gap_intra_active"] == 0
+
+
+def test_relative_text_eps_bounds_each_node_by_its_norm(tiny_clip, synth):
+    train, _, forest = synth
+    m, _ = _hiro(tiny_clip, forest, train.templates, text_eps=0.05, text_eps_mode="relative")
+    x, y = _batch(train)
+    m.prepare(x, y)
+    w = m._text_base().detach()
+    _, dt = m._attack(x, y, w, torch.Generator().manual_seed(0), None)
+    bound = 0.05 * w.norm(dim=-1, keepdim=True) / math.sqrt(w.shape[-1])
+    assert (dt.abs() <= bound * (1 + 1e-5)).all() and (dt.abs() > 0.5 * bound).float().mean() > 0.5
+    out = m(x, y, generator=torch.Generator().manual_seed(0))
+    assert 0 < out["delta_t_rel"] <= 0.05 * (1 + 1e-5)
+    paper = _hiro(tiny_clip, forest, train.templates)[0](x, y, generator=torch.Generator().manual_seed(0))
+    assert paper["delta_t_rel"] < 0.05 and paper["delta_t_rel"] > 0  # absolute 2e-4: a tiny fraction of ‖w‖
+    with pytest.raises(ValueError, match="text_eps_mode='fraction'"):
+        _hiro(tiny_clip, forest, train.templates, text_eps_mode="fraction")
+
+
+def test_lr_scales_make_their_own_optimizer_groups(tiny_clip, synth):
+    from hirobust.train import TrainConfig, Trainer
+
+    train, _, forest = synth
+    trainer = Trainer(TrainConfig(weight_decay=0.1, optimizer="adamw"))
+    m, _ = _hiro(tiny_clip, forest, train.templates, lr_scale_head=10.0, lr_scale_text=0.5)
+    named = list(m.trainable_parameters())
+    opt = trainer._optimizer(named, m)
+    scale_of = {id(p): (g["lr_scale"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
+    assert len(scale_of) == len(named)
+    for n, p in named:
+        expected = 10.0 if n.startswith("hyp.log_") else 0.5 if n.startswith("hyp.proj") else 1.0
+        assert scale_of[id(p)] == (expected, 0.1 if p.dim() >= 2 else 0.0), n
+    assert {n for n, _ in named if n.startswith("hyp.log_")} == {"hyp.log_alpha_img", "hyp.log_alpha_txt",
+                                                                  "hyp.log_tau"}
+    assert any(n == "hyp.proj" for n, _ in named)
+    default, _ = _hiro(tiny_clip, forest, train.templates)  # defaults: today's two groups, in today's order
+    groups = trainer._optimizer(list(default.trainable_parameters()), default).param_groups
+    params = [p for _, p in default.trainable_parameters()]
+    assert [g["lr_scale"] for g in groups] == [1.0, 1.0]
+    assert [list(map(id, g["params"])) for g in groups] == [[id(p) for p in params if p.dim() >= 2],
+                                                            [id(p) for p in params if p.dim() < 2]]
+    with pytest.raises(ValueError, match="lr_scale_head must be positive"):
+        _hiro(tiny_clip, forest, train.templates, lr_scale_head=0.0)
+
+
 def test_max_margin_plot_data():
     from hirobust.geometry.poincare import euclidean_margin_cap, max_margin
 

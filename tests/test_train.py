@@ -46,6 +46,55 @@ def test_resume_gives_the_same_final_weights(tmp_path, tiny_clip, synth):
     assert any(not torch.equal(a[k], start[k]) for k in a)  # training changed the weights
 
 
+def _scaled(method):
+    """The method with a per-parameter lr scale: biases 3x, the rest of the first block 0.5x (five groups)."""
+    method.lr_scale = lambda name: 3.0 if name.endswith("bias") else 0.5 if ".0." in name else 1.0
+    return method
+
+
+def test_resume_is_exact_with_lr_scale_groups(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=3e-3, weight_decay=0.1, ckpt_every=2)
+    full = _scaled(_method(tiny_clip, synth))
+    Trainer(cfg).fit(full, synth[0], tmp_path / "a", progress=False)
+    plain = _method(tiny_clip, synth)
+    Trainer(cfg).fit(plain, synth[0], tmp_path / "plain", progress=False)
+
+    def stop(step, _):
+        if step == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        Trainer(cfg).fit(_scaled(_method(tiny_clip, synth)), synth[0], tmp_path / "b", progress=False, callback=stop)
+    resumed = _scaled(_method(tiny_clip, synth))
+    Trainer(cfg).fit(resumed, synth[0], tmp_path / "b", resume=True, progress=False)
+    a, b, p = _weights(full), _weights(resumed), _weights(plain)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], p[k]) for k in a)  # the scales changed the training
+
+
+def test_optimizer_groups_by_decay_and_lr_scale(tiny_clip, synth):
+    trainer = Trainer(TrainConfig(weight_decay=0.1))
+    m = _scaled(_method(tiny_clip, synth))
+    named = list(m.trainable_parameters())
+    groups = trainer._optimizer(named, m).param_groups
+    assert [(g["weight_decay"], g["lr_scale"]) for g in groups][:2] == [(0.1, 1.0), (0.0, 1.0)]
+    assert len({(g["weight_decay"], g["lr_scale"]) for g in groups}) == len(groups) == 5
+    where = {id(p): (g["weight_decay"], g["lr_scale"]) for g in groups for p in g["params"]}
+    for n, p in named:
+        assert where[id(p)] == (0.1 if p.dim() >= 2 else 0.0, m.lr_scale(n)), n
+    for g in groups:  # the parameters keep the method's order inside a group
+        order = [i for i, (_, p) in enumerate(named) if any(p is q for q in g["params"])]
+        assert order == sorted(order)
+    # unnamed parameters (the benchmark) or a module without the hook (pretraining): today's two groups
+    for opt in (trainer._optimizer([p for _, p in named]), trainer._optimizer(named, torch.nn.Linear(2, 2))):
+        assert [(g["weight_decay"], g["lr_scale"], len(g["params"])) for g in opt.param_groups] == [
+            (0.1, 1.0, sum(p.dim() >= 2 for _, p in named)), (0.0, 1.0, sum(p.dim() < 2 for _, p in named))]
+    assert _method(tiny_clip, synth).lr_scale("model.visual.proj") == 1.0  # the base class's declared hook
+    m.lr_scale = lambda name: 0.0
+    with pytest.raises(ValueError, match="must be positive"):
+        trainer._optimizer(named, m)
+
+
 def test_resume_refuses_another_run(tmp_path, tiny_clip, synth):
     cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01)
     Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], tmp_path, progress=False)

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="one paper-style table from evaluation run directories")
     c.add_argument("runs", nargs="+", help="run directories (or report.json files) of evaluate/demo")
-    c.add_argument("--out", default="runs/compare", help="where compare.md and compare.csv go")
+    c.add_argument("--out", default="runs/compare", help="where compare.md, compare.csv and compare.json go")
+    c.add_argument("--baseline", help="the model every other is compared to pairwise (default: tecoa, else the first)")
 
     t = sub.add_parser("tree", help="show shipped hierarchies")
     t.add_argument("action", choices=["show", "list"])
@@ -173,7 +174,7 @@ def _cmd_bench(args) -> int:
 def _cmd_compare(args) -> int:
     from .compare import compare
 
-    print(compare(args.runs, args.out))
+    print(compare(args.runs, args.out, baseline=args.baseline))
     print(f"written: {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.csv'}")
     return 0
 

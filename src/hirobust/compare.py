@@ -2,7 +2,9 @@
 
 Rows are models; columns are clean accuracy per level, robust accuracy per level (each level attacked at
 itself), and TSR(1→0). With several datasets the numbers are averaged over the datasets that have the level;
-each dataset also gets its own table.
+each dataset also gets its own table, and, where the report holds per-image results, the paired difference
+of every model to a baseline on the same images (bootstrap interval, exact McNemar p) in compare.md and
+compare.json.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import io
 import json
 from pathlib import Path
 
-from .io import write_text
+from .io import write_json, write_text
+from .stats import fmt_ci, paired_difference, verdict
 
 
 def load_reports(paths: list[str | Path]) -> list[dict]:
@@ -53,6 +56,55 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     return cols, table
 
 
+def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tuple[str | None, list[dict]]:
+    """(baseline, per model the paired differences to the baseline on the same images): clean accuracy and
+    robust accuracy under each same-level attack of the report's main attack, per level, with the paired
+    bootstrap interval, the exact McNemar p and the verdict. Needs the report's per-image results."""
+    from .evaluate import correct
+
+    models = {n: m for n, m in report["models"].items() if m.get("per_image")}
+    if len(models) < 2:
+        return None, []
+    base = baseline if baseline is not None else ("tecoa" if "tecoa" in models else next(iter(models)))
+    if base not in models:
+        raise ValueError(f"--baseline {base!r} is not a model of {report.get('_path', 'the report')}; "
+                         f"models: {', '.join(models)}")
+    from .evaluate import subset_of
+
+    attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
+    L = report["num_levels"]
+    out = []
+    for name, m in models.items():
+        if name == base:
+            continue
+        row = {"model": name, "baseline": base, "clean": {}, "robust": {}}
+        for b in range(L):
+            ca, cb = subset_of(m, "clean")[1][str(b)], subset_of(models[base], "clean")[1][str(b)]
+            row["clean"][str(b)] = _with_verdict(paired_difference(ca, cb, seed=seed))
+            if str(b) in m["per_image"]["attacks"].get(attack, {}).get("levels", {}):
+                ra, rb = correct(m, attack, b, b), correct(models[base], attack, b, b)
+                row["robust"][str(b)] = _with_verdict(paired_difference(ra, rb, seed=seed))
+        out.append(row)
+    return base, out
+
+
+def _with_verdict(d: dict) -> dict:
+    return {**d, "verdict": verdict(d["ci95"])}
+
+
+def paired_markdown(report: dict, base: str, prows: list[dict]) -> str:
+    """Markdown of :func:`paired_rows`: Δ in points [95% interval] (p McNemar); * marks an interval without 0."""
+    L = report["num_levels"]
+    head = ["model − " + base] + [f"Δclean L{b}" for b in range(L)] + [f"Δrobust L{b}" for b in range(L)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cell = lambda d: "—" if d is None else (fmt_ci(d["diff"], d["ci95"]) + f" p={d['p_mcnemar']:.2g}"  # noqa: E731
+                                            + (" *" if d["verdict"] in ("higher", "lower") else ""))
+    for r in prows:
+        lines.append("| " + " | ".join([r["model"]] + [cell(r["clean"].get(str(b))) for b in range(L)]
+                                       + [cell(r["robust"].get(str(b))) for b in range(L)]) + " |")
+    return "\n".join(lines)
+
+
 def markdown(cols: list[str], table: list[dict], title: str) -> str:
     head = f"### {title}\n\n| model | datasets | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols)
     body = "".join("\n| " + r["model"] + f" | {r['datasets']} | " +
@@ -69,7 +121,7 @@ def to_csv(cols: list[str], table: list[dict]) -> str:
     return buf.getvalue()
 
 
-def compare(paths: list[str | Path], out: str | Path) -> str:
+def compare(paths: list[str | Path], out: str | Path, baseline: str | None = None) -> str:
     reports = load_reports(paths)
     datasets = sorted({r["dataset"] for r in reports})
     eps = sorted({r["eps"] for r in reports})
@@ -78,11 +130,19 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
         ", ".join(f"{e * 255:.3g}/255" for e in eps) + " (accuracies and TSR in %)"
     warn = "\n**Warning:** these reports use different ε; their average mixes threat models.\n" if len(eps) > 1 else ""
     md = [f"# hirobust comparison\n{warn}\n{markdown(cols, table, title)}"]
+    paired = {}
     for r in reports:
         c, t = rows([r])
         md.append(markdown(c, t, f"{r['dataset']} ({r['_path']}), ε = {r['eps'] * 255:.3g}/255"))
+        base, prows = paired_rows(r, baseline)
+        if prows:
+            md.append(f"Paired differences to `{base}` on the same images, in points, with the 95% paired-bootstrap "
+                      f"interval and the exact McNemar p; * = the interval excludes 0 (otherwise: no measurable "
+                      f"difference):\n\n" + paired_markdown(r, base, prows) + "\n")
+            paired[r["_path"]] = {"baseline": base, "rows": prows}
     text = "\n".join(md)
     out = Path(out)
+    write_json({"paired_differences": paired}, out / "compare.json")
     write_text(to_csv(cols, table), out / "compare.csv")
     write_text(text, out / "compare.md")
     return text

@@ -6,12 +6,14 @@ TSR(a->b) = P[level-b prediction wrong on x + δ_a | level-b prediction right on
 (mistake severity, consistency, full-path accuracy). Attacked numbers come from a fixed, seeded subset (the
 same images for every model) and pass the sanity checks of METHOD.md §5, or the report flags them.
 
-"Robust accuracy" counts an image only if it is classified right both clean and attacked (the clean image
-lies in the ε-ball too), so it never exceeds the clean accuracy of the same images.
+One definition of robust accuracy everywhere (``ROBUST_DEFINITION``). Every accuracy carries its n and a 95%
+Wilson interval (``*_ci95``); the per-image results (``per_image``, packed bits) let two models evaluated on the
+same images be compared pairwise (:mod:`hirobust.stats`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -25,8 +27,14 @@ from .attacks import level_objective, pgd, random_init
 from .data import ZSDataset
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
+from .stats import accuracy, pack_bits, unpack_bits
 
 ATTACKS = ("pgd", "cw", "autoattack")
+ROBUST_DEFINITION = (
+    "robust accuracy at read level b under a level-a attack = the fraction of the attacked images whose level-b "
+    "prediction is right both on the clean image and on the attacked one (the clean image lies in the ε-ball too, "
+    "as in RobustBench), so it never exceeds the clean accuracy of the same images; the same definition holds for "
+    "every attack, level and ε of a report")
 
 
 @dataclass
@@ -39,9 +47,11 @@ class EvalConfig:
     attack_levels: list[int] | None = None  # None: every level
     robust_samples: int | None = 1000  # seeded subset for attacks (None: all)
     autoattack_samples: int | None = None  # a smaller seeded subset for AutoAttack (None: robust_samples)
+    autoattack_levels: list[int] | None = None  # levels AutoAttack attacks (None: every level; -1: the top)
     autoattack_iters: int = 100  # APGD iterations per run (AutoAttack's standard: 100)
     clean_samples: int | None = None  # None: the whole split
-    eps_sweep: list[float] = field(default_factory=list)  # extra eps for a leaf-level PGD (the report's sweep)
+    eps_sweep: list[float] = field(default_factory=list)  # extra eps for PGD at eps_sweep_levels (the report's sweep)
+    eps_sweep_levels: list[int] = field(default_factory=lambda: [0])  # attacked levels of the sweep (-1: the top)
     sweep_samples: int | None = 500
     check_more_steps: bool = False  # sanity check: leaf PGD with 2x steps must not help the model beyond noise
     batch_size: int = 500
@@ -149,18 +159,105 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
     return _gather(_cat(preds, model, hier.name), device)
 
 
-def _robust_and_tsr(right: torch.Tensor, adv_right: torch.Tensor) -> tuple[dict, dict]:
+def _robust_and_tsr(right: torch.Tensor, adv_right: torch.Tensor) -> tuple[dict, dict, dict, dict, dict]:
+    """(robust[b], robust_ci95[b], tsr[b], tsr_ci95[b], tsr_n[b]) from clean/attacked correctness [N, L]."""
     L = right.shape[1]
-    robust = {str(b): float((right[:, b] & adv_right[:, b]).float().mean()) for b in range(L)}
+    rob = [accuracy(right[:, b] & adv_right[:, b]) for b in range(L)]
     flipped = right & ~adv_right
-    tsr = {str(b): float(flipped[:, b].sum() / right[:, b].sum()) if right[:, b].any() else float("nan")
-           for b in range(L)}
-    return robust, tsr
+    tsr = [accuracy(flipped[right[:, b], b]) for b in range(L)]  # among the images right at b when clean
+    return ({str(b): r["value"] for b, r in enumerate(rob)}, {str(b): r["ci95"] for b, r in enumerate(rob)},
+            {str(b): t["value"] for b, t in enumerate(tsr)}, {str(b): t["ci95"] for b, t in enumerate(tsr)},
+            {str(b): t["n"] for b, t in enumerate(tsr)})
+
+
+def _bits(mat: torch.Tensor) -> dict:
+    """[N, L] booleans -> {level: packed bits}."""
+    return {str(b): pack_bits(mat[:, b]) for b in range(mat.shape[1])}
+
+
+def _labels_text(y: torch.Tensor) -> str:
+    import base64
+
+    import numpy as np
+
+    return base64.b64encode(y.cpu().numpy().astype(np.int32).tobytes()).decode("ascii")
+
+
+def labels_from_text(text: str) -> torch.Tensor:
+    """Inverse of the per-image label encoding of a report."""
+    import base64
+
+    import numpy as np
+
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.int32).astype(np.int64))
+
+
+def _subset(n: int, y: torch.Tensor, right: torch.Tensor) -> dict:
+    return {"n": n, "labels": _labels_text(y), "right": _bits(right)}
+
+
+def subset_of(entry: dict, name: str) -> tuple[torch.Tensor, dict]:
+    """(leaf labels [N], {level: clean correctness [N]}) of a model entry's evaluated subset ``name`` (``clean``,
+    ``robust``, ``autoattack``, ``sweep``)."""
+    sub = entry["per_image"][name]
+    return labels_from_text(sub["labels"]), {b: torch.from_numpy(unpack_bits(t, sub["n"]))
+                                             for b, t in sub["right"].items()}
+
+
+def correct(entry: dict, attack: str, a: int | str, b: int | str, eps: float | None = None) -> torch.Tensor:
+    """Per-image robust correctness [N] (right clean and attacked, ``ROBUST_DEFINITION``) at read level ``b``
+    under the level-``a`` ``attack`` (``"clean"``: clean correctness on the attacked subset; ``"sweep"`` with
+    ``eps``: the ε sweep), decoded from the report's packed bits."""
+    pi = entry["per_image"]
+    if attack == "clean":
+        return torch.from_numpy(unpack_bits(pi["robust"]["right"][str(b)], pi["robust"]["n"]))
+    if attack == "sweep":
+        return torch.from_numpy(unpack_bits(pi["sweep"]["levels"][str(a)][f"{eps:.6g}"][str(b)], pi["sweep"]["n"]))
+    at = pi["attacks"][attack]
+    return torch.from_numpy(unpack_bits(at["levels"][str(a)][str(b)], pi[at["subset"]]["n"]))
+
+
+def _acc_dict(mat: torch.Tensor) -> tuple[dict, dict]:
+    """({level: accuracy}, {level: 95% Wilson interval}) of correctness [N, L]."""
+    accs = [accuracy(mat[:, b]) for b in range(mat.shape[1])]
+    return {str(b): r["value"] for b, r in enumerate(accs)}, {str(b): r["ci95"] for b, r in enumerate(accs)}
+
+
+def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, device, progress) -> tuple[dict, dict]:
+    """(report entry of one attack at every level, {level: raw attacked accuracy at that level})."""
+    name = {"pgd": f"PGD-{cfg.steps}", "cw": f"CW-{cfg.steps}", "autoattack": "AutoAttack"}[attack]
+    entry = {"robust": {}, "robust_ci95": {}, "transfer_success": {}, "transfer_success_ci95": {},
+             "transfer_success_n": {}, "samples": len(sub), "levels_bits": {}}
+    raw = {}
+    for a in levels:
+        adv = attacked_predictions(model, sub, hier, a, cfg.eps, cfg, device, f"{name} level {a}", progress,
+                                   attack=attack)
+        adv_right = adv == sub_truth
+        raw[str(a)] = float(adv_right[:, a].float().mean())
+        k = str(a)
+        (entry["robust"][k], entry["robust_ci95"][k], entry["transfer_success"][k], entry["transfer_success_ci95"][k],
+         entry["transfer_success_n"][k]) = _robust_and_tsr(sub_right, adv_right)
+        entry["levels_bits"][k] = _bits(sub_right & adv_right)
+        if a == 0:
+            entry["hierarchical_leaf"] = hierarchical_metrics(adv, sub_truth, hier)
+    entry["clean_on_subset"], entry["clean_on_subset_ci95"] = _acc_dict(sub_right)
+    return entry, raw
+
+
+def _sweep_levels(cfg: EvalConfig, L: int, levels: list[int]) -> list[int]:
+    out = []
+    for a in cfg.eps_sweep_levels:
+        a = L - 1 if a == -1 else a
+        if a not in out and a in levels:
+            out.append(a)
+    return out
 
 
 def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device="cpu", progress=True) -> dict:
     """The report entry of one model: clean, robust[a][b], transfer_success[a][b] (of the first attack), the same
-    for every attack in ``cfg.attacks``, hierarchical metrics, ε sweep, sample counts and sanity checks."""
+    for every attack in ``cfg.attacks``, hierarchical metrics, ε sweep, sample counts and sanity checks. Every
+    accuracy has a 95% Wilson interval beside it (``<key>_ci95``) and its n (``n``); ``per_image`` holds the
+    per-image correctness behind every number (``correct``). Robust accuracy: ``ROBUST_DEFINITION``."""
     device = torch.device(device)
     model.eval().to(device)
     t0 = time.perf_counter()
@@ -168,49 +265,63 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     clean_data = data.seeded_subset(cfg.clean_samples, cfg.seed)
     pred, y = predict(model, clean_data, hier.name, cfg.batch_size, device, progress=progress)
     truth = level_labels(hier, y)
-    out: dict = {"clean": {str(b): float((pred[:, b] == truth[:, b]).float().mean()) for b in range(L)}}
+    out: dict = {}
+    out["clean"], out["clean_ci95"] = _acc_dict(pred == truth)
     out["hierarchical"] = {"clean": hierarchical_metrics(pred, truth, hier)}
+    per = {"clean": _subset(len(clean_data), y, pred == truth), "attacks": {}}
     rob_data = data.seeded_subset(cfg.robust_samples, cfg.seed)
     rpred, ry = predict(model, rob_data, hier.name, cfg.batch_size, device, progress=False)
     rtruth = level_labels(hier, ry)
     right = rpred == rtruth
-    out["clean_on_robust_subset"] = {str(b): float(right[:, b].float().mean()) for b in range(L)}
+    per["robust"] = _subset(len(rob_data), ry, right)
+    out["clean_on_robust_subset"], out["clean_on_robust_subset_ci95"] = _acc_dict(right)
     levels = cfg.attack_levels if cfg.attack_levels is not None else list(range(L))
     levels = [a for a in levels if hier.num_nodes(a) > 1]  # a level with one node cannot be attacked (PCAM's root)
     out["attacks"] = {}
     raw: dict[str, dict[str, float]] = {}
     for attack in cfg.attacks:
-        sub, sub_right, sub_truth = rob_data, right, rtruth
+        sub, sub_right, sub_truth, subset = rob_data, right, rtruth, "robust"
         if attack == "autoattack" and cfg.autoattack_samples is not None:
             sub = data.seeded_subset(min(cfg.autoattack_samples, len(rob_data)), cfg.seed)
             sp, sy = predict(model, sub, hier.name, cfg.batch_size, device, progress=False)
             sub_truth = level_labels(hier, sy)
             sub_right = sp == sub_truth
-        entry = {"robust": {}, "transfer_success": {}, "samples": len(sub)}
-        raw[attack] = {}
-        name = {"pgd": f"PGD-{cfg.steps}", "cw": f"CW-{cfg.steps}", "autoattack": "AutoAttack"}[attack]
-        for a in levels:
-            adv = attacked_predictions(model, sub, hier, a, cfg.eps, cfg, device, f"{name} level {a}", progress,
-                                       attack=attack)
-            adv_right = adv == sub_truth
-            raw[attack][str(a)] = float(adv_right[:, a].float().mean())
-            entry["robust"][str(a)], entry["transfer_success"][str(a)] = _robust_and_tsr(sub_right, adv_right)
-            if a == 0 and attack == cfg.attacks[0]:
-                out["hierarchical"][f"{attack} at level 0"] = hierarchical_metrics(adv, sub_truth, hier)
-        entry["clean_on_subset"] = {str(b): float(sub_right[:, b].float().mean()) for b in range(L)}
+            per["autoattack"], subset = _subset(len(sub), sy, sub_right), "autoattack"
+        aa_levels = levels
+        if attack == "autoattack" and cfg.autoattack_levels is not None:
+            aa_levels = [a for a in _sweep_levels(dataclasses.replace(cfg, eps_sweep_levels=cfg.autoattack_levels),
+                                                  L, levels)]
+        entry, raw[attack] = _attack_entry(model, sub, sub_right, sub_truth, hier, aa_levels, attack, cfg, device,
+                                           progress)
+        per["attacks"][attack] = {"subset": subset, "levels": entry.pop("levels_bits")}
+        leaf_metrics = entry.pop("hierarchical_leaf", None)
+        if leaf_metrics is not None and attack == cfg.attacks[0]:
+            out["hierarchical"][f"{attack} at level 0"] = leaf_metrics
         out["attacks"][attack] = entry
     main = out["attacks"][cfg.attacks[0]]
-    out["robust"], out["transfer_success"] = main["robust"], main["transfer_success"]
-    if cfg.eps_sweep:
+    for k in ("robust", "robust_ci95", "transfer_success", "transfer_success_ci95", "transfer_success_n"):
+        out[k] = main[k]
+    sweep_levels = _sweep_levels(cfg, L, levels)
+    if cfg.eps_sweep and sweep_levels:
         sweep_data = data.seeded_subset(cfg.sweep_samples, cfg.seed)
-        _, sy = predict(model, sweep_data, hier.name, cfg.batch_size, device, progress=False)
+        sp, sy = predict(model, sweep_data, hier.name, cfg.batch_size, device, progress=False)
         struth = level_labels(hier, sy)
-        out["eps_sweep"] = {}
-        for eps in cfg.eps_sweep:
-            adv = attacked_predictions(model, sweep_data, hier, 0, eps, cfg, device, f"sweep eps={eps * 255:.2g}/255",
-                                       progress)
-            out["eps_sweep"][f"{eps:.6g}"] = {str(b): float((adv[:, b] == struth[:, b]).float().mean())
-                                              for b in range(L)}
+        sright = sp == struth
+        per["sweep"] = {**_subset(len(sweep_data), sy, sright), "levels": {}}
+        out["eps_sweep_by_level"] = {}
+        for a in sweep_levels:
+            rows, bits = {}, {}
+            for eps in cfg.eps_sweep:
+                adv = attacked_predictions(model, sweep_data, hier, a, eps, cfg, device,
+                                           f"sweep L{a} eps={eps * 255:.2g}/255", progress)
+                ok = sright & (adv == struth)
+                acc, ci = _acc_dict(ok)
+                rows[f"{eps:.6g}"] = {"acc": acc, "ci95": ci}
+                bits[f"{eps:.6g}"] = _bits(ok)
+            out["eps_sweep_by_level"][str(a)] = rows
+            per["sweep"]["levels"][str(a)] = bits
+        if "0" in out["eps_sweep_by_level"]:  # the leaf attack's sweep under its old name
+            out["eps_sweep"] = {e: r["acc"] for e, r in out["eps_sweep_by_level"]["0"].items()}
     more_steps = None
     if cfg.check_more_steps and 0 in levels:
         adv = attacked_predictions(model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0",
@@ -218,9 +329,13 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
         more_steps = _robust_and_tsr(right, adv == rtruth)[0]["0"]
         out["pgd_more_steps_leaf"] = {"steps": 2 * cfg.steps, "robust": more_steps}
     out["samples"] = {"clean": len(clean_data), "robust": len(rob_data)}
+    out["n"] = {"clean": len(clean_data), "robust": len(rob_data),
+                **{a: e["samples"] for a, e in out["attacks"].items()},
+                **({"sweep": per["sweep"]["n"]} if "sweep" in per else {})}
     out["standard_error_robust"] = 0.5 / math.sqrt(max(1, len(rob_data)))  # worst case, binomial
-    out["noise_accuracy"] = noise_accuracy(model, rob_data, hier, cfg, device)
+    out["noise_accuracy"], out["noise_accuracy_ci95"] = noise_accuracy(model, rob_data, hier, cfg, device)
     out["checks"] = sanity_checks(out, raw, more_steps)
+    out["per_image"] = per
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -238,8 +353,7 @@ def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
             _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
         xn = (x + random_init(x, cfg.eps, cfg.norm, g)).clamp(0, 1)
         right.append(_preds(model(xn, tree=hier.name)) == level_labels(hier, y.cpu()))
-    r = _gather(torch.cat(right), device).float().mean(0)
-    return {str(b): float(r[b]) for b in range(hier.num_levels)}
+    return _acc_dict(_gather(torch.cat(right).to(torch.uint8), device).bool())
 
 
 def sanity_checks(entry: dict, raw: dict[str, dict[str, float]], more_steps: float | None = None,
@@ -275,3 +389,46 @@ def sanity_checks(entry: dict, raw: dict[str, dict[str, float]], more_steps: flo
         checks.append({"check": "more steps do not help", "level": 0, "pgd": base, "pgd_2x_steps": more_steps,
                        "passed": more_steps <= base + tol})
     return checks
+
+
+def chance_rates(hier: Hierarchy, y: torch.Tensor) -> dict:
+    """Per level: a uniform guess's accuracy (1/nodes) and the majority node's share of ``y`` (leaf labels)."""
+    out = {}
+    for b in range(hier.num_levels):
+        counts = torch.bincount(hier.labels(y, b), minlength=hier.num_nodes(b))
+        out[str(b)] = {"uniform": 1.0 / hier.num_nodes(b), "majority": float(counts.max()) / max(1, len(y))}
+    return out
+
+
+def class_group_breakdown(entry: dict, hier: Hierarchy, seen: list[str]) -> dict:
+    """Seen vs unseen leaves (fine-tuned on / held out of fine-tuning), apart: clean and robust accuracy per
+    level with intervals, from the entry's per-image results; and per level the nodes whose leaves are all
+    unseen (a superclass never seen in fine-tuning)."""
+    unknown = [c for c in seen if c not in hier.leaves]
+    if unknown:
+        raise ValueError(f"train_classes names {unknown[0]!r}, not a class of tree {hier.name!r}")
+    seen_mask = torch.tensor([c in seen for c in hier.leaves])
+    out: dict = {"seen_classes": [c for c in hier.leaves if c in seen],
+                 "unseen_classes": [c for c in hier.leaves if c not in seen], "unseen_only_nodes": {}}
+    for b in range(1, hier.num_levels):
+        anc = hier.ancestor_index(b)
+        out["unseen_only_nodes"][str(b)] = [n for j, n in enumerate(hier.nodes(b)) if not seen_mask[anc == j].any()]
+    for group, want in (("seen", True), ("unseen", False)):
+        g: dict = {}
+        y, right = subset_of(entry, "clean")
+        m = seen_mask[y] == want
+        g["clean"], g["clean_ci95"] = _acc_dict(torch.stack([right[str(b)][m] for b in range(len(right))], 1))
+        y, _ = subset_of(entry, "robust")
+        m = seen_mask[y] == want
+        g["n"] = {"clean": int((seen_mask[subset_of(entry, "clean")[0]] == want).sum()), "robust": int(m.sum())}
+        g["attacks"] = {}
+        for attack, at in entry["per_image"]["attacks"].items():
+            ya, _ = subset_of(entry, at["subset"])
+            ma = seen_mask[ya] == want
+            rob, ci = {}, {}
+            for a in at["levels"]:
+                mat = torch.stack([correct(entry, attack, a, b)[ma] for b in range(hier.num_levels)], 1)
+                rob[a], ci[a] = _acc_dict(mat)
+            g["attacks"][attack] = {"robust": rob, "robust_ci95": ci, "n": int(ma.sum())}
+        out[group] = g
+    return out

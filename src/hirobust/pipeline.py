@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .data import ZSDataset, dataset_forest, get_dataset
-from .evaluate import EvalConfig, evaluate_model
+from .evaluate import EvalConfig, class_group_breakdown, evaluate_model
 from .hierarchy import Forest
 from .io import load_safetensors, save_safetensors, write_json
 from .methods import METHODS, FrozenReference, build_method
@@ -41,6 +41,9 @@ class DataConfig:
     templates: list[str] | None = None  # prompt templates instead of the dataset's own (each with one "{}")
     download: bool = False  # let torchvision download datasets it can (network needed)
     num_workers: int = 4  # DataLoader workers for image-file datasets
+    # the zero-shot axis: fine-tuning sees only these leaf classes (their images, names and tree nodes); the
+    # others are held out, and evaluation reports seen and unseen leaves apart (None: every class is seen)
+    train_classes: list[str] | None = None
 
 
 @dataclass
@@ -114,6 +117,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)
     train = load_data(cfg.data, "train", clip.image_size)
+    if cfg.data.train_classes is not None:  # held-out classes never reach the trainer
+        train = train.restrict_classes(cfg.data.train_classes)
     _, forest = trees_of(cfg.data, train)
     classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
     if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
@@ -203,6 +208,14 @@ def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="c
     return build_cosine_classifier(clip, forest, ds.templates, prompt_names=ds.prompt_names)
 
 
+def run_train_classes(source) -> list[str] | None:
+    """The leaf classes a fine-tuned run directory was trained on (None: all, or not a run directory)."""
+    if isinstance(source, (str, Path)) and (Path(source) / "hirobust.json").exists():
+        meta = json.loads((Path(source) / "hirobust.json").read_text())
+        return ((meta.get("config") or {}).get("data") or {}).get("train_classes")
+    return None
+
+
 def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
                     progress: bool = True) -> dict:
     """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
@@ -213,7 +226,10 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
+    from .evaluate import ROBUST_DEFINITION, chance_rates
+
     report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
+              "robust_definition": ROBUST_DEFINITION, "chance": chance_rates(hier, ds.labels),
               "num_levels": hier.num_levels, "tree": hier.name,
               "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
               "attack": {"type": {"pgd": f"PGD-{eval_cfg.steps}", "cw": f"CW-{eval_cfg.steps}",
@@ -228,6 +244,9 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
         t0 = time.perf_counter()
         clf = load_classifier(source, ds, eval_forest, device)
         report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress)
+        seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)
+        if seen is not None:
+            report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
         report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
         report["models"][name]["seconds"] = time.perf_counter() - t0
     return report

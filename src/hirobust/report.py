@@ -5,24 +5,61 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import write_json, write_text
+from .stats import fmt_ci
 
 
 def _pct(v) -> str:
     return "—" if v is None or v != v else f"{100 * v:.1f}"
 
 
+def _get(d: dict | None, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
 def summary_table(report: dict) -> str:
-    """Markdown: per model, clean accuracy and robust accuracy under the same-level attack, per level."""
+    """Markdown: per model, clean accuracy and robust accuracy under the same-level attack, per level, each with
+    its 95% Wilson interval."""
     L = report["num_levels"]
     head = ["model"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + ["TSR(1→0)"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in report["models"].items():
-        cells = [name] + [_pct(m["clean"][str(b)]) for b in range(L)]
-        cells += [_pct(m["robust"].get(str(b), {}).get(str(b))) for b in range(L)]
-        tsr = m["transfer_success"].get("1", {}).get("0") if L > 1 else None
-        cells.append(_pct(tsr))
+        cells = [name] + [fmt_ci(m["clean"][str(b)], _get(m, "clean_ci95", str(b))) for b in range(L)]
+        cells += [fmt_ci(_get(m, "robust", str(b), str(b)), _get(m, "robust_ci95", str(b), str(b))) for b in range(L)]
+        tsr = _get(m, "transfer_success", "1", "0") if L > 1 else None
+        cells.append(fmt_ci(tsr, _get(m, "transfer_success_ci95", "1", "0")))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def group_table(report: dict) -> str | None:
+    """Markdown: seen vs unseen leaves (the zero-shot axis), clean and same-level robust accuracy per level."""
+    L = report["num_levels"]
+    models = {n: m for n, m in report["models"].items() if m.get("by_class_group")}
+    if not models:
+        return None
+    first = next(iter(models.values()))["by_class_group"]
+    lines = [f"Seen leaves (fine-tuned on): {', '.join(first['seen_classes'])}; unseen (held out of fine-tuning): "
+             f"{', '.join(first['unseen_classes']) or 'none'}."]
+    only = {b: n for b, n in first["unseen_only_nodes"].items() if n}
+    lines.append("Superclasses whose leaves are all unseen: " + (
+        "; ".join(f"L{b}: {', '.join(n)}" for b, n in only.items()) if only else "none") + ".")
+    attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
+    head = ["model", "leaves", "n"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in models.items():
+        for group in ("seen", "unseen"):
+            g = m["by_class_group"][group]
+            at = g["attacks"].get(attack, {})
+            cells = [name, group, str(at.get("n", "—"))]
+            cells += [fmt_ci(g["clean"][str(b)], g["clean_ci95"][str(b)]) for b in range(L)]
+            cells += [fmt_ci(_get(at, "robust", str(b), str(b)), _get(at, "robust_ci95", str(b), str(b)))
+                      for b in range(L)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _matrix(title: str, mat: dict, L: int) -> str:
@@ -31,14 +68,6 @@ def _matrix(title: str, mat: dict, L: int) -> str:
     for a, row in mat.items():
         lines.append(f"| L{a} | " + " | ".join(_pct(row.get(str(b))) for b in range(L)) + " |")
     return "\n".join(lines)
-
-
-def _sweep_rows(report: dict, m: dict) -> list[tuple[float, dict]]:
-    """The ε sweep's rows plus the main ε's leaf-attack row, sorted by ε."""
-    rows = {float(e): r for e, r in m.get("eps_sweep", {}).items()}
-    if "0" in m["robust"]:
-        rows.setdefault(float(report["eps"]), m["robust"]["0"])
-    return sorted(rows.items())
 
 
 def to_markdown(report: dict) -> str:
@@ -52,33 +81,42 @@ def to_markdown(report: dict) -> str:
             + "; ".join(f"L{b} ({len(n)} nodes)" for b, n in enumerate(report.get("levels", []))),
             f"- attack: {att.get('type')} {att.get('norm')}, ε = {eps:.5g} ({eps * 255:.3g}/255), α = "
             f"{att.get('alpha', 0):.3g}, objective {att.get('objective')}, random start, {att.get('precision')}",
-            "- robust accuracy counts an image only if it is classified right both clean and attacked; "
-            "accuracies in %",
+            f"- {report.get('robust_definition', 'robust accuracy counts an image only if it is classified right both clean and attacked')}.",
+            "- accuracies in %, each with its 95% Wilson interval [lo, hi]; n per subset below",
             ""]
+    if report.get("chance"):
+        out += ["- chance per level (uniform guess / majority node): " + "; ".join(
+            f"L{b} {100 * c['uniform']:.1f} / {100 * c['majority']:.1f}" for b, c in report["chance"].items()), ""]
     first = next(iter(report["models"].values()), None)
     if first:
         s = first["samples"]
-        out += [f"- samples: clean {s['clean']}, attacked {s['robust']} (a fixed seeded subset, the same for every "
-                f"model; standard error ≤ {100 * first['standard_error_robust']:.1f} points)", ""]
+        out += [f"- samples: clean n = {s['clean']}, attacked n = {s['robust']} (a fixed seeded subset, the same for "
+                f"every model)" + "".join(f", {k} n = {v}" for k, v in first.get("n", {}).items()
+                                           if k not in ("clean", "robust", "pgd", "cw")), ""]
     out += ["## Summary (robust = attacked at the level it is read at)", "", summary_table(report), ""]
+    groups = group_table(report)
+    if groups:
+        out += ["## Seen and unseen leaves", "", groups, ""]
     if report.get("plots"):
         out += [f"![{p}]({p})" for p in report["plots"]] + [""]
     for name, m in report["models"].items():
         out += [f"## {name}", "", _matrix("Robust accuracy (%)", m["robust"], L), "",
                 _matrix("Transfer success rate TSR(a→b) (%) — lower is better", m["transfer_success"], L), ""]
-        if m.get("eps_sweep"):
-            out += ["ε sweep (leaf-level attack), accuracy (%):", "", "| ε | " +
-                    " | ".join(f"L{b}" for b in range(L)) + " |", "|---|" + "---|" * L]
-            for e, row in _sweep_rows(report, m):
-                out.append(f"| {e * 255:.3g}/255{' (main ε, attacked subset)' if e == eps else ''} | "
-                           + " | ".join(_pct(row[str(b)]) for b in range(L)) + " |")
+        for a_lvl, rows in (m.get("eps_sweep_by_level") or {}).items():
+            out += [f"ε sweep, level-{a_lvl} {att.get('type', 'PGD')} attack, robust accuracy (%), n = "
+                    f"{m.get('n', {}).get('sweep', '?')}:", "", "| ε | " + " | ".join(f"L{b}" for b in range(L)) +
+                    " |", "|---|" + "---|" * L]
+            for e, r in sorted(rows.items(), key=lambda kv: float(kv[0])):
+                out.append(f"| {float(e) * 255:.3g}/255 | " + " | ".join(fmt_ci(r["acc"][str(b)], r["ci95"][str(b)])
+                                                                      for b in range(L)) + " |")
             out.append("")
         if len(m.get("attacks", {})) > 1:
             out += ["Robust accuracy by attack (each level attacked at itself), %:", "",
-                    "| attack | samples | " + " | ".join(f"L{b}" for b in range(L)) + " |", "|---|---|" + "---|" * L]
-            for name, a in m["attacks"].items():
-                out.append(f"| {name} | {a['samples']} | "
-                           + " | ".join(_pct(a["robust"].get(str(b), {}).get(str(b))) for b in range(L)) + " |")
+                    "| attack | n | " + " | ".join(f"L{b}" for b in range(L)) + " |", "|---|---|" + "---|" * L]
+            for aname, a in m["attacks"].items():
+                out.append(f"| {aname} | {a['samples']} | " + " | ".join(
+                    fmt_ci(_get(a, "robust", str(b), str(b)), _get(a, "robust_ci95", str(b), str(b)))
+                    for b in range(L)) + " |")
             out.append("")
         if m.get("hierarchical"):
             out += ["Hierarchical metrics:", "", "| images | mistake severity | consistency (mean) | full-path acc. |",
@@ -101,8 +139,26 @@ def to_markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+def _errbars(vals, cis):
+    import numpy as np
+
+    v = np.array([np.nan if x is None else x for x in vals], dtype=float) * 100
+    lo = np.array([np.nan if c is None else c[0] for c in cis], dtype=float) * 100
+    hi = np.array([np.nan if c is None else c[1] for c in cis], dtype=float) * 100
+    return v, np.clip(np.nan_to_num(np.stack([v - lo, hi - v]), nan=0.0), 0.0, None)
+
+
+def _zoom(ax, lows, highs, pad=2.0):
+    import numpy as np
+
+    lo, hi = np.nanmin(lows), np.nanmax(highs)
+    if np.isfinite(lo) and np.isfinite(hi):
+        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+
+
 def plot(report: dict, out_dir: Path) -> list[str]:
-    """PNG plots: accuracy per level per model, TSR heatmaps, ε sweep. Returns file names."""
+    """PNG plots: accuracy per level per model with interval whiskers (axes zoomed to the data), one TSR heatmap
+    per model with its own colour scale, and the ε sweep of every model with the table's metric. Returns names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,60 +168,84 @@ def plot(report: dict, out_dir: Path) -> list[str]:
     L = report["num_levels"]
     models = list(report["models"])
     files = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.8 / max(1, len(models))
     for ax, kind in zip(axes, ("clean", "robust")):
+        lows, highs = [], []
         for i, name in enumerate(models):
             m = report["models"][name]
-            vals = [m["clean"][str(b)] if kind == "clean" else m["robust"].get(str(b), {}).get(str(b), np.nan)
-                    for b in range(L)]
-            ax.bar(np.arange(L) + i * width - 0.4 + width / 2, np.array(vals) * 100, width, label=name)
+            if kind == "clean":
+                vals = [m["clean"][str(b)] for b in range(L)]
+                cis = [_get(m, "clean_ci95", str(b)) for b in range(L)]
+            else:
+                vals = [_get(m, "robust", str(b), str(b)) for b in range(L)]
+                cis = [_get(m, "robust_ci95", str(b), str(b)) for b in range(L)]
+            v, err = _errbars(vals, cis)
+            ax.errorbar(np.arange(L) + i * width - 0.4 + width / 2, v, yerr=err, fmt="o", ms=4, capsize=2, label=name)
+            lows.append(np.nanmin(v - err[0]) if np.isfinite(v).any() else np.nan)
+            highs.append(np.nanmax(v + err[1]) if np.isfinite(v).any() else np.nan)
+        _zoom(ax, lows, highs)
         ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
         ax.set_xlabel("level (0 = leaf)")
         eps = report["eps"] * 255
-        ax.set_title("clean accuracy" if kind == "clean" else f"robust accuracy, same-level PGD, ε={eps:.3g}/255")
+        ax.set_title("clean accuracy" if kind == "clean" else f"robust accuracy, same-level attack, ε={eps:.3g}/255",
+                     fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("accuracy (%)")
-    axes[1].legend(fontsize=8, ncol=2)
+        ax.set_ylabel("accuracy (%), 95% interval")
+    axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out_dir / "accuracy_per_level.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out_dir / "accuracy_per_level.png")
     files.append("accuracy_per_level.png")
 
-    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 1, 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(2.8 * len(models) + 1, 2.9), squeeze=False)
     for ax, name in zip(axes[0], models):
         t = report["models"][name]["transfer_success"]
-        mat = np.array([[t.get(str(a), {}).get(str(b), np.nan) for b in range(L)] for a in range(L)]) * 100
-        im = ax.imshow(mat, vmin=0, vmax=100, cmap="viridis")
+        mat = np.array([[np.nan if _get(t, str(a), str(b)) is None else _get(t, str(a), str(b)) for b in range(L)]
+                        for a in range(L)], dtype=float) * 100
+        vmax = np.nanmax(mat) if np.isfinite(mat).any() else 1.0
+        im = ax.imshow(mat, vmin=0, vmax=max(vmax, 1.0), cmap="viridis")
         for a in range(L):
             for b in range(L):
                 ax.text(b, a, "—" if np.isnan(mat[a, b]) else f"{mat[a, b]:.0f}", ha="center", va="center",
-                        color="w" if np.nan_to_num(mat[a, b]) < 60 else "k", fontsize=8)
+                        color="w" if np.nan_to_num(mat[a, b]) < 0.6 * vmax else "k", fontsize=8)
         ax.set_title(name, fontsize=9)
         ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
         ax.set_yticks(range(L), [f"L{a}" for a in range(L)])
         ax.set_xlabel("read level b")
+        fig.colorbar(im, ax=ax, shrink=0.7, label="TSR (%)")
     axes[0][0].set_ylabel("attack level a")
-    fig.colorbar(im, ax=axes[0].tolist(), label="TSR (%)", shrink=0.8)
-    fig.savefig(out_dir / "transfer_success.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, out_dir / "transfer_success.png", tight=True)
     files.append("transfer_success.png")
 
-    sweeps = {n: m["eps_sweep"] for n, m in report["models"].items() if m.get("eps_sweep")}
+    sweeps = {n: m["eps_sweep_by_level"] for n, m in report["models"].items() if m.get("eps_sweep_by_level")}
     if sweeps:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for name in sweeps:
-            rows = _sweep_rows(report, report["models"][name])
-            ax.plot([e * 255 for e, _ in rows], [r["0"] * 100 for _, r in rows], marker="o", label=name)
-        ax.set_xlabel("ε (/255), leaf-level PGD")
-        ax.set_ylabel("leaf accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        levels = sorted({a for sw in sweeps.values() for a in sw}, key=int)
+        fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 3.6), squeeze=False)
+        for ax, a in zip(axes[0], levels):
+            for name, sw in sweeps.items():
+                rows = sorted(sw.get(a, {}).items(), key=lambda kv: float(kv[0]))
+                if not rows:
+                    continue
+                v, err = _errbars([r["acc"][a] for _, r in rows], [r["ci95"][a] for _, r in rows])
+                ax.errorbar([float(e) * 255 for e, _ in rows], v, yerr=err, marker="o", ms=3, capsize=2, label=name)
+            ax.set_xlabel(f"ε (/255), level-{a} attack")
+            ax.set_ylabel(f"robust accuracy at L{a} (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / "eps_sweep.png", dpi=110)
-        plt.close(fig)
+        _save(fig, out_dir / "eps_sweep.png")
         files.append("eps_sweep.png")
     return files
+
+
+def _save(fig, path: Path, tight: bool = False) -> None:
+    """Save a figure atomically (a temp file renamed into place)."""
+    import matplotlib.pyplot as plt
+
+    from .io import _atomic
+
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", **({"bbox_inches": "tight"} if tight else {})))
+    plt.close(fig)
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:

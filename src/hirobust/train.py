@@ -82,14 +82,29 @@ class Trainer:
         self.device = torch.device(device)
 
     # ------------------------------------------------------------------ pieces
-    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def _optimizer(self, params: list, method: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The optimiser over ``params`` (Parameters, or ``(name, Parameter)`` pairs to consult
+        ``method.lr_scale(name)``), one group per (weight-decay class, lr scale), see :meth:`param_groups`."""
         c = self.cfg
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]  # gains, biases, scalars, embeddings of dim 1
-        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = self.param_groups(params, getattr(method, "lr_scale", None))
         if c.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum)
         return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas)
+
+    def param_groups(self, params: list, lr_scale: Callable[[str], float] | None = None) -> list[dict]:
+        """Groups keyed by (decay, lr scale): matrices get ``weight_decay``; gains, biases and scalars none. The
+        two scale-1 groups come first (decay, then no decay), other scales after them in the order they first
+        appear; parameters keep their order inside a group, so optimiser states line up on resume. Every group
+        stores ``"lr_scale"`` (the loop's lr is ``lr · lr_scale · schedule``)."""
+        named = [(None, p) if isinstance(p, torch.Tensor) else p for p in params]
+        groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
+        for name, p in named:
+            scale = float(lr_scale(name)) if lr_scale is not None and name is not None else 1.0
+            if not scale > 0 or not math.isfinite(scale):
+                raise ValueError(f"lr scale of {name!r} must be positive and finite, got {scale}")
+            groups.setdefault((p.dim() >= 2, scale), []).append(p)
+        return [{"params": ps, "weight_decay": self.cfg.weight_decay if decay else 0.0, "lr_scale": scale}
+                for (decay, scale), ps in groups.items()]
 
     def _lr_factor(self, step: int, total: int) -> float:
         c = self.cfg
@@ -169,7 +184,7 @@ class Trainer:
         method.to(self.device)
         named = list(method.trainable_parameters())
         params = [p for _, p in named]
-        opt = self._optimizer(params)
+        opt = self._optimizer(named, method)
         identity = {"config": asdict(c), "describe": describe or {}, "total_steps": total, "samples": len(data)}
         identity = json.loads(json.dumps(identity, default=str))
         start, history = 0, []

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from ..hierarchy import Forest, load_forest
 from .base import ZSDataset, resize
-from .synthetic import make_synthetic
+from .synthetic import MIX_PREFIX, make_synthetic, make_synthetic_mix, parse_mix
 from .zeroshot_specs import ZEROSHOT_DATASETS
 
-__all__ = ["ZSDataset", "DATASETS", "get_dataset", "dataset_forest", "resize", "make_synthetic"]
+__all__ = ["ZSDataset", "DATASETS", "get_dataset", "dataset_forest", "resize", "make_synthetic",
+           "make_synthetic_mix"]
 
 
 def _fashion_mnist(split: str, root: str | Path | None = None, **_) -> ZSDataset:
@@ -24,6 +25,18 @@ _SYNTHETIC_KW = ("n_per_class", "branching", "num_levels", "image_size", "noise"
 
 def _synthetic(split: str, root=None, **kw) -> ZSDataset:
     return make_synthetic(split, **{k: v for k, v in kw.items() if k in _SYNTHETIC_KW})
+
+
+_MIX_KW = ("n_per_class", "image_size", "noise", "seed")
+
+
+def _synthetic_mix(mix: float) -> Callable[..., ZSDataset]:
+    """Loader of ``synthetic-mix<mix>`` (:func:`make_synthetic_mix`; unknown keyword arguments are ignored)."""
+
+    def loader(split: str = "test", root=None, **kw) -> ZSDataset:
+        return make_synthetic_mix(split, mix, **{k: v for k, v in kw.items() if k in _MIX_KW})
+
+    return loader
 
 
 def _zeroshot(name: str) -> Callable[..., ZSDataset]:
@@ -50,9 +63,17 @@ DATASETS: dict[str, Callable[..., ZSDataset]] = {
 
 
 def get_dataset(name: str, split: str = "test", root: str | Path | None = None, **kwargs) -> ZSDataset:
-    """Load dataset ``name``'s ``split``; unknown names raise ``ValueError`` listing the known ones."""
+    """Load dataset ``name``'s ``split``; unknown names raise ``ValueError`` listing the known ones.
+
+    Besides :data:`DATASETS`, ``synthetic-mix<m>`` (e.g. ``synthetic-mix0``, ``synthetic-mix0.5``) is the control
+    dataset of :func:`make_synthetic_mix` with ``mix = m``; a malformed or out-of-range ``m`` raises ``ValueError``.
+    """
+    mix = parse_mix(name)  # synthetic-mix<m>, m in [0, 1]: any m, so not listed in DATASETS
+    if mix is not None:
+        return _synthetic_mix(mix)(split, root=root, **kwargs)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+        known = ", ".join(sorted(DATASETS))
+        raise ValueError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1])")
     return DATASETS[name](split, root=root, **kwargs)
 
 

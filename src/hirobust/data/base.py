@@ -48,6 +48,22 @@ class ZSDataset:
             return replace(self, images=self.images[idx], labels=self.labels[idx])
         return replace(self, dataset=torch.utils.data.Subset(self.dataset, idx.tolist()), labels=self.labels[idx])
 
+    def restrict_classes(self, names: Sequence[str]) -> ZSDataset:
+        """Only the images of the classes ``names``, relabelled 0..len(names)-1 in this dataset's class order
+        (the held-out classes' images and names are gone). Unknown names or an empty list raise ``ValueError``."""
+        names = list(names)
+        unknown = [n for n in names if n not in self.classnames]
+        if unknown:
+            raise ValueError(f"train_classes names {unknown[0]!r}, which is not a class of dataset {self.name!r}; "
+                             f"its classes: {', '.join(self.classnames)}")
+        if not names:
+            raise ValueError(f"train_classes leaves no class of dataset {self.name!r} to train on; name at least one")
+        keep = [i for i, c in enumerate(self.classnames) if c in names]
+        remap = torch.full((len(self.classnames),), -1, dtype=torch.long)
+        remap[keep] = torch.arange(len(keep))
+        sub = self.subset(torch.nonzero(remap[self.labels.clamp_min(0)] >= 0).flatten())
+        return replace(sub, classnames=[self.classnames[i] for i in keep], labels=remap[sub.labels])
+
     def seeded_subset(self, n: int | None, seed: int = 0) -> ZSDataset:
         """A fixed random subset of ``n`` samples (all if ``n`` is None or too large), the same for every model."""
         if n is None or n >= len(self):

@@ -131,42 +131,84 @@ def to_klein(x: torch.Tensor, c) -> torch.Tensor:
 
 @float32_island
 def from_klein(k: torch.Tensor, c) -> torch.Tensor:
-    """Klein -> Poincaré coordinates: k / (1 + √(1 − c‖k‖²))."""
+    """Klein -> Poincaré coordinates: k / (1 + √(1 − c‖k‖²)). Near the boundary 1 − c‖k‖² cancels in float32;
+    :func:`midpoint` does not go through Klein coordinates for that reason."""
     return k / (1 + (1 - c * (k * k).sum(-1, keepdim=True)).clamp_min(MIN_NORM).sqrt())
 
 
-def _lorentz_factor(k: torch.Tensor, c) -> torch.Tensor:
-    return (1 - c * (k * k).sum(-1, keepdim=True)).clamp_min(MIN_NORM).rsqrt()
+def _midpoint_sums(x: torch.Tensor, w: torch.Tensor | None, reduce, c) -> torch.Tensor:
+    """The Einstein midpoint from per-point terms, in a form without cancellation near the boundary.
+
+    With a_i = 1 − c‖p_i‖², weights ω_i (1 when ``w`` is None) and u_i = ω_i/a_i: γ_i = (1 + c‖p_i‖²)/a_i,
+    Σω_iγ_ik_i = N = 2Σu_ip_i and S = Σω_iγ_i = Σu_i(1 + c‖p_i‖²). The Klein midpoint is m = N/S and the ball
+    point m/(1 + √(1 − c‖m‖²)) = N/(S + √Δ) with Δ = S² − c‖N‖² = Ω² + 4cU·Σu_i‖p_i − q‖² (Ω = Σω_i, U = Σu_i,
+    q = Σu_ip_i/U): a sum of non-negative terms, where S² − c‖N‖² (or 1 − c‖m‖²) cancels in float32.
+    ``reduce(t)`` sums per-point rows ``[..., n, ..., k]`` into per-midpoint rows (over a dimension, or per group)
+    and ``reduce.expand(r)`` takes per-midpoint rows back to the points. x ``[..., n, ..., D]``, w broadcastable
+    to ``[..., n, ..., 1]`` -> the reduced shape ``[..., D]``."""
+    x2 = (x * x).sum(-1, keepdim=True)
+    om = torch.ones_like(x2) if w is None else w
+    u = om / (1 - c * x2).clamp_min(MIN_NORM)
+    up = reduce(u * x)
+    big_u = reduce(u)
+    q = up / big_u.clamp_min(MIN_NORM)
+    spread = reduce(u * ((x - reduce.expand(q)) ** 2).sum(-1, keepdim=True))
+    delta = (reduce(om) ** 2 + 4 * c * big_u * spread).clamp_min(MIN_NORM**4)
+    s = reduce(u * (1 + c * x2))
+    return 2 * up / (s + delta.sqrt()).clamp_min(MIN_NORM)
+
+
+class _DimSum:
+    """Sum over one dimension (``reduce`` of :func:`_midpoint_sums`) and its broadcast back."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return t.sum(self.dim)
+
+    def expand(self, r: torch.Tensor) -> torch.Tensor:
+        return r.unsqueeze(self.dim)
+
+
+class _GroupSum:
+    """Sum of rows per group id, [N, k] -> [G, k] (``reduce`` of :func:`_midpoint_sums`), and the gather back."""
+
+    def __init__(self, group: torch.Tensor, num_groups: int):
+        self.group, self.num_groups = group, num_groups
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(self.num_groups, t.shape[-1], dtype=t.dtype, device=t.device)
+        return out.index_add_(0, self.group, t)
+
+    def expand(self, r: torch.Tensor) -> torch.Tensor:
+        return r[self.group]
 
 
 @float32_island
 def midpoint(x: torch.Tensor, c, dim: int = 0, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Einstein midpoint (HypAvg) of the points along ``dim``: in Klein coordinates k_i with Lorentz factors
     γ_i, m = Σ w_i γ_i k_i / Σ w_i γ_i, mapped back to the ball. Equals geoopt's ``weighted_midpoint``.
+    γ_i = (1 + c‖p_i‖²)/(1 − c‖p_i‖²) comes from the Poincaré point and the map back is computed without
+    cancellation (:func:`_midpoint_sums`), so float32 stays accurate at the ball's clip radius.
     ``[..., n, ..., D]`` -> the same shape without ``dim``."""
     if dim < 0:
         dim += x.dim()
     if dim == x.dim() - 1:
         raise ValueError("dim must not be the last (the ball's) dimension")
-    k = to_klein(x, c)
-    g = _lorentz_factor(k, c)
+    w = None
     if weights is not None:
         shape = [1] * x.dim()
         shape[dim] = -1
-        g = g * weights.to(g.dtype).view(shape)
-    m = (g * k).sum(dim) / g.sum(dim).clamp_min(MIN_NORM)
-    return from_klein(m, c)
+        w = weights.to(x.dtype).view(shape)
+    return _midpoint_sums(x, w, _DimSum(dim), c)
 
 
 @float32_island
 def group_midpoint(x: torch.Tensor, group: torch.Tensor, num_groups: int, c) -> torch.Tensor:
-    """Einstein midpoint of each group of rows: [N, D], group ids [N] in [0, G) -> [G, D].
+    """Einstein midpoint of each group of rows (as :func:`midpoint`): [N, D], group ids [N] in [0, G) -> [G, D].
     Groups without members come out at the origin."""
-    k = to_klein(x, c)
-    g = _lorentz_factor(k, c)
-    num = torch.zeros(num_groups, x.shape[-1], dtype=x.dtype, device=x.device).index_add_(0, group, g * k)
-    den = torch.zeros(num_groups, 1, dtype=x.dtype, device=x.device).index_add_(0, group, g)
-    return from_klein(num / den.clamp_min(MIN_NORM), c)
+    return _midpoint_sums(x, None, _GroupSum(group, num_groups), c)
 
 
 @float32_island

@@ -91,6 +91,11 @@ class Method(nn.Module):
     def after_step(self) -> None:
         """Hook after each optimiser step (e.g. clamping a temperature)."""
 
+    def lr_scale(self, name: str) -> float:
+        """Hook: the factor on the learning rate of the trainable parameter ``name`` (a name from
+        :meth:`trainable_parameters`); the trainer puts each (weight-decay class, scale) in its own group."""
+        return 1.0
+
     def head_state(self) -> dict:
         """What rebuilds the trained classifier's head (saved in hirobust.json; a ``"tensors"`` entry is saved
         as safetensors beside the weights)."""

@@ -7,6 +7,11 @@ node's children nor its parent), weighted by ω_l = 1 − l/(L+1). One image per
 perturbation δ_T (added to the tangent text embeddings w) maximise that loss jointly (the universal
 perturbation). The outer loss adds L_vic (images near their class text) and L_gap (parents shallower than
 children, for text and for image groups). A forest sums the trees' losses, the leaf term counted once.
+
+Diagnostics (detached scalars in ``forward``'s dict, logged per step by the trainer; see :meth:`HiRo.diagnostics`):
+``depth_text_L{l}``, ``depth_img_L{l}`` (mean hyperbolic depth d_c(0, ·) of the first tree's clean level-l texts and
+of the level-l image embeddings the loss used), ``gap_label_active``, ``gap_intra_active`` (fraction of the first
+tree's L_gap hinges that are > 0), ``alpha_img``, ``alpha_txt``, ``tau`` and ``delta_t_rel`` (mean ‖δ_T‖/‖w‖).
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ class HiRoConfig:
     eps: float = 1 / 255  # ε_X (pixels, L∞)
     alpha: float | None = None  # α_X (default: ε_X)
     steps: int = 3
-    text_eps: float = 2e-4  # ε_T (tangent text embedding, L∞)
+    text_eps: float = 2e-4  # ε_T (tangent text embedding, L∞; the paper's 2e-4 is in units of w)
     text_alpha: float | None = None  # α_T (default: ε_T)
+    text_eps_mode: str = "absolute"  # absolute (units of w) | relative (ε_T, α_T times each node's ‖w_n‖₂/√D)
     text_delta: str = "per_node"  # per_node | shared (one vector added to every node)
     perturbation: str = "universal"  # universal | leaf (only the leaf term) | per_level (one δ per level) | none
     hnsa: str = "both"  # both | up (parents' level) | down (children's level) | none
@@ -53,16 +59,22 @@ class HiRoConfig:
     level_weights: str = "linear"  # linear: ω_l = 1 − l/(L+1) | uniform
     forest_leaf_once: bool = True  # False: plain sum over trees (the leaf term counted per tree)
     train_text_projection: bool = True
+    lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)
+    lr_scale_text: float = 1.0  # learning-rate factor of W_T (hyp.proj...)
 
     def __post_init__(self):
         P.check_curvature(self.curvature)
         for name, value, allowed in (("hnsa", self.hnsa, HNSA), ("perturbation", self.perturbation, PERTURBATIONS),
                                      ("text_delta", self.text_delta, ("per_node", "shared")),
-                                     ("level_weights", self.level_weights, ("linear", "uniform"))):
+                                     ("level_weights", self.level_weights, ("linear", "uniform")),
+                                     ("text_eps_mode", self.text_eps_mode, ("absolute", "relative"))):
             if value not in allowed:
                 raise ValueError(f"HiRo option {name}={value!r} is not one of {allowed}")
         if self.eps < 0 or self.text_eps < 0:
             raise ValueError("HiRo eps and text_eps must be >= 0")
+        for name in ("lr_scale_head", "lr_scale_text"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
 
 
 class _TreeIndex:
@@ -177,6 +189,12 @@ class HiRo(Method):
     def after_step(self):
         self.hyp.clamp_()
 
+    def lr_scale(self, name: str) -> float:
+        """``lr_scale_head`` for α_I, α_T, τ; ``lr_scale_text`` for W_T; 1 for the image tower."""
+        if name in ("hyp.log_alpha_img", "hyp.log_alpha_txt", "hyp.log_tau"):
+            return self.cfg.lr_scale_head
+        return self.cfg.lr_scale_text if name.startswith("hyp.proj") else 1.0
+
     def head_state(self) -> dict:
         return {"head": "poincare", "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
                 "tensors": {k: getattr(self.hyp, k).detach() for k in ("log_alpha_img", "log_alpha_txt", "log_tau")}}
@@ -266,11 +284,12 @@ class HiRo(Method):
         ``batch_index(y)`` (computed here when not given)."""
         c = self.cfg
         index = self.batch_index(y) if index is None else index
-        text = w.detach() if c.text_delta == "per_node" else w.detach()[:1] * 0
         shared = c.text_delta == "shared"
+        scale = self._text_scale(w.detach())  # the attack runs on w / scale: ε_T, α_T in those units
+        text = w.detach() / scale if not shared else w.detach()[:1] * 0
 
         def objective(xa, ta):
-            wa = w.detach() + ta if shared else ta
+            wa = w.detach() + ta * scale if shared else ta * scale
             phi0 = self.hyp.image(self.model.image_features(xa))
             terms, _ = self.level_terms(phi0, self._psi(wa), y, index)
             return terms[level] if level is not None else sum(terms)
@@ -281,8 +300,17 @@ class HiRo(Method):
         xa, ta = pgd_joint(objective, [x, text], [c.eps, c.text_eps], c.steps, alphas, generator=generator,
                            boxes=[(0.0, 1.0), None])
         self.model.train(was)
-        delta_t = (ta - text) if not shared else ta
+        delta_t = (ta - text) * scale if not shared else ta * scale
         return xa, delta_t.detach()
+
+    def _text_scale(self, w: torch.Tensor) -> torch.Tensor | float:
+        """The unit of δ_T's L∞ budget and step: 1 (``text_eps_mode=absolute``), or each node's RMS coordinate
+        ‖w_n‖₂/√D, [N, 1] (``relative``; ``text_delta=shared``: the mean over nodes, [1, 1]). With per-node units,
+        |δ_n,i| ≤ ε_T·‖w_n‖₂/√D gives ‖δ_n‖₂ ≤ ε_T·‖w_n‖₂: ε_T is the largest relative L2 size of δ_n."""
+        if self.cfg.text_eps_mode == "absolute":
+            return 1.0
+        rms = w.norm(dim=-1, keepdim=True).clamp_min(P.MIN_NORM) / math.sqrt(w.shape[-1])
+        return rms.mean(0, keepdim=True) if self.cfg.text_delta == "shared" else rms
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, generator=None, index=None) -> dict:
         c = self.cfg
@@ -299,7 +327,7 @@ class HiRo(Method):
         phi0 = self.hyp.image(self.model.image_features(xa))
         psi = self._psi(w + dt)
         terms, groups = self.level_terms(phi0, psi, y, bix)
-        return self._outer(terms, groups, phi0, psi, y)
+        return self._outer(terms, groups, phi0, psi, y, w, dt)
 
     def _forward_per_level(self, x, y, w, generator, bix) -> dict:
         """Ablation: one perturbation per level, each maximising that level's term; the outer level-l term is
@@ -313,42 +341,83 @@ class HiRo(Method):
             terms, groups = self.level_terms(phi0, psi, y, bix)
             total = terms[lvl] if total is None else total + terms[lvl]
             if lvl == 0:
-                first = (terms, groups, phi0, psi)
-        terms, groups, phi0, psi = first
-        out = self._outer([total] + [t * 0 for t in terms[1:]], groups, phi0, psi, y)
-        return out
+                first = (terms, groups, phi0, psi, dt)
+        terms, groups, phi0, psi, dt = first
+        return self._outer([total] + [t * 0 for t in terms[1:]], groups, phi0, psi, y, w, dt)
 
-    def _outer(self, terms, groups, phi0, psi, y) -> dict:
+    def _outer(self, terms, groups, phi0, psi, y, w, dt) -> dict:
+        """The outer loss and the step's scalars: ``w`` [N, D] the clean tangent texts, ``dt`` their δ_T."""
         c = self.cfg
         hita = sum(terms)
         vic = F.relu(P.dist(phi0, psi[y], self.hyp.c) - self.zeta_vic).mean()
-        norms = psi.norm(dim=-1)
-        edges = torch.cat([t.edges for t in self.trees])
-        gap_label = F.relu(norms[edges[:, 1]] - norms[edges[:, 0]] + self.zeta_gap).mean() if len(edges) else hita * 0
-        gap_intra = self._gap_intra(groups)
+        label = [self._label_hinges(psi, t.edges) for t in self.trees]
+        gap_label = torch.cat(label).mean() if sum(len(h) for h in label) else hita * 0
+        intra = [self._intra_hinges(g) for g in groups]
+        gap_intra = _mean_or_zero(torch.cat(intra), self.zeta_vic)
         loss = hita + c.lambda_vic * vic + c.lambda_gap * (gap_label + gap_intra)
-        return {"loss": loss, "hita": hita.detach(), "vic": vic.detach(), "gap_label": gap_label.detach(),
-                "gap_intra": gap_intra.detach(), "tau": self.hyp.tau.detach()}
+        out = {"loss": loss, "hita": hita.detach(), "vic": vic.detach(), "gap_label": gap_label.detach(),
+               "gap_intra": gap_intra.detach(), "tau": self.hyp.tau.detach()}
+        with torch.no_grad():
+            out.update(self.diagnostics(w, dt, groups[0], label[0], intra[0]))
+        return out
 
-    def _gap_intra(self, groups) -> torch.Tensor:
-        """Mean hinge max(0, ‖φ^{l+1}_g‖ − ‖φ^l_m‖ + ζ_gap) over members m of groups g; groups with a single member
-        are left out (their midpoint is the member itself: the hinge would be a constant ζ_gap)."""
-        hinges = []
-        for tree_groups in groups:
-            for lvl in range(1, len(tree_groups)):
-                below, (emb, _, inv) = tree_groups[lvl - 1][0], tree_groups[lvl]
-                size = torch.bincount(inv, minlength=emb.shape[0])
-                keep = size[inv] > 1
-                h = F.relu(emb.norm(dim=-1)[inv] - below.norm(dim=-1) + self.zeta_gap)
-                hinges.append(h[keep])
-        h = torch.cat(hinges) if hinges else None
-        return h.mean() if h is not None and h.numel() else self.zeta_vic.new_zeros(())
+    def _label_hinges(self, psi: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """L_gap^Label's hinges max(0, ‖ψ_parent‖ − ‖ψ_child‖ + ζ_gap), one per tree edge [E]."""
+        norms = psi.norm(dim=-1)
+        return F.relu(norms[edges[:, 1]] - norms[edges[:, 0]] + self.zeta_gap)
+
+    def _intra_hinges(self, tree_groups) -> torch.Tensor:
+        """One tree's L_gap^Intra hinges max(0, ‖φ^{l+1}_g‖ − ‖φ^l_m‖ + ζ_gap) over members m of groups g, [H];
+        groups with a single member are left out (their midpoint is the member itself: the hinge would be a
+        constant ζ_gap)."""
+        hinges = [self.zeta_vic.new_zeros(0)]
+        for lvl in range(1, len(tree_groups)):
+            below, (emb, _, inv) = tree_groups[lvl - 1][0], tree_groups[lvl]
+            size = torch.bincount(inv, minlength=emb.shape[0])
+            keep = size[inv] > 1
+            h = F.relu(emb.norm(dim=-1)[inv] - below.norm(dim=-1) + self.zeta_gap)
+            hinges.append(h[keep])
+        return torch.cat(hinges)
+
+    def _depth(self, p: torch.Tensor) -> torch.Tensor:
+        """Mean hyperbolic distance from the origin, (2/√c)·artanh(√c‖p‖), of the rows of p [n, D] (0 if n = 0)."""
+        return _mean_or_zero(P.dist(torch.zeros_like(p), p, self.hyp.c), p)
+
+    def diagnostics(self, w, dt, tree_groups, label_hinges, intra_hinges) -> dict:
+        """Detached per-step scalars, from tensors the step already has (no encoder pass), for the first tree:
+
+        - ``depth_text_L{l}``: mean depth d_c(0, ψ) of its level-l node texts, clean (ψ = ball(w), without δ_T);
+        - ``depth_img_L{l}``: mean depth of the level-l image embeddings the loss used (level 0: the adversarial
+          images φ0; l ≥ 1: the HypAvg group embeddings; 0 when the level has no groups, e.g. ``hita=False``);
+        - ``gap_label_active``, ``gap_intra_active``: the fraction of its L_gap^Label (tree edges) and L_gap^Intra
+          (members of groups of two or more) hinges that are > 0 (0 when there are none);
+        - ``alpha_img``, ``alpha_txt``: α_I, α_T; ``delta_t_rel``: mean over all nodes of ‖δ_T,n‖/‖w_n‖."""
+        t = self.trees[0]
+        psi = self._psi(w)
+        out = {}
+        for lvl in range(t.L + 1):
+            start = t.offsets[lvl]
+            out[f"depth_text_L{lvl}"] = self._depth(psi[start : start + t.tree.num_nodes(lvl)])
+            emb = tree_groups[lvl][0] if lvl < len(tree_groups) else psi[:0]
+            out[f"depth_img_L{lvl}"] = self._depth(emb.detach())
+        out["gap_label_active"] = _mean_or_zero((label_hinges > 0).float(), psi)
+        out["gap_intra_active"] = _mean_or_zero((intra_hinges > 0).float(), psi)
+        out["alpha_img"] = self.hyp.log_alpha_img.exp()
+        out["alpha_txt"] = self.hyp.log_alpha_txt.exp()
+        rel = dt.expand_as(w).norm(dim=-1) / w.norm(dim=-1).clamp_min(P.MIN_NORM)
+        out["delta_t_rel"] = rel.mean()
+        return {k: v.detach().float() for k, v in out.items()}
 
     def to(self, *args, **kwargs):
         out = super().to(*args, **kwargs)
         for t in self.trees:
             t.to(self.pooled.device)
         return out
+
+
+def _mean_or_zero(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The mean of ``v``, or a zero scalar (on ``like``'s device) when ``v`` is empty."""
+    return v.mean() if v.numel() else like.new_zeros(())
 
 
 def self_templates(model: ZeroShotClassifier, clip) -> list[str]:

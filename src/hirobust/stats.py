@@ -1,0 +1,152 @@
+"""Uncertainty of every number hirobust reports (METHOD.md §5), through scipy / statsmodels.
+
+- an accuracy: its n and a 95% Wilson interval (``accuracy``);
+- two models on the same images: the paired difference with a seeded bootstrap interval and the exact McNemar
+  p-value (``paired_difference``);
+- several training seeds: mean, standard deviation and a t interval over seeds (``seed_summary``), and the
+  difference of two methods over seed-matched pairs on the same images with a two-level bootstrap that
+  resamples seeds and images together (``seed_paired_difference``).
+
+A difference whose interval contains 0 is "no measurable difference" (``verdict``). Per-image correctness
+travels in reports as packed bit strings (``pack_bits`` / ``unpack_bits``).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+LEVEL = 0.95
+
+
+def _bool(a) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=bool).reshape(-1)
+
+
+def wilson(k: int, n: int, level: float = LEVEL) -> list[float]:
+    """Wilson score interval [lo, hi] of k successes in n trials ([nan, nan] when n = 0)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n <= 0:
+        return [math.nan, math.nan]
+    lo, hi = proportion_confint(int(k), int(n), alpha=1 - level, method="wilson")
+    p = k / n  # rounding can leave the estimate a hair outside its own interval at k = 0 or n
+    return [max(0.0, min(float(lo), p)), min(1.0, max(float(hi), p))]
+
+
+def accuracy(correct) -> dict:
+    """{"value", "n", "ci95"} of a boolean vector [N]."""
+    c = _bool(correct)
+    n, k = c.size, int(c.sum())
+    return {"value": k / n if n else math.nan, "n": n, "ci95": wilson(k, n)}
+
+
+def mcnemar_exact(a, b) -> float:
+    """Exact (binomial) McNemar p-value of two paired boolean vectors; 1.0 when they never disagree."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a, b = _bool(a), _bool(b)
+    n01, n10 = int((~a & b).sum()), int((a & ~b).sum())
+    if n01 + n10 == 0:
+        return 1.0
+    table = [[int((a & b).sum()), n10], [n01, int((~a & ~b).sum())]]
+    return float(mcnemar(table, exact=True).pvalue)
+
+
+def _percentile(samples: np.ndarray, level: float) -> list[float]:
+    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]
+
+
+def paired_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> dict:
+    """acc(a) − acc(b) of two boolean vectors on the same images, with a seeded paired-bootstrap percentile
+    interval, the exact McNemar p-value and the discordant counts."""
+    a, b = _bool(a), _bool(b)
+    if a.size != b.size:
+        raise ValueError(f"paired difference needs the same images: {a.size} vs {b.size} results")
+    n = a.size
+    d = a.astype(np.int8) - b.astype(np.int8)
+    if n == 0:
+        return {"diff": math.nan, "ci95": [math.nan, math.nan], "p_mcnemar": math.nan, "n": 0,
+                "a_only": 0, "b_only": 0}
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, n, size=(n_boot, n))].mean(1)
+    return {"diff": float(d.mean()), "ci95": _percentile(boots, level), "p_mcnemar": mcnemar_exact(a, b), "n": n,
+            "a_only": int((d > 0).sum()), "b_only": int((d < 0).sum())}
+
+
+def seed_summary(values: Sequence[float], level: float = LEVEL) -> dict:
+    """Mean, sample sd and a t interval over training seeds (interval [nan, nan] for one seed)."""
+    from scipy import stats as st
+
+    v = np.asarray([x for x in values], dtype=float)
+    k = v.size
+    mean = float(v.mean()) if k else math.nan
+    if k < 2:
+        return {"mean": mean, "sd": math.nan, "seeds": k, "ci95": [math.nan, math.nan]}
+    sd = float(v.std(ddof=1))
+    half = float(st.t.ppf((1 + level) / 2, k - 1)) * sd / math.sqrt(k)
+    return {"mean": mean, "sd": sd, "seeds": k, "ci95": [mean - half, mean + half]}
+
+
+def seed_paired_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: int = 0,
+                           level: float = LEVEL) -> dict:
+    """Difference of two methods over seed-matched pairs: ``a[i]`` and ``b[i]`` are boolean vectors [N] of
+    seed i on the same N images. The interval comes from a two-level bootstrap that resamples seeds and images
+    together (conservative for this crossed design); with one seed it is the paired image bootstrap. Also
+    reports each seed's difference and exact McNemar p."""
+    A = np.stack([_bool(x) for x in a]).astype(np.int8)
+    B = np.stack([_bool(x) for x in b]).astype(np.int8)
+    if A.shape != B.shape:
+        raise ValueError(f"seed-paired difference needs the same seeds and images: {A.shape} vs {B.shape}")
+    k, n = A.shape
+    D = A - B  # [k, N]
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        s = rng.integers(0, k, size=k) if k > 1 else np.zeros(1, dtype=int)
+        boots[i] = D[s][:, rng.integers(0, n, size=n)].mean()
+    return {"diff": float(D.mean()), "ci95": _percentile(boots, level), "seeds": k, "n": n,
+            "per_seed": [float(d.mean()) for d in D],
+            "p_mcnemar_per_seed": [mcnemar_exact(A[i].astype(bool), B[i].astype(bool)) for i in range(k)],
+            "seed_sd": float(D.mean(1).std(ddof=1)) if k > 1 else math.nan}
+
+
+def verdict(ci: Sequence[float]) -> str:
+    """"higher" / "lower" when the interval excludes 0, else "no measurable difference"."""
+    lo, hi = ci
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undetermined"
+    if lo > 0:
+        return "higher"
+    if hi < 0:
+        return "lower"
+    return "no measurable difference"
+
+
+def pack_bits(a) -> str:
+    """A boolean vector as a base64 string of packed bits (its length travels beside it)."""
+    return base64.b64encode(np.packbits(_bool(a)).tobytes()).decode("ascii")
+
+
+def unpack_bits(text: str, n: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`: the first ``n`` bits as a boolean vector."""
+    raw = np.frombuffer(base64.b64decode(text.encode("ascii")), dtype=np.uint8)
+    bits = np.unpackbits(raw)[:n].astype(bool)
+    if bits.size != n:
+        raise ValueError(f"packed bits hold {bits.size} values, expected {n}: the report is corrupt")
+    return bits
+
+
+def fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100.0, digits: int = 1) -> str:
+    """``"59.6 [55.2, 63.9]"`` (percent by default); "—" for a missing value."""
+    if value is None or value != value:
+        return "—"
+    if not ci or any(c is None or c != c for c in ci):
+        return f"{scale * value:.{digits}f}"
+    return f"{scale * value:.{digits}f} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"

@@ -1,0 +1,107 @@
+"""hirobust.stats against independent references (scipy's own Wilson interval and binomial test)."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from hirobust.stats import (
+    accuracy,
+    fmt_ci,
+    mcnemar_exact,
+    pack_bits,
+    paired_difference,
+    seed_paired_difference,
+    seed_summary,
+    unpack_bits,
+    verdict,
+    wilson,
+)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (596, 1000), (1, 2000), (1999, 2000)])
+def test_wilson_matches_scipy(k, n):
+    ref = st.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson(k, n)
+    assert lo == pytest.approx(ref.low, abs=1e-9) and hi == pytest.approx(ref.high, abs=1e-9)
+    assert 0 <= lo <= k / n <= hi <= 1
+
+
+def test_accuracy_and_empty():
+    a = accuracy(np.array([1, 0, 1, 1], dtype=bool))
+    assert a["value"] == 0.75 and a["n"] == 4 and a["ci95"][0] < 0.75 < a["ci95"][1]
+    e = accuracy(np.zeros(0, dtype=bool))
+    assert e["n"] == 0 and math.isnan(e["value"]) and all(math.isnan(c) for c in e["ci95"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mcnemar_exact_is_the_two_sided_binomial_test_of_discordant_pairs(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.random(300) < 0.6
+    b = np.where(rng.random(300) < 0.8, a, rng.random(300) < 0.5)
+    n01, n10 = int((~a & b).sum()), int((a & ~b).sum())
+    ref = st.binomtest(n10, n01 + n10, 0.5).pvalue
+    assert mcnemar_exact(a, b) == pytest.approx(ref, rel=1e-9)
+    assert mcnemar_exact(a, a) == 1.0
+
+
+def test_paired_bootstrap_is_seeded_and_matches_the_normal_approximation():
+    rng = np.random.default_rng(0)
+    a = rng.random(2000) < 0.62
+    b = np.where(rng.random(2000) < 0.7, a, rng.random(2000) < 0.55)
+    d1, d2 = paired_difference(a, b, seed=3), paired_difference(a, b, seed=3)
+    assert d1 == d2
+    diff = a.mean() - b.mean()
+    assert d1["diff"] == pytest.approx(diff)
+    sd = (a.astype(float) - b.astype(float)).std(ddof=1) / math.sqrt(a.size)
+    lo, hi = d1["ci95"]
+    assert lo < diff < hi
+    assert (hi - lo) == pytest.approx(2 * 1.96 * sd, rel=0.12)  # the bootstrap of a mean ≈ its normal interval
+    assert d1["a_only"] - d1["b_only"] == int(a.sum()) - int(b.sum())
+    with pytest.raises(ValueError, match="same images"):
+        paired_difference(a, b[:10])
+
+
+def test_paired_interval_separates_a_real_difference_and_not_a_null_one():
+    rng = np.random.default_rng(1)
+    base = rng.random(2000) < 0.5
+    better = base | (rng.random(2000) < 0.1)  # strictly more right answers
+    assert verdict(paired_difference(better, base)["ci95"]) == "higher"
+    assert verdict(paired_difference(base, better)["ci95"]) == "lower"
+    same = np.where(rng.random(2000) < 0.5, base, rng.permutation(base))
+    assert verdict(paired_difference(same, base)["ci95"]) == "no measurable difference"
+
+
+def test_seed_summary_is_scipys_t_interval():
+    v = [0.61, 0.64, 0.59]
+    s = seed_summary(v)
+    lo, hi = st.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=st.sem(v))
+    assert s["mean"] == pytest.approx(np.mean(v)) and s["sd"] == pytest.approx(np.std(v, ddof=1))
+    assert s["ci95"] == pytest.approx([lo, hi])
+    one = seed_summary([0.5])
+    assert one["seeds"] == 1 and math.isnan(one["sd"])
+
+
+def test_seed_paired_difference_widens_with_seed_variance():
+    rng = np.random.default_rng(2)
+    base = [rng.random(1000) < 0.5 for _ in range(3)]
+    steady = [b | (rng.random(1000) < 0.1) for b in base]
+    d = seed_paired_difference(steady, base, seed=0)
+    assert d["seeds"] == 3 and len(d["per_seed"]) == 3 and verdict(d["ci95"]) == "higher"
+    one = seed_paired_difference(steady[:1], base[:1], seed=0)
+    assert one["ci95"] == pytest.approx(paired_difference(steady[0], base[0], seed=0)["ci95"], abs=0.01)
+    noisy = [steady[0], base[1], base[2] | (rng.random(1000) < 0.3)]  # one seed helps, one hurts, one helps a lot
+    wide = seed_paired_difference(noisy, base, seed=0)
+    assert (wide["ci95"][1] - wide["ci95"][0]) > (d["ci95"][1] - d["ci95"][0])
+
+
+def test_bits_round_trip_and_format():
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 8, 9, 2001):
+        a = rng.random(n) < 0.5
+        assert np.array_equal(unpack_bits(pack_bits(a), n), a)
+    with pytest.raises(ValueError, match="corrupt"):
+        unpack_bits(pack_bits(np.ones(8, dtype=bool)), 20)
+    assert fmt_ci(0.596, [0.552, 0.639]) == "59.6 [55.2, 63.9]"
+    assert fmt_ci(float("nan"), None) == "—"
