@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("--out", help="run directory (default runs/ablation)")
     ab.add_argument("overrides", nargs="*", help="key.sub=value")
 
+    st = sub.add_parser("study", help="the evidence study (docs/evidence.md), resumable: rerun to continue")
+    st.add_argument("--config", help="study YAML (default: the packaged configs/study.yaml)")
+    st.add_argument("--out", help="study directory (default runs/study, runs/study-quick with --quick)")
+    st.add_argument("--quick", action="store_true", help="the small smoke version (~10 min on 2 cores)")
+    st.add_argument("overrides", nargs="*", help="key.sub=value")
+
     pt = sub.add_parser("pretrain", help="train (or reuse) the embedded small CLIP")
     pt.add_argument("--force", action="store_true", help="retrain even if cached")
     pt.add_argument("overrides", nargs="*")
@@ -100,6 +106,16 @@ def _cmd_ablate(args) -> int:
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     run_demo(load_demo_config(args.config, overrides, default="ablation"), progress=not args.quiet)
+    return 0
+
+
+def _cmd_study(args) -> int:
+    from .study import load_study_config, run_study
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    cfg = load_study_config(args.config, overrides, quick=args.quick)
+    run_study(cfg, progress=not args.quiet)
+    print(f"study: {Path(cfg.out) / 'study.md'} and {Path(cfg.out) / 'study.json'}")
     return 0
 
 
@@ -206,7 +222,8 @@ def _cmd_tree(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain, "finetune": _cmd_finetune,
+COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain,
+            "finetune": _cmd_finetune,
             "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare, "bench": _cmd_bench,
             "reproduce": _cmd_reproduce}
 

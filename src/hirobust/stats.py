@@ -117,6 +117,20 @@ def seed_paired_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: i
             "seed_sd": float(D.mean(1).std(ddof=1)) if k > 1 else math.nan}
 
 
+def two_level_bootstrap(stat, seeds: int, n: int, n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> dict:
+    """Estimate and percentile interval of ``stat(seed_idx [k], image_idx [n])`` (a statistic of per-image
+    results over training seeds, e.g. a difference of transfer success rates), resampling seeds and images
+    together as :func:`seed_paired_difference` does; ``stat`` must accept repeated indices."""
+    rng = np.random.default_rng(seed)
+    all_s, all_i = np.arange(seeds), np.arange(n)
+    est = float(stat(all_s, all_i))
+    boots = np.array([stat(rng.integers(0, seeds, size=seeds) if seeds > 1 else all_s, rng.integers(0, n, size=n))
+                      for _ in range(n_boot)], dtype=float)
+    boots = boots[np.isfinite(boots)]
+    ci = _percentile(boots, level) if boots.size else [math.nan, math.nan]
+    return {"value": est, "ci95": ci, "seeds": seeds, "n": n}
+
+
 def verdict(ci: Sequence[float]) -> str:
     """"higher" / "lower" when the interval excludes 0, else "no measurable difference"."""
     lo, hi = ci

@@ -1,0 +1,133 @@
+"""study.md: the evidence study's tables, paired differences, findings and mechanism, in Markdown."""
+
+from __future__ import annotations
+
+from .stats import fmt_ci
+
+
+def _cell(s: dict | None) -> str:
+    if not s:
+        return "—"
+    return fmt_ci(s.get("mean", s.get("value")), s.get("ci95"))
+
+
+def _diff(d: dict | None) -> str:
+    if not d:
+        return "—"
+    mark = " *" if d.get("verdict") in ("higher", "lower") else ""
+    return fmt_ci(d["value"], d["ci95"]) + mark
+
+
+def _table(part: dict, key: str = "table") -> list[str]:
+    L = len(part["levels"])
+    head = ["run", "seeds"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + \
+        [f"TSR({a}→0)" for a in range(1, L)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, row in part[key].items():
+        cells = [run, str(row["seeds"])] + [_cell(row["clean"].get(str(b))) for b in range(L)]
+        cells += [_cell(row["robust"].get(str(b))) for b in range(L)]
+        cells += [_cell(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _paired(paired: dict, L: int, base: str, clean: bool = True) -> list[str]:
+    head = [f"run − {base}", "seeds"] + ([f"Δclean L{b}" for b in range(L)] if clean else []) + \
+        [f"Δrobust L{b}" for b in range(L)] + ([f"ΔTSR({a}→0)" for a in range(1, L)] if clean else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, row in paired.items():
+        cells = [run, str(row["seeds"])]
+        if clean:
+            cells += [_diff(row["clean"].get(str(b))) for b in range(L)]
+        cells += [_diff(row["robust"].get(str(b))) for b in range(L)]
+        if clean:
+            cells += [_diff(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mechanism(mech: dict, L: int) -> list[str]:
+    head = ["run", "seeds"] + [f"text depth L{b}" for b in range(L)] + [f"image depth L{b}" for b in range(L)] + \
+        ["gap_label active", "τ", "α_I", "α_T", "δ_T/‖w‖", "text parents shallower", "image parents shallower"]
+    lines = ["Each cell: first step → end of training (mean of the last tenth of the steps), mean over seeds.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    f = lambda m, k: "—" if k not in m else f"{m[k][0]:.2f} → {m[k][1]:.2f}"  # noqa: E731
+    for run, m in mech.items():
+        cells = [run, str(m["seeds"])] + [f(m, f"depth_text_L{b}") for b in range(L)]
+        cells += [f(m, f"depth_img_L{b}") for b in range(L)]
+        cells += [f(m, k) for k in ("gap_label_active", "tau", "alpha_img", "alpha_txt")]
+        d = m.get("delta_t_rel")
+        cells += ["—" if d is None else f"{d[0]:.2g} → {d[1]:.2g}", str(m["text_parents_shallower"]),
+                  str(m["img_parents_shallower"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(study: dict, cfg) -> str:
+    base = cfg.baseline
+    out = ["# hirobust evidence study", "",
+           f"Compute so far: {study['compute_seconds'] / 60:.1f} min over {len(study['timing'])} cells "
+           f"(timing.json). Accuracies in %; intervals are 95%: over training seeds (t) where a run has several, "
+           f"else Wilson over images. Differences are seed-matched and paired on the same images (two-level "
+           f"bootstrap over seeds and images); * marks an interval that excludes 0, anything else is "
+           f"\"no measurable difference\".", ""]
+    if study.get("tune"):
+        t = study["tune"]
+        out += [f"HiRo tuned on the {t['split']} split ({t['samples']} images; criterion: {t['criterion']}): chose "
+                f"`{t['choice']}` = {t['options']}; scores " +
+                ", ".join(f"{k} {100 * v:.1f}" for k, v in t["scores"].items()) + ".", ""]
+    if study.get("findings"):
+        out += ["## The paper's findings", "", "| finding | verdict | rule |", "|---|---|---|"]
+        for k, v in study["findings"].items():
+            out.append(f"| {k} | {v['verdict']} | {v['rule']} |")
+        out.append("")
+    for pname, part in study["parts"].items():
+        L = len(part["levels"])
+        out += [f"## Part `{pname}`: {part['dataset']}, tree `{part['tree']}`", "",
+                "Levels: " + "; ".join(f"L{b}: {', '.join(n)}" for b, n in enumerate(part["levels"])) + ".", ""]
+        if part.get("chance"):
+            out += ["Chance (uniform / majority): " + "; ".join(
+                f"L{b} {100 * c['uniform']:.1f} / {100 * c['majority']:.1f}" for b, c in part["chance"].items()), ""]
+        at = part["attack"]
+        out += [f"Attack: {at['type']} {at['norm']}, ε = {part['eps'] * 255:.3g}/255; robust Lb = the level-b attack "
+                f"read at level b (right clean and attacked).", ""] + _table(part) + [""]
+        if part.get("table_cw"):
+            out += ["CW (margin loss), same images:", ""] + _table(part, "table_cw") + [""]
+        if part.get("paired"):
+            out += [f"Paired differences to `{base}` (points):", ""] + _paired(part["paired"], L, base) + [""]
+        if part.get("forest_vs_single"):
+            out += ["Forest minus single tree:", ""] + _paired({"forest": part["forest_vs_single"]}, L, "single") + [""]
+        p = part.get("premise", {})
+        if p.get("a"):
+            out += [f"Premise for `{base}`: TSR(b→b) − TSR(0→0) (finding a): " + "; ".join(
+                f"L{b} {_diff(d)}" for b, d in p["a"].items()) + ". TSR(a→0) − TSR(0→0)/2 (finding b): " + "; ".join(
+                f"L{b} {_diff(d)}" for b, d in p["b"].items()) + ".", ""]
+        if part.get("unseen_table"):
+            out += ["Seen / unseen leaves (seed 0; robust under the same-level PGD):", "",
+                    "| run | leaves | n | " + " | ".join(f"robust L{b}" for b in range(L)) + " |",
+                    "|---|---|---|" + "---|" * L]
+            for run, g in part["unseen_table"].items():
+                for name in ("seen", "unseen"):
+                    pg = g[name]["attacks"].get("pgd", {})
+                    out.append(f"| {run} | {name} | {pg.get('n', '—')} | " + " | ".join(
+                        fmt_ci(pg.get("robust", {}).get(str(b), {}).get(str(b)),
+                               pg.get("robust_ci95", {}).get(str(b), {}).get(str(b))) for b in range(L)) + " |")
+            only = {b: n for b, n in part.get("unseen_only_nodes", {}).items() if n}
+            out += ["", "Superclasses with only unseen leaves: " + (str(only) if only else "none") + ".", ""]
+            if part.get("unseen_paired"):
+                out += [f"Unseen leaves only, paired differences to `{base}`:", ""] + \
+                    _paired(part["unseen_paired"], L, base, clean=False) + [""]
+            if part.get("unseen_vs_clip"):
+                out += ["Unseen leaves only, paired differences to the pretrained `clip` (finding e):", ""] + \
+                    _paired(part["unseen_vs_clip"], L, "clip", clean=False) + [""]
+        if part.get("autoattack"):
+            out += [f"AutoAttack ({cfg.autoattack.version}), level-a attack read at a:", ""]
+            for tag, a in part["autoattack"].items():
+                out.append(f"- {tag} (n = {a['n']}): " + "; ".join(
+                    f"L{k} {fmt_ci(v[k], a['robust_ci95'][k][k])}" for k, v in a["robust"].items()))
+            out.append("")
+        if part.get("mechanism"):
+            out += ["HiRo's mechanism (depth = hyperbolic distance from the origin):", ""] + \
+                _mechanism(part["mechanism"], L) + [""]
+    out += [f"![{p}]({p})" for p in study.get("plots", [])]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,306 @@
+"""The evidence study's analysis: tables with intervals over seeds and images, paired differences to the
+baseline, the verdict on each of the paper's findings, HiRo's mechanism diagnostics, plots.
+
+Everything is computed from the cells that exist (``<part>/evals/*.json``, ``<part>/runs/*/report.json``), so a
+partial study gives a partial, still correct, analysis. Accuracies over several training seeds are
+mean ± sd with a t interval over seeds; with one seed, the Wilson interval over images. Differences between
+methods are seed-matched and paired on the same images (two-level bootstrap, :mod:`hirobust.stats`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import correct, subset_of
+from .io import write_json, write_text
+from .stats import accuracy, fmt_ci, seed_paired_difference, seed_summary, two_level_bootstrap, verdict
+
+ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
+
+
+# ---------------------------------------------------------------------- loading
+def load_part(out: Path, pname: str) -> dict:
+    """{"runs": {run: [entry per seed, in seed order]}, "report": a report's header, "history": {tag: history},
+    "autoattack": {tag: entry}}."""
+    runs: dict[str, dict[int, dict]] = {}
+    header = None
+    for f in sorted((out / pname / "evals").glob("*.json")):
+        rep = json.loads(f.read_text())
+        tag, entry = next(iter(rep["models"].items()))
+        run, seed = (tag, 0) if "-s" not in tag else (tag.rsplit("-s", 1)[0], int(tag.rsplit("-s", 1)[1]))
+        runs.setdefault(run, {})[seed] = entry
+        header = header or {k: v for k, v in rep.items() if k != "models"}
+    hist = {}
+    for f in sorted((out / pname / "runs").glob("*/report.json")):
+        hist[f.parent.name] = json.loads(f.read_text()).get("train", {}).get("history", [])
+    aa = {f.stem: next(iter(json.loads(f.read_text())["models"].values()))
+          for f in sorted((out / pname / "autoattack").glob("*.json"))}
+    return {"runs": {r: [s[k] for k in sorted(s)] for r, s in runs.items()}, "report": header, "history": hist,
+            "autoattack": aa}
+
+
+def _arr(t) -> np.ndarray:
+    return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
+
+
+def _rob(entry: dict, a, b, attack: str = "pgd") -> np.ndarray:
+    return _arr(correct(entry, attack, a, b))
+
+
+def _right(entry: dict, b) -> np.ndarray:
+    return _arr(correct(entry, "clean", 0, b))
+
+
+def _clean_full(entry: dict, b) -> np.ndarray:
+    return _arr(subset_of(entry, "clean")[1][str(b)])
+
+
+def _nanmean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
+
+
+def _tsr(right: np.ndarray, rob: np.ndarray, idx: np.ndarray) -> float:
+    r = right[idx]
+    return float((r & ~rob[idx]).sum() / r.sum()) if r.any() else math.nan
+
+
+# ---------------------------------------------------------------------- numbers
+def summarise(values: list[float], bits: list[np.ndarray]) -> dict:
+    """Over seeds: mean, sd and t interval; one seed: the Wilson interval over images."""
+    if len(values) >= 2:
+        s = seed_summary(values)
+        return {"mean": s["mean"], "sd": s["sd"], "ci95": s["ci95"], "seeds": s["seeds"], "n": int(bits[0].size),
+                "interval": "t over seeds"}
+    a = accuracy(bits[0])
+    return {"mean": a["value"], "sd": math.nan, "ci95": a["ci95"], "seeds": 1, "n": a["n"], "interval": "Wilson"}
+
+
+def run_table(part: dict, levels: int, attack: str = "pgd") -> dict:
+    """Per run: clean[b], robust[b] (level-b attack read at b), TSR(a→0) for a ≥ 1, each with its interval."""
+    out = {}
+    for run, entries in part["runs"].items():
+        row: dict = {"seeds": len(entries), "clean": {}, "robust": {}, "tsr_to_leaf": {}}
+        for b in range(levels):
+            cb = [_clean_full(e, b) for e in entries]
+            row["clean"][str(b)] = summarise([float(x.mean()) for x in cb], cb)
+            if str(b) in entries[0]["attacks"].get(attack, {}).get("robust", {}):
+                rb = [_rob(e, b, b, attack) for e in entries]
+                row["robust"][str(b)] = summarise([float(x.mean()) for x in rb], rb)
+        for a in range(1, levels):
+            if str(a) in entries[0]["attacks"].get(attack, {}).get("robust", {}):
+                row["tsr_to_leaf"][str(a)] = tsr_stat(entries, a, 0, attack)
+        row["tsr_leaf"] = tsr_stat(entries, 0, 0, attack)
+        out[run] = row
+    return out
+
+
+def tsr_stat(entries: list[dict], a: int, b: int, attack: str = "pgd") -> dict:
+    """TSR(a→b) averaged over seeds, with a two-level bootstrap interval."""
+    R = [_right(e, b) for e in entries]
+    A = [_rob(e, a, b, attack) for e in entries]
+    return two_level_bootstrap(lambda s, i: _nanmean([_tsr(R[k], A[k], i) for k in s]), len(R), R[0].size)
+
+
+def paired_to_baseline(part: dict, base: str, levels: int, attack: str = "pgd", mask=None) -> dict:
+    """Per run ≠ base and level b: seed-matched paired differences of clean and same-level robust accuracy, and of
+    TSR(a→0), on the same images. ``mask(entry) -> bool [N]`` restricts to a subset of images (e.g. unseen)."""
+    out = {}
+    if base not in part["runs"]:
+        return out
+    B = part["runs"][base]
+    for run, A in part["runs"].items():
+        if run == base:
+            continue
+        k = min(len(A), len(B))
+        row: dict = {"seeds": k, "robust": {}, "clean": {}, "tsr_to_leaf": {}}
+        for b in range(levels):
+            if str(b) not in A[0]["attacks"].get(attack, {}).get("robust", {}):
+                continue
+            m = mask(A[0]) if mask else slice(None)
+            row["robust"][str(b)] = _vd(seed_paired_difference([_rob(e, b, b, attack)[m] for e in A[:k]],
+                                                               [_rob(e, b, b, attack)[m] for e in B[:k]]))
+            if mask is None:
+                row["clean"][str(b)] = _vd(seed_paired_difference([_clean_full(e, b) for e in A[:k]],
+                                                                  [_clean_full(e, b) for e in B[:k]]))
+        if mask is None:
+            for a in range(1, levels):
+                if str(a) in A[0]["attacks"].get(attack, {}).get("robust", {}):
+                    row["tsr_to_leaf"][str(a)] = _vd(_tsr_diff(A[:k], B[:k], a, attack))
+        out[run] = row
+    return out
+
+
+def _vd(d: dict) -> dict:
+    d = dict(d)
+    d["value"] = d.get("value", d.get("diff"))
+    d["verdict"] = verdict(d["ci95"])
+    return d
+
+
+def _tsr_diff(A: list[dict], B: list[dict], a: int, attack: str) -> dict:
+    RA, AA = [_right(e, 0) for e in A], [_rob(e, a, 0, attack) for e in A]
+    RB, AB = [_right(e, 0) for e in B], [_rob(e, a, 0, attack) for e in B]
+    stat = lambda s, i: _nanmean([_tsr(RA[k], AA[k], i) - _tsr(RB[k], AB[k], i) for k in s])  # noqa: E731
+    return two_level_bootstrap(stat, len(RA), RA[0].size)
+
+
+def premise(part: dict, base: str, levels: int, attack: str = "pgd") -> dict:
+    """Finding (a): for flat AFT, the share of correct level-b answers a level-b attack breaks, TSR(b→b), minus the
+    share of correct leaf answers the leaf attack breaks, TSR(0→0), per superclass level b (> 0: superclass
+    decisions are the weaker ones). Finding (b): TSR(a→0) against TSR(0→0)/2."""
+    if base not in part["runs"]:
+        return {}
+    E = part["runs"][base]
+    out: dict = {"a": {}, "b": {}}
+    R0, A0 = [_right(e, 0) for e in E], [_rob(e, 0, 0, attack) for e in E]
+    leaf = lambda s, i, k: _tsr(R0[k], A0[k], i)  # noqa: E731
+    for b in range(1, levels):
+        if str(b) not in E[0]["attacks"].get(attack, {}).get("robust", {}):
+            continue
+        Rb, Ab = [_right(e, b) for e in E], [_rob(e, b, b, attack) for e in E]
+        d = two_level_bootstrap(lambda s, i, Rb=Rb, Ab=Ab: _nanmean([_tsr(Rb[k], Ab[k], i) - leaf(s, i, k) for k in s]),
+                                len(E), R0[0].size)
+        out["a"][str(b)] = _vd(d)
+        Ab0 = [_rob(e, b, 0, attack) for e in E]
+        d = two_level_bootstrap(lambda s, i, A=Ab0: _nanmean([_tsr(R0[k], A[k], i) - leaf(s, i, k) / 2 for k in s]),
+                                len(E), R0[0].size)
+        out["b"][str(b)] = _vd(d)
+    return out
+
+
+def finding_verdicts(study: dict, cfg) -> dict:
+    """The verdict on each of the paper's findings (a)–(e) from the main part's numbers, with the rule used."""
+    main = study["parts"].get(next(iter(cfg.parts)), {})
+    v: dict = {}
+    pa = main.get("premise", {})
+    if pa.get("a"):
+        ds = [d["verdict"] for d in pa["a"].values()]
+        v["a"] = _rule(any(d == "higher" for d in ds), all(d == "lower" for d in ds),
+                       "some superclass level has TSR(b→b) − TSR(0→0) > 0 (interval) for the baseline")
+    if pa.get("b"):
+        ds = [d["verdict"] for d in pa["b"].values()]
+        v["b"] = _rule(all(d == "higher" for d in ds), all(d == "lower" for d in ds),
+                       "TSR(a→0) > TSR(0→0)/2 (interval) for every superclass level a, baseline")
+    paired = main.get("paired", {})
+    for run in [r for r in paired if r.startswith("hiro") and "forest" not in r]:
+        p = paired[run]
+        sup = [d["verdict"] for b, d in p["robust"].items() if b != "0"]
+        tsr = [d["verdict"] for d in p["tsr_to_leaf"].values()]
+        leaf = p["robust"].get("0")
+        leaf_ok = leaf is not None and leaf["ci95"][0] >= -ONE_POINT
+        leaf_bad = leaf is not None and leaf["ci95"][1] < -ONE_POINT
+        good = bool(sup) and all(d == "higher" for d in sup) and all(d == "lower" for d in tsr) and leaf_ok
+        bad = any(d == "lower" for d in sup) or any(d == "higher" for d in tsr) or leaf_bad
+        v[f"c ({run})"] = _rule(good, bad, "every superclass level higher than the baseline, TSR(a→0) lower, leaf "
+                                           "robust difference's interval above −1 point")
+    forest = [r for r in paired if "forest" in r]
+    single = cfg.tune.run if cfg.tune is not None else None
+    if forest and single in main.get("runs", {}) and forest[0] in main.get("runs", {}):
+        d = main.get("forest_vs_single", {})
+        ds = [x["verdict"] for x in d.get("robust", {}).values()]
+        v["d"] = _rule(any(x == "higher" for x in ds) and not any(x == "lower" for x in ds),
+                       any(x == "lower" for x in ds), f"{forest[0]} − {single}: some level higher, none lower")
+    unseen = main.get("unseen_vs_clip", {})
+    if unseen:
+        ds = [r["robust"]["0"]["verdict"] for r in unseen.values() if "0" in r["robust"]]
+        v["e"] = _rule(bool(ds) and all(x == "higher" for x in ds), any(x == "lower" for x in ds),
+                       "every fine-tuned run's leaf robust accuracy on unseen leaves above the pretrained model's")
+    return v
+
+
+def _rule(good: bool, bad: bool, rule: str) -> dict:
+    return {"verdict": "reproduced" if good else "not reproduced" if bad else "inconclusive", "rule": rule}
+
+
+def mechanism(part: dict, levels: int) -> dict:
+    """Per HiRo run (mean over seeds): text and image depth per level at the first step and at the end (mean of
+    the last tenth of the steps), hinge activity, τ, α, δ_T/‖w‖; whether parents end shallower than leaves."""
+    out = {}
+    for tag, hist in part["history"].items():
+        if not hist or "depth_text_L0" not in hist[0]:
+            continue
+        run = tag.rsplit("-s", 1)[0]
+        tail = hist[-max(1, len(hist) // 10):]
+        row = {k: [hist[0][k], float(np.mean([h[k] for h in tail]))] for k in hist[0]
+               if k.startswith(("depth_", "gap_", "alpha", "tau", "delta_t"))}
+        out.setdefault(run, []).append(row)
+    res = {}
+    for run, rows in out.items():
+        keys = rows[0].keys()
+        m = {k: [float(np.mean([r[k][0] for r in rows])), float(np.mean([r[k][1] for r in rows]))] for k in keys}
+        for kind in ("text", "img"):
+            d = [m.get(f"depth_{kind}_L{b}", [math.nan] * 2)[1] for b in range(levels)]
+            ok = [d[b + 1] < d[b] for b in range(levels - 1) if math.isfinite(d[b]) and math.isfinite(d[b + 1])
+                  and d[b + 1] > 0]
+            m[f"{kind}_parents_shallower"] = bool(ok) and all(ok)
+        m["seeds"] = len(rows)
+        res[run] = m
+    return res
+
+
+def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
+    rep = part["report"]
+    L = rep["num_levels"]
+    res = {"dataset": rep["dataset"], "tree": rep["tree"], "levels": rep["levels"], "chance": rep.get("chance"),
+           "eps": rep["eps"], "attack": rep["attack"], "runs": {r: len(e) for r, e in part["runs"].items()},
+           "table": run_table(part, L), "paired": paired_to_baseline(part, base, L), "premise": premise(part, base, L),
+           "mechanism": mechanism(part, L)}
+    if "cw" in rep["attack"]["attacks"]:
+        res["table_cw"] = run_table(part, L, "cw")
+    forest = [r for r in part["runs"] if "forest" in r]
+    if forest and single in part["runs"]:
+        res["forest_vs_single"] = paired_to_baseline({"runs": {single: part["runs"][single],
+                                                               forest[0]: part["runs"][forest[0]]}},
+                                                     single, L)[forest[0]]
+    first = next(iter(part["runs"].values()))[0]
+    if first.get("by_class_group"):
+        unseen = set(first["by_class_group"]["unseen_classes"])
+        leaves = rep["levels"][0]
+        is_unseen = np.array([n in unseen for n in leaves])
+        mask = lambda e: is_unseen[_arr(subset_of(e, "robust")[0])]  # noqa: E731
+        res["unseen_paired"] = paired_to_baseline(part, base, L, mask=mask)
+        if "clip" in part["runs"]:
+            res["unseen_vs_clip"] = {r: d for r, d in paired_to_baseline(part, "clip", L, mask=mask).items()}
+        res["unseen_table"] = {r: {g: e[0]["by_class_group"][g] for g in ("seen", "unseen")}
+                               for r, e in part["runs"].items()}
+        res["unseen_only_nodes"] = first["by_class_group"]["unseen_only_nodes"]
+    if part["autoattack"]:
+        res["autoattack"] = {t: {"robust": e["attacks"]["autoattack"]["robust"],
+                                 "robust_ci95": e["attacks"]["autoattack"]["robust_ci95"],
+                                 "n": e["attacks"]["autoattack"]["samples"]} for t, e in part["autoattack"].items()}
+    return res
+
+
+def write_study(cfg, out: Path) -> dict:
+    """Rebuild study.json, study.md and the plots from the cells that exist."""
+    from .study_markdown import to_markdown
+    from .study_plots import plot_study
+
+    single = cfg.tune.run if cfg.tune is not None else None
+    study: dict = {"parts": {}, "config": None}
+    for pname in cfg.parts:
+        part = load_part(out, pname)
+        if part["runs"]:
+            study["parts"][pname] = analyse_part(part, cfg.baseline, cfg, single)
+    study["findings"] = finding_verdicts(study, cfg)
+    timing = out / "timing.json"
+    study["timing"] = json.loads(timing.read_text()) if timing.exists() else {}
+    study["compute_seconds"] = sum(study["timing"].values())
+    tune = out / "tune" / "choice.json"
+    study["tune"] = json.loads(tune.read_text()) if tune.exists() else None
+    study["plots"] = plot_study(study, out)
+    write_json(study, out / "study.json")
+    write_text(to_markdown(study, cfg), out / "study.md")
+    return study
+
+
+def fmt_row(s: dict | None) -> str:
+    if not s:
+        return "—"
+    v = s.get("mean", s.get("value"))
+    return fmt_ci(v, s.get("ci95"))

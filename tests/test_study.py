@@ -1,0 +1,109 @@
+"""`hirobust study` on a tiny config: runs end to end, resumes without recomputing finished cells, analyses with
+intervals and paired differences, and rejects bad configs before any work."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from hirobust.cli import main
+
+LEAVES = [f"item {i}" for i in range(8)]
+
+
+def _config(tmp_path, **over) -> str:
+    cfg = {
+        "out": str(tmp_path / "study"), "device": "cpu", "baseline": "tecoa",
+        "pretrain": {"model": "hirobust-tiny", "dataset": "synthetic", "epochs": 2, "batch_size": 32,
+                     "warmup_steps": 2},
+        "train": {"epochs": 1, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3, "ckpt_every": 2},
+        "methods": {"tecoa": {"method": "tecoa", "options": {"eps": "4/255"}},
+                    "hiro-tuned": {"method": "hiro", "options": {"eps": "4/255"}}},
+        "tune": {"run": "hiro-tuned", "split": "val", "samples": 16,
+                 "candidates": {"a": {"init_depth": 1.0}, "b": {"init_depth": 1.0, "image_levels": True}}},
+        "parts": {"main": {"dataset": "synthetic", "train_classes": LEAVES[:6], "runs": ["clip", "tecoa", "hiro-tuned"],
+                           "seeds": {"tecoa": 2, "hiro-tuned": 2}}},
+        "eval": {"eps": "4/255", "steps": 2, "robust_samples": 32, "batch_size": 32, "eps_sweep": ["2/255"],
+                 "eps_sweep_levels": [0, -1], "sweep_samples": 16},
+    }
+    for k, v in over.items():
+        cfg[k] = v
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return str(path)
+
+
+def test_study_runs_resumes_and_analyses(tmp_path):
+    cfg = _config(tmp_path)
+    out = tmp_path / "study"
+    assert main(["--quiet", "study", "--config", cfg]) == 0
+    study = json.loads((out / "study.json").read_text())
+    part = study["parts"]["main"]
+    assert part["runs"] == {"clip": 1, "tecoa": 2, "hiro-tuned": 2}
+    rob = part["table"]["tecoa"]["robust"]["0"]
+    assert rob["seeds"] == 2 and rob["interval"] == "t over seeds" and rob["ci95"][0] <= rob["mean"] <= rob["ci95"][1]
+    assert part["table"]["clip"]["robust"]["0"]["interval"] == "Wilson"
+    d = part["paired"]["hiro-tuned"]["robust"]["1"]
+    assert d["seeds"] == 2 and d["verdict"] in ("higher", "lower", "no measurable difference")
+    assert set(part["unseen_table"]["tecoa"]) == {"seen", "unseen"}
+    assert part["unseen_table"]["tecoa"]["unseen"]["n"]["robust"] > 0
+    assert study["tune"]["choice"] in ("a", "b") and study["tune"]["split"] == "val"
+    assert "depth_text_L0" in part["mechanism"]["hiro-tuned"]
+    assert {"a", "b"} <= set(study["findings"]) and study["compute_seconds"] > 0
+    md = (out / "study.md").read_text()
+    assert "Paired differences to `tecoa`" in md and "[" in md
+    for p in study["plots"]:
+        assert (out / p).stat().st_size > 0
+    # resume: finished cells are not recomputed; a deleted evaluation and a half-finished fine-tune are
+    done = {p: p.stat().st_mtime_ns for p in out.glob("main/evals/*.json")}
+    (out / "main" / "evals" / "tecoa-s1.json").unlink()
+    (out / "main" / "runs" / "hiro-tuned-s1" / "hirobust.json").unlink()
+    (out / "main" / "evals" / "hiro-tuned-s1.json").unlink()
+    assert main(["--quiet", "study", "--config", cfg]) == 0
+    for p, t in done.items():
+        if p.name not in ("tecoa-s1.json", "hiro-tuned-s1.json"):
+            assert p.stat().st_mtime_ns == t, p
+    again = json.loads((out / "study.json").read_text())["parts"]["main"]
+    assert again["table"]["tecoa"]["robust"]["0"] == part["table"]["tecoa"]["robust"]["0"]  # deterministic cells
+
+
+@pytest.mark.parametrize("change,msg", [
+    ({"parts": {"main": {"dataset": "synthetic", "runs": ["tecoa"], "seeds": {"tecoa": 0}}}}, "seeds"),
+    ({"parts": {"main": {"dataset": "synthetic", "runs": ["tecoa"], "train_classes": ["nosuch"]}}}, "nosuch"),
+    ({"parts": {"main": {"dataset": "synthetic", "runs": ["tecoa"], "train_classes": []}}}, "no class"),
+    ({"parts": {"main": {"dataset": "synthetic", "runs": ["tecoa"], "tree": "nosuch"}}}, "nosuch"),
+    ({"parts": {"main": {"dataset": "synthetic", "runs": ["nosuch"]}}}, "nosuch"),
+    ({"parts": {}}, "no parts"),
+])
+def test_bad_study_configs_fail_before_any_work(tmp_path, capsys, change, msg):
+    assert main(["--quiet", "study", "--config", _config(tmp_path, **change)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()
+
+
+def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
+    from hirobust import pipeline
+    from hirobust.train import Trainer
+
+    seen = {}
+
+    def fit(self, method, data, run_dir, **kw):
+        seen["classes"], seen["labels"] = list(data.classnames), data.labels.clone()
+        seen["forest_leaves"] = method.model.head().sizes[0] if hasattr(method.model.head(), "sizes") else None
+        raise KeyboardInterrupt  # stop before any step
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    cfg = pipeline.FinetuneConfig(out=str(tmp_path / "ft"), device="cpu", method="tecoa",
+                                  model=pipeline.ModelConfig(name="hirobust-tiny"),
+                                  data=pipeline.DataConfig(dataset="synthetic", train_classes=["item 1", "item 6"]),
+                                  train=pipeline.TrainConfig(batch_size=8))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.finetune(cfg, progress=False)
+    assert seen["classes"] == ["item 1", "item 6"]
+    assert set(seen["labels"].tolist()) == {0, 1} and len(seen["labels"]) == 2 * 64
+    assert seen["forest_leaves"] == 2  # the held-out leaves' names are not in the fine-tuning head either
+    full = pipeline.get_dataset("synthetic", "train")
+    kept = full.restrict_classes(["item 1", "item 6"])
+    assert torch.equal(kept.images, full.images[(full.labels == 1) | (full.labels == 6)])
