@@ -143,7 +143,7 @@ def test_packaged_demo_and_ablation_configs_validate():
         for runs in cfg.tables.values():
             assert set(runs) <= set(cfg.methods)
     demo = load_demo_config()
-    assert set(demo.methods) == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-forest"}
+    assert set(demo.methods) == {"tecoa", "hiro"} and demo.data.tree == "season" and demo.data.train_classes
 
 
 def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):

@@ -94,6 +94,14 @@ def to_markdown(report: dict) -> str:
                 f"every model)" + "".join(f", {k} n = {v}" for k, v in first.get("n", {}).items()
                                            if k not in ("clean", "robust", "pgd", "cw")), ""]
     out += ["## Summary (robust = attacked at the level it is read at)", "", summary_table(report), ""]
+    from .compare import paired_markdown, paired_rows
+
+    base, prows = paired_rows(report)
+    if prows:
+        out += [f"## Paired differences to `{base}` (same images)", "",
+                "Points; 95% paired-bootstrap interval; exact McNemar p; * = the interval excludes 0, otherwise no "
+                "measurable difference. One training seed: this says nothing about seed-to-seed variation "
+                "(`hirobust study` runs several).", "", paired_markdown(report, base, prows), ""]
     groups = group_table(report)
     if groups:
         out += ["## Seen and unseen leaves", "", groups, ""]
