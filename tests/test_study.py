@@ -23,8 +23,10 @@ def _config(tmp_path, **over) -> str:
         "tune": {"run": "hiro-tuned", "split": "val", "samples": 16,
                  "candidates": {"a": {"init_depth": 1.0}, "b": {"init_depth": 1.0, "image_levels": True}}},
         "parts": {"main": {"dataset": "synthetic", "train_classes": LEAVES[:6], "runs": ["clip", "tecoa", "hiro-tuned"],
-                           "seeds": {"tecoa": 2, "hiro-tuned": 2}}},
+                           "seeds": {"tecoa": 2, "hiro-tuned": 2},
+                           "eval_extra_seeds": {"attacks": ["pgd"], "eps_sweep": []}}},
         "eval": {"eps": "4/255", "steps": 2, "robust_samples": 32, "batch_size": 32, "eps_sweep": ["2/255"],
+                 "attacks": ["pgd", "cw"],
                  "eps_sweep_levels": [0, -1], "sweep_samples": 16},
     }
     for k, v in over.items():
@@ -44,6 +46,7 @@ def test_study_runs_resumes_and_analyses(tmp_path):
     rob = part["table"]["tecoa"]["robust"]["0"]
     assert rob["seeds"] == 2 and rob["interval"] == "t over seeds" and rob["ci95"][0] <= rob["mean"] <= rob["ci95"][1]
     assert part["table"]["clip"]["robust"]["0"]["interval"] == "Wilson"
+    assert part["table_cw"]["tecoa"]["seeds"] == 1  # CW on seed 0 only (eval_extra_seeds)
     d = part["paired"]["hiro-tuned"]["robust"]["1"]
     assert d["seeds"] == 2 and d["verdict"] in ("higher", "lower", "no measurable difference")
     assert set(part["unseen_table"]["tecoa"]) == {"seen", "unseen"}

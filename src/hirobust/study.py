@@ -41,6 +41,8 @@ class PartConfig:
     pretrain: dict = field(default_factory=dict)  # overrides of the study's pretrain section (e.g. synthetic data)
     train: dict = field(default_factory=dict)  # overrides of the study's train section
     eval: dict = field(default_factory=dict)  # overrides of the study's eval section
+    # overrides for seeds >= 1 (e.g. PGD only: CW and the ε sweep of seed 0 are checks, not the seed statistics)
+    eval_extra_seeds: dict = field(default_factory=dict)
     autoattack_runs: list[str] = field(default_factory=list)  # "<run>" (seed 0) that also get AutoAttack
 
 
@@ -132,7 +134,7 @@ def validate(cfg: StudyConfig) -> None:
         for run in part.runs:
             for t in (cfg.methods.get(run) or {}).get("trees") or []:
                 dataset_forest(ds, trees=[t])
-        from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval}, f"parts.{pname}.eval")
+        from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, **part.eval_extra_seeds}, f"parts.{pname}.eval")
 
 
 # ---------------------------------------------------------------------- cells
@@ -265,7 +267,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     for pname, run, seed in cells(cfg):
         part = _part(cfg, pname)
         model = model_of(pname)
-        ecfg = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval})
+        ecfg = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, **(part.eval_extra_seeds if seed else {})})
         tag = run if run == "clip" else f"{run}-s{seed}"
         dest = out / pname / "evals" / f"{tag}.json"
         if _done(dest):  # evaluated: the weights are not needed (a fresh checkout keeps only the results)

@@ -84,6 +84,9 @@ def run_table(part: dict, levels: int, attack: str = "pgd") -> dict:
     """Per run: clean[b], robust[b] (level-b attack read at b), TSR(a→0) for a ≥ 1, each with its interval."""
     out = {}
     for run, entries in part["runs"].items():
+        entries = [e for e in entries if attack in e["per_image"]["attacks"]]  # CW may be seed 0's only
+        if not entries:
+            continue
         row: dict = {"seeds": len(entries), "clean": {}, "robust": {}, "tsr_to_leaf": {}}
         for b in range(levels):
             cb = [_clean_full(e, b) for e in entries]
