@@ -129,5 +129,14 @@ def to_markdown(study: dict, cfg) -> str:
         if part.get("mechanism"):
             out += ["HiRo's mechanism (depth = hyperbolic distance from the origin):", ""] + \
                 _mechanism(part["mechanism"], L) + [""]
+    if study.get("knob"):
+        runs = sorted({r for k in study["knob"] for r in k["paired_L1"]})
+        out += ["## The synthetic control against its knob (level 1)", "",
+                "| part | coherence L1 | baseline robust L1 | TSR(1→1) − TSR(0→0) | " +
+                " | ".join(f"{r} − {base} robust L1" for r in runs) + " |", "|---|---|---|---|" + "---|" * len(runs)]
+        for k in study["knob"]:
+            out.append(f"| {k['part']} | {k['coherence_L1']:.2f} | {_cell(k['baseline_robust_L1'])} | "
+                       f"{_diff(k['premise_a_L1'])} | " + " | ".join(_diff(k["paired_L1"].get(r)) for r in runs) + " |")
+        out.append("")
     out += [f"![{p}]({p})" for p in study.get("plots", [])]
     return "\n".join(out) + "\n"

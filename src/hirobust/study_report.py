@@ -279,6 +279,25 @@ def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
     return res
 
 
+def knob_rows(study: dict, cfg) -> list[dict]:
+    """The synthetic control against its knob: per synthetic part, the measured visual coherence of the level-1
+    superclasses, the baseline's premise statistic and HiRo's paired difference to it at level 1."""
+    from .data import get_dataset
+    from .data.synthetic import visual_coherence
+
+    rows = []
+    for pname, part in study["parts"].items():
+        if not part["dataset"].startswith("synthetic-mix"):
+            continue
+        row = {"part": pname, "dataset": part["dataset"],
+               "coherence_L1": visual_coherence(get_dataset(part["dataset"], "test"), 1),
+               "baseline_robust_L1": part["table"].get(cfg.baseline, {}).get("robust", {}).get("1"),
+               "premise_a_L1": part.get("premise", {}).get("a", {}).get("1"),
+               "paired_L1": {r: p["robust"].get("1") for r, p in part.get("paired", {}).items()}}
+        rows.append(row)
+    return rows
+
+
 def write_study(cfg, out: Path) -> dict:
     """Rebuild study.json, study.md and the plots from the cells that exist."""
     from .study_markdown import to_markdown
@@ -291,6 +310,7 @@ def write_study(cfg, out: Path) -> dict:
         if part["runs"]:
             study["parts"][pname] = analyse_part(part, cfg.baseline, cfg, single)
     study["findings"] = finding_verdicts(study, cfg)
+    study["knob"] = knob_rows(study, cfg)
     timing = out / "timing.json"
     study["timing"] = json.loads(timing.read_text()) if timing.exists() else {}
     study["compute_seconds"] = sum(study["timing"].values())
