@@ -149,10 +149,21 @@ def _cell_time(out: Path, key: str, seconds: float) -> None:
     write_json(t, f)
 
 
-def _pretrained(cfg: StudyConfig, part: PartConfig, device, progress) -> ModelConfig:
+def _pretrained(cfg: StudyConfig, part: PartConfig, pname: str, out: Path, device, progress) -> ModelConfig:
+    """The part's pretrained model. Its weights are kept in the study (``pretrained/<part>.safetensors``), so
+    later cells, in this session or another on another machine, use the same model even though pretraining is
+    not bit-reproducible across machines."""
+    import shutil
+
     pcfg = from_dict(PretrainConfig, {**asdict(cfg.pretrain), "dataset": part.dataset, **part.pretrain})
-    path, _ = pretrain(pcfg, device=str(device), progress=progress)
-    return ModelConfig(name=pcfg.model, pretrained=str(path))
+    kept = out / "pretrained" / f"{pname}-{pcfg.key()}.safetensors"
+    if not kept.exists():
+        path, _ = pretrain(pcfg, device=str(device), progress=progress)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, kept.with_suffix(".tmp"))
+        kept.with_suffix(".tmp").replace(kept)
+        shutil.copyfile(path.with_suffix(".json"), kept.with_suffix(".json"))
+    return ModelConfig(name=pcfg.model, pretrained=str(kept))
 
 
 def run_options(cfg: StudyConfig, run: str, out: Path) -> dict:
@@ -257,7 +268,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     def model_of(pname: str) -> ModelConfig:
         if pname not in models:
             t0 = time.perf_counter()
-            models[pname] = _pretrained(cfg, _part(cfg, pname), device, progress)
+            models[pname] = _pretrained(cfg, _part(cfg, pname), pname, out, device, progress)
             if time.perf_counter() - t0 > 5:
                 _cell_time(out, f"pretrain {pname}", time.perf_counter() - t0)
         return models[pname]
