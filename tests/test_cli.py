@@ -37,6 +37,24 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     assert (out / "report.md").exists() and (out / "accuracy_per_level.png").exists()
     assert (out / "transfer_success.png").exists()
     assert "| tecoa |" in capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "Paired differences to `tecoa`" in md and "95% Wilson interval" in md and "chance per level" in md
+    # compare: paired differences of every model to the baseline on the same images, with intervals and p
+    assert main(["compare", str(out), "--out", str(tmp_path / "cmp"), "--baseline", "clip"]) == 0
+    paired = json.loads((tmp_path / "cmp" / "compare.json").read_text())["paired_differences"]
+    (entry,) = paired.values()
+    row = entry["rows"][0]
+    assert entry["baseline"] == "clip" and row["model"] == "tecoa"
+    d = row["robust"]["0"]
+    assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and 0 <= d["p_mcnemar"] <= 1 and d["n"] == 64
+    assert "McNemar" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert main(["compare", str(out), "--out", str(tmp_path / "cmp2"), "--baseline", "nosuch"]) == 2
+
+
+def test_demo_checks_held_out_classes_before_pretraining(tmp_path, capsys):
+    rc = main(["--quiet", "demo", "--out", str(tmp_path / "d"), "data.train_classes=[t-shirt,nosuch]"])
+    assert rc == 2 and "nosuch" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").glob("**/*.safetensors")) and not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("args,match", [

@@ -74,3 +74,49 @@ def test_hierarchical_metrics():
 def test_bad_eval_config():
     with pytest.raises(ValueError, match="unknown attack 'fgsm'"):
         EvalConfig(attacks=["fgsm"])
+
+
+def _accuracies(node, path=()):
+    """Every (path, value, interval) of an accuracy in a model entry: X beside X_ci95, recursively."""
+    if not isinstance(node, dict):
+        return
+    for k, v in node.items():
+        ci = node.get(f"{k}_ci95")
+        if ci is not None and isinstance(v, dict):
+            for sub, val in v.items():
+                if isinstance(val, dict):
+                    for b, x in val.items():
+                        yield path + (k, sub, b), x, ci[sub][b]
+                elif sub in ci:
+                    yield path + (k, sub), val, ci[sub]
+        elif ci is not None:
+            yield path + (k,), v, ci
+        if isinstance(v, dict) and not k.endswith("_ci95") and k != "per_image":
+            yield from _accuracies(v, path + (k,))
+
+
+def test_every_accuracy_has_n_and_an_interval_and_per_image_results_reproduce_it(trained):
+    from hirobust.evaluate import correct, subset_of
+    from hirobust.stats import accuracy
+
+    clf, test, tree = trained
+    cfg = EvalConfig(eps=4 / 255, steps=3, attacks=["pgd", "cw"], robust_samples=40, batch_size=40,
+                     eps_sweep=[2 / 255], eps_sweep_levels=[0, -1], sweep_samples=24, check_more_steps=True)
+    out = evaluate_model(clf, test, tree, cfg, progress=False)
+    found = list(_accuracies(out))
+    keys = {p[0] for p, _, _ in found}
+    assert {"clean", "robust", "transfer_success", "noise_accuracy", "clean_on_robust_subset"} <= keys
+    for path, v, (lo, hi) in found:
+        assert lo <= v <= hi, path
+    assert out["n"] == {"clean": len(test), "robust": 40, "pgd": 40, "cw": 40, "sweep": 24}
+    for h in out["hierarchical"].values():
+        assert h["full_path_accuracy_ci95"][0] <= h["full_path_accuracy"] <= h["full_path_accuracy_ci95"][1]
+    assert set(out["eps_sweep_by_level"]) == {"0", "2"}  # the leaf and the top level
+    for a in ("0", "1", "2"):  # the packed per-image results give back every robust number and interval
+        for b in ("0", "1", "2"):
+            acc = accuracy(correct(out, "pgd", a, b))
+            assert acc["value"] == pytest.approx(out["robust"][a][b]) and acc["ci95"] == out["robust_ci95"][a][b]
+            assert bool((correct(out, "pgd", a, b) <= correct(out, "clean", 0, b)).all())  # robust ⊆ clean-right
+    y, right = subset_of(out, "clean")
+    assert len(y) == len(test) and float(right["0"].float().mean()) == pytest.approx(out["clean"]["0"])
+    assert out["pgd_more_steps_leaf"]["robust_ci95"][0] <= out["pgd_more_steps_leaf"]["robust"]

@@ -60,6 +60,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         if "method" not in spec:
             raise ValueError(f"demo run {name!r} needs a 'method' key")
         method_config(spec["method"], spec.get("options"))
+    if cfg.data.train_classes is not None:  # held-out classes checked before any training (pretraining included)
+        from .data import get_dataset
+
+        get_dataset(cfg.data.dataset, "test", root=cfg.data.root).restrict_classes(cfg.data.train_classes)
     out = Path(cfg.out)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -97,7 +101,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
     timing["total"] = time.perf_counter() - t0
     report["timing"] = timing
     report["note"] = cfg.note
-    report["pretrained"] = {"path": str(path), "zero_shot_accuracy": meta["zero_shot_accuracy"]}
+    report["pretrained"] = pretrained_entry(path, meta, cfg.pretrain)
     report["demo_config"] = asdict(cfg)
     report["environment"] = environment()
     train_s = {n: timing[f"finetune {n}"] for n in cfg.methods}
@@ -110,6 +114,18 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         log(f"\n{title}:\n" + ablation_markdown(rows))
     log(f"\nreport: {out / 'report.md'} and {out / 'report.json'}")
     return report
+
+
+def pretrained_entry(path, meta: dict, cfg: PretrainConfig) -> dict:
+    """The pretrained model's zero-shot accuracy per tree and level on the test split, with n and intervals."""
+    from .data import get_dataset
+    from .stats import wilson
+
+    n = meta.get("zero_shot_n") or len(get_dataset(cfg.dataset, "test", root=cfg.data_root))
+    acc = meta["zero_shot_accuracy"]
+    return {"path": str(path), "zero_shot_accuracy": acc, "n": n,
+            "zero_shot_accuracy_ci95": {t: {b: wilson(round(v * n), n) for b, v in lv.items()}
+                                        for t, lv in acc.items()}}
 
 
 def ablation_rows(report: dict, names: list[str], train_seconds: dict, epochs: float) -> list[dict]:

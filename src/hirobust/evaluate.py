@@ -326,8 +326,10 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     if cfg.check_more_steps and 0 in levels:
         adv = attacked_predictions(model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0",
                                    progress, steps=2 * cfg.steps)
-        more_steps = _robust_and_tsr(right, adv == rtruth)[0]["0"]
-        out["pgd_more_steps_leaf"] = {"steps": 2 * cfg.steps, "robust": more_steps}
+        rob, ci = _robust_and_tsr(right, adv == rtruth)[:2]
+        more_steps = rob["0"]
+        out["pgd_more_steps_leaf"] = {"steps": 2 * cfg.steps, "robust": more_steps, "robust_ci95": ci["0"],
+                                      "n": len(rob_data)}
     out["samples"] = {"clean": len(clean_data), "robust": len(rob_data)}
     out["n"] = {"clean": len(clean_data), "robust": len(rob_data),
                 **{a: e["samples"] for a, e in out["attacks"].items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .hierarchy import Hierarchy
+from .stats import accuracy
 
 
 def hierarchical_metrics(pred: torch.Tensor, truth: torch.Tensor, hier: Hierarchy) -> dict:
@@ -20,12 +21,14 @@ def hierarchical_metrics(pred: torch.Tensor, truth: torch.Tensor, hier: Hierarch
     wrong = pred[:, 0] != truth[:, 0]
     dist = hier.tree_distance(0)
     severity = float(dist[pred[wrong, 0], truth[wrong, 0]].mean()) if wrong.any() else float("nan")
-    consistency = {}
+    consistency, consistency_ci = {}, {}
     for lvl in range(1, L):
         anc = hier.ancestor_index(lvl)[pred[:, 0]]
-        consistency[str(lvl)] = float((anc == pred[:, lvl]).float().mean())
+        acc = accuracy(anc == pred[:, lvl])
+        consistency[str(lvl)], consistency_ci[str(lvl)] = acc["value"], acc["ci95"]
     if consistency:
         consistency["mean"] = sum(consistency.values()) / len(consistency)
-    return {"mistake_severity": severity, "consistency": consistency,
-            "full_path_accuracy": float((pred == truth).all(1).float().mean()),
+    full = accuracy((pred == truth).all(1))
+    return {"mistake_severity": severity, "consistency": consistency, "consistency_ci95": consistency_ci,
+            "full_path_accuracy": full["value"], "full_path_accuracy_ci95": full["ci95"], "n": full["n"],
             "leaf_errors": int(wrong.sum())}

@@ -177,7 +177,8 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
     export_open_clip(clip.model, cfg.model, run_dir / "export")
     path.parent.mkdir(parents=True, exist_ok=True)
     (run_dir / "export" / "open_clip_model.safetensors").replace(path)
-    meta = {"config": asdict(cfg), "zero_shot_accuracy": acc, "seconds": time.perf_counter() - t0,
+    meta = {"config": asdict(cfg), "zero_shot_accuracy": acc, "zero_shot_n": len(test),
+            "seconds": time.perf_counter() - t0,
             "train_images_per_second": summary["images_per_second"], "final_loss": summary["history"][-1]}
     write_json(meta, meta_path)
     return path, meta

@@ -15,7 +15,8 @@ def _diff(d: dict | None) -> str:
     if not d:
         return "—"
     mark = " *" if d.get("verdict") in ("higher", "lower") else ""
-    return fmt_ci(d["value"], d["ci95"]) + mark
+    p = d.get("p_mcnemar_per_seed")
+    return fmt_ci(d["value"], d["ci95"]) + mark + (" (p " + "/".join(f"{x:.2g}" for x in p) + ")" if p else "")
 
 
 def _table(part: dict, key: str = "table") -> list[str]:
@@ -70,7 +71,7 @@ def to_markdown(study: dict, cfg) -> str:
            f"(timing.json). Accuracies in %; intervals are 95%: over training seeds (t) where a run has several, "
            f"else Wilson over images. Differences are seed-matched and paired on the same images (two-level "
            f"bootstrap over seeds and images); * marks an interval that excludes 0, anything else is "
-           f"\"no measurable difference\".", ""]
+           f"\"no measurable difference\"; (p ...) are the exact McNemar p-values of each seed's pair.", ""]
     if study.get("tune"):
         t = study["tune"]
         out += [f"HiRo tuned on the {t['split']} split ({t['samples']} images; criterion: {t['criterion']}): chose "
