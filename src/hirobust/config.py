@@ -30,6 +30,8 @@ _FLOAT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")  # YAML 1.
 
 def parse_value(text: str) -> Any:
     """YAML scalar/list parsing, plus ``a/b`` fractions (``2/255``)."""
+    if text.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(text)  # a number, so range checks can name it (and reject it)
     m = _FRACTION.match(text)
     if m:
         return float(m.group(1)) / float(m.group(2))

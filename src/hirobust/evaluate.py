@@ -59,10 +59,26 @@ class EvalConfig:
     amp: str = "off"  # off: attacks in float32 (METHOD.md §5) | bf16: autocast (shown equal in the benchmark)
 
     def __post_init__(self):
-        if not self.eps >= 0 or any(not e >= 0 for e in self.eps_sweep):
+        from .checks import number, numbers
+
+        if isinstance(self.eps, (int, float)) and self.eps < 0:  # the message older configs and tests know
             raise ValueError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        number("eval.eps", self.eps, lo=0)
+        numbers("eval.eps_sweep", self.eps_sweep, lo=0)
+        number("eval.steps", self.steps, lo=0, integer=True)
+        number("eval.alpha", self.alpha, lo=0, lo_open=True, optional=True)
+        for key in ("robust_samples", "autoattack_samples", "clean_samples", "sweep_samples"):
+            number(f"eval.{key}", getattr(self, key), lo=1, integer=True, optional=True)
+        number("eval.autoattack_iters", self.autoattack_iters, lo=1, integer=True)
+        number("eval.batch_size", self.batch_size, lo=1, integer=True)
+        number("eval.seed", self.seed, lo=0, integer=True)
+        numbers("eval.eps_sweep_levels", self.eps_sweep_levels, lo=-1, integer=True)
+        if self.attack_levels is not None:
+            numbers("eval.attack_levels", self.attack_levels, lo=0, integer=True)
+        if self.autoattack_levels is not None:
+            numbers("eval.autoattack_levels", self.autoattack_levels, lo=-1, integer=True)
+        if isinstance(self.attacks, str):
+            raise ValueError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
         bad = [a for a in self.attacks if a not in ATTACKS]
         if bad or not self.attacks:
             raise ValueError(f"unknown attack {bad[0] if bad else None!r}; use one or more of {ATTACKS}")
@@ -91,7 +107,11 @@ def predict(model, data: ZSDataset, tree: str | None, batch_size: int, device, d
     preds, labels = [], []
     for x, y in tqdm(data.batches(batch_size, image_size=model.image_size), total=-(-len(data) // batch_size),
                      desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-        preds.append(_preds(model(x.to(device), tree=tree)))
+        logits = model(x.to(device), tree=tree)
+        if not all(bool(torch.isfinite(z).all()) for z in logits):  # a NaN model must not look "robust"
+            raise ValueError("the model gives non-finite logits on clean images (NaN or inf weights, or a broken "
+                             "head): its accuracies would be meaningless; check or retrain the checkpoint")
+        preds.append(_preds(logits))
         labels.append(y)
     return _gather(_cat(preds, model, tree), device), _gather(torch.cat(labels or [data.labels[:0]]), device)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -199,7 +200,11 @@ def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="c
             extras_path = Path(source) / "model" / "hirobust_head.safetensors"
             extras = load_safetensors(extras_path, device) if extras_path.exists() else {}
             return build_poincare_classifier(clip, forest, ds.templates, head, extras, ds.prompt_names)
-        return build_cosine_classifier(clip, forest, ds.templates, logit_scale=head.get("logit_scale"),
+        scale = head.get("logit_scale")
+        if scale is not None and (not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0):
+            raise ValueError(f"{str(Path(source) / 'hirobust.json')!r}: head.logit_scale={scale!r} is not a positive "
+                             f"finite number; the run directory is damaged, fine-tune again")
+        return build_cosine_classifier(clip, forest, ds.templates, logit_scale=scale,
                                        prompt_names=ds.prompt_names)
     if isinstance(source, (str, Path)):
         raise ValueError(f"{str(source)!r} is not a fine-tuned run directory (no hirobust.json in it); pass a run "

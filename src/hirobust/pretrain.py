@@ -43,6 +43,17 @@ class PretrainConfig:
     augment: bool = True  # random shifts of up to 2 px and horizontal flips
     seed: int = 0
 
+    def __post_init__(self):
+        from .checks import number
+
+        number("pretrain.epochs", self.epochs, lo=0, lo_open=True)
+        number("pretrain.batch_size", self.batch_size, lo=1, integer=True)
+        number("pretrain.lr", self.lr, lo=0, lo_open=True)
+        number("pretrain.weight_decay", self.weight_decay, lo=0)
+        number("pretrain.warmup_steps", self.warmup_steps, lo=0, integer=True)
+        number("pretrain.leaf_caption_prob", self.leaf_caption_prob, lo=0, hi=1)
+        number("pretrain.seed", self.seed, lo=0, integer=True)
+
     def key(self) -> str:
         """Cache key: every field that changes the weights (the data root does not)."""
         d = asdict(self)

@@ -49,6 +49,20 @@ class TrainConfig:
     compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
 
     def __post_init__(self):
+        from .checks import number
+
+        number("train.epochs", self.epochs, lo=0, lo_open=True)
+        number("train.lr", self.lr, lo=0, lo_open=True)
+        number("train.batch_size", self.batch_size, lo=1, integer=True)
+        number("train.momentum", self.momentum, lo=0, hi=1)
+        number("train.weight_decay", self.weight_decay, lo=0)
+        number("train.warmup_steps", self.warmup_steps, lo=0, integer=True)
+        number("train.grad_clip", self.grad_clip, lo=0, lo_open=True, optional=True)
+        number("train.ckpt_every", self.ckpt_every, lo=0, integer=True)
+        number("train.seed", self.seed, lo=0, integer=True)
+        number("train.train_samples", self.train_samples, lo=1, integer=True, optional=True)
+        number("train.log_every", self.log_every, lo=1, integer=True)
+        number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
         if self.schedule not in ("cosine", "constant"):
@@ -127,7 +141,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod
+    def _check_finite(method: nn.Module, step: int) -> None:
+        """Raise before anything non-finite is saved: the first trainable tensor with NaN or inf, by name."""
+        for name, t in method.trainable_state():
+            if not bool(torch.isfinite(t).all()):
+                raise FloatingPointError(f"non-finite weights ({name}) after step {step}; nothing was saved after the "
+                                         f"last checkpoint. Lower the learning rate, use amp=off, or check the data")
+
+    @staticmethod
     def _save(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
+        Trainer._check_finite(method, state["step"])
         ck, tmp = run_dir / "checkpoint", run_dir / "checkpoint.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -259,6 +282,7 @@ class Trainer:
                     if step % c.log_every == 0 or step == total:
                         history.extend(self._flush(pending, step - len(pending)))
                         pending = []
+                        self._check_finite(method, step)
                         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
                     if c.ckpt_every and step % c.ckpt_every == 0 and step < total:
                         history.extend(self._flush(pending, step - len(pending)))

@@ -31,7 +31,14 @@ def method_config(name: str, options: dict | None = None):
     bad = sorted(set(options or {}) - known)
     if bad:
         raise ValueError(f"unknown option {bad[0]!r} for method {name!r}; its options: {', '.join(sorted(known))}")
-    return cls(**(options or {}))
+    try:
+        cfg = cls(**(options or {}))
+    except TypeError as e:  # a comparison of a string with a number inside the config's own checks
+        raise ValueError(f"method {name!r}: an option has the wrong type ({e})") from e
+    from ..checks import attack_fields
+
+    attack_fields("options.", cfg)
+    return cfg
 
 
 def build_method(name: str, model, forest, options: dict | None = None, reference=None, clip=None) -> Method:

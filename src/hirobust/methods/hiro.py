@@ -72,6 +72,17 @@ class HiRoConfig:
                 raise ValueError(f"HiRo option {name}={value!r} is not one of {allowed}")
         if self.eps < 0 or self.text_eps < 0:
             raise ValueError("HiRo eps and text_eps must be >= 0")
+        from ..checks import number
+
+        number("options.tau", self.tau, lo=0, lo_open=True)
+        number("options.tau_min", self.tau_min, lo=0, lo_open=True)
+        number("options.tau_max", self.tau_max, lo=self.tau_min)
+        number("options.clip_r", self.clip_r, lo=0, lo_open=True)
+        number("options.init_depth", self.init_depth, lo=0, lo_open=True)
+        for name in ("lambda_vic", "lambda_gap"):
+            number(f"options.{name}", getattr(self, name), lo=0)
+        for name in ("zeta_gap", "zeta_vic"):
+            number(f"options.{name}", getattr(self, name), lo=0, optional=True)
         for name in ("lr_scale_head", "lr_scale_text"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
