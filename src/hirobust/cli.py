@@ -144,8 +144,7 @@ def _cmd_finetune(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import EvalConfig
-    from .pipeline import DataConfig, evaluate_models
-    from .report import summary_table, write_report
+    from .pipeline import DataConfig
 
     data = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
     unknown = sorted(set(data) - {"data", "eval", "device"})
@@ -154,6 +153,19 @@ def _cmd_evaluate(args) -> int:
     data_cfg = from_dict(DataConfig, data.get("data"), "data")
     eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
     models = dict(_model_source(m) for m in args.model)
+    import os
+    from contextlib import nullcontext
+
+    from .io import RunLock
+
+    with RunLock(args.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        return _evaluate(args, models, data, data_cfg, eval_cfg)
+
+
+def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
+    from .pipeline import evaluate_models
+    from .report import summary_table, write_report
+
     if args.datasets:
         from .pipeline import evaluate_datasets
 

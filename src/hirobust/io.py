@@ -10,6 +10,12 @@ from pathlib import Path
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: str | Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -17,6 +23,7 @@ def _atomic(path: str | Path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -65,3 +72,48 @@ def _json_default(o):
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+class RunLock:
+    """An advisory lock (``fcntl.flock``) on a run directory: one writer at a time. A second process gets a
+    ``ValueError`` naming the holder's pid. Released on exit, and by the OS when the process dies (kill -9)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / ".hirobust.lock"
+        self._f = None
+
+    def __enter__(self):
+        import fcntl
+
+        d = self.path.parent
+        if d.exists() and not d.is_dir():
+            raise ValueError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+")
+        except OSError as e:
+            raise ValueError(f"cannot write into output directory {str(d)!r} ({e.strerror}); "
+                             f"choose another --out") from e
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise ValueError(f"run directory {str(self.path.parent)!r} is in use by another hirobust process (pid "
+                             f"{holder}); wait for it to finish or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._f = f
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        if self._f is not None:
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None
+        return False

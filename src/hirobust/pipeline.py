@@ -135,12 +135,16 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
     describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
                 "data": asdict(cfg.data)}
-    summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
-                                             callback=callback, describe=describe)
-    from . import distributed
+    from contextlib import nullcontext
 
-    if distributed.is_main():
-        export_run(out, method, clip, cfg, pretrained, summary)
+    from . import distributed
+    from .io import RunLock
+
+    with RunLock(out) if distributed.is_main() else nullcontext():
+        summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
+                                                 callback=callback, describe=describe)
+        if distributed.is_main():
+            export_run(out, method, clip, cfg, pretrained, summary)
     distributed.barrier()
     return out
 

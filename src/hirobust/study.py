@@ -254,13 +254,19 @@ def cells(cfg: StudyConfig) -> list[tuple[str, str, int]]:
 
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     """Run every cell that is not done yet, then rebuild the analysis; returns study.json's content."""
-    from .study_report import write_study
+    from .io import RunLock
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # one study process per directory
+        return _run(cfg, out, device, progress)
+
+
+def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
+    from .study_report import write_study
+
     write_json(asdict(cfg), out / "config.json")
     main_part = next(iter(cfg.parts))
     models: dict[str, ModelConfig] = {}

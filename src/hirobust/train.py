@@ -149,11 +149,28 @@ class Trainer:
                                          f"last checkpoint. Lower the learning rate, use amp=off, or check the data")
 
     @staticmethod
+    def recover(run_dir: Path) -> None:
+        """Finish or undo a checkpoint write a kill interrupted, so no state of the protocol below leaves the run
+        directory unusable or loses the last complete checkpoint. The protocol: write ``checkpoint.tmp`` (its
+        ``state.json`` last), rename ``checkpoint`` -> ``checkpoint.old``, rename ``checkpoint.tmp`` ->
+        ``checkpoint``, delete ``checkpoint.old``. Hence: with ``checkpoint`` present, ``checkpoint.old`` (even half
+        deleted) and ``checkpoint.tmp`` are leftovers; without it, ``checkpoint.old`` is the last complete one."""
+        ck, tmp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+        if not ck.exists():  # killed between the two renames: the newest complete one wins
+            if (tmp / "state.json").exists():
+                tmp.rename(ck)
+            elif (old / "state.json").exists():
+                old.rename(ck)
+        if old.exists():
+            shutil.rmtree(old)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+    @staticmethod
     def _save(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
         Trainer._check_finite(method, state["step"])
         ck, tmp = run_dir / "checkpoint", run_dir / "checkpoint.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        Trainer.recover(run_dir)
         tmp.mkdir(parents=True)
         save_safetensors(dict(method.trainable_state()), tmp / "trainable.safetensors")
         osd = opt.state_dict()
@@ -211,6 +228,7 @@ class Trainer:
         identity = {"config": asdict(c), "describe": describe or {}, "total_steps": total, "samples": len(data)}
         identity = json.loads(json.dumps(identity, default=str))
         start, history = 0, []
+        self.recover(run_dir)
         if resume:
             if not (run_dir / "checkpoint" / "state.json").exists():
                 raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; run without --resume to start")

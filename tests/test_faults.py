@@ -1,0 +1,82 @@
+"""Faults: a kill at every step of the checkpoint protocol, a second writer, an output that is a file, permissions."""
+
+import os
+import shutil
+import stat
+
+import pytest
+import torch
+from test_train import _method, _weights
+
+from hirobust.cli import main
+from hirobust.io import RunLock, write_json
+from hirobust.train import Interrupted, TrainConfig, Trainer
+
+TINY = ["model.name=hirobust-tiny", "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]
+
+
+def _interrupted_run(tmp_path, tiny_clip, synth, cfg):
+    """A run stopped at step 5 with checkpoints at steps 3 (checkpoint/) and a complete newer copy at step 5."""
+    part = _method(tiny_clip, synth)
+
+    def stop(step, _):
+        if step == 5:
+            raise Interrupted
+
+    run = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        Trainer(cfg).fit(part, synth[0], run, progress=False, callback=stop)
+    return run
+
+
+@pytest.mark.parametrize("state", ["tmp-partial", "between-renames", "old-half-deleted", "old-complete-leftover"])
+def test_a_kill_anywhere_in_the_checkpoint_protocol_resumes_bit_identically(tmp_path, tiny_clip, synth, state):
+    cfg = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", lr=0.05, ckpt_every=3, log_every=1)
+    full = _method(tiny_clip, synth)
+    Trainer(cfg).fit(full, synth[0], tmp_path / "full", progress=False)
+    run = _interrupted_run(tmp_path, tiny_clip, synth, cfg)
+    ck = run / "checkpoint"
+    if state == "tmp-partial":  # killed while writing the new checkpoint: tmp lacks its state.json
+        shutil.copytree(ck, run / "checkpoint.tmp")
+        (run / "checkpoint.tmp" / "state.json").unlink()
+    elif state == "between-renames":  # checkpoint -> checkpoint.old done, tmp -> checkpoint not yet
+        shutil.copytree(ck, run / "checkpoint.tmp")
+        ck.rename(run / "checkpoint.old")
+    elif state == "old-half-deleted":  # killed during rmtree(checkpoint.old)
+        shutil.copytree(ck, run / "checkpoint.old")
+        (run / "checkpoint.old" / "state.json").unlink()
+        (run / "checkpoint.old" / "trainable.safetensors").unlink()
+    else:
+        shutil.copytree(ck, run / "checkpoint.old")
+    resumed = _method(tiny_clip, synth)
+    Trainer(cfg).fit(resumed, synth[0], run, resume=True, progress=False)
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path, capsys):
+    out = tmp_path / "run"
+    with RunLock(out):
+        rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(out), *TINY])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and f"pid {os.getpid()}" in err and len(err.splitlines()) == 1
+        assert not (out / "hirobust.json").exists()
+    with RunLock(out):  # released: the next one gets it
+        pass
+
+
+def test_an_output_that_is_a_file_is_refused_before_work(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(f), "data.dataset=synthetic"])
+    assert rc == 2 and "is a file" in capsys.readouterr().err and f.read_text() == "x"
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = write_json({"a": 1}, tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
