@@ -240,15 +240,17 @@ def _source(cfg, part: PartConfig, pname: str, run: str, seed: int, model: Model
 
 
 def cells(cfg: StudyConfig) -> list[tuple[str, str, int]]:
-    """(part, run, seed) in the order they run: seed 0 of every run of every part first, then further seeds."""
+    """(part, run, seed) in the order they run: the main part first (the pretrained model, then the runs with
+    several seeds, seed by seed, then the single-seed runs), then each control part the same way. A partial study
+    thus answers the main question first."""
     order = []
-    max_seeds = max((max(_part(cfg, p).seeds.values(), default=1) for p in cfg.parts), default=1)
-    for seed in range(max_seeds):
-        for pname in cfg.parts:
-            part = _part(cfg, pname)
-            for run in part.runs:
-                if seed < (1 if run == "clip" else part.seeds.get(run, 1)):
-                    order.append((pname, run, seed))
+    for pname in cfg.parts:
+        part = _part(cfg, pname)
+        seeds = {r: 1 if r == "clip" else part.seeds.get(r, 1) for r in part.runs}
+        multi = [r for r in part.runs if r == "clip" or seeds[r] > 1]
+        for seed in range(max(seeds.values(), default=1)):
+            order += [(pname, r, seed) for r in multi if seed < seeds[r]]
+        order += [(pname, r, 0) for r in part.runs if r not in multi]
     return order
 
 
