@@ -80,3 +80,42 @@ def test_written_files_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_tree_show_json_reads_back_as_a_hierarchy_file(tmp_path, capsys):
+    assert main(["tree", "show", "fashion-mnist", "--json"]) == 0
+    f = tmp_path / "trees.json"
+    f.write_text(capsys.readouterr().out)
+    from hirobust.hierarchy import load_forest
+
+    a, b = load_forest("fashion-mnist"), load_forest(str(f))
+    assert [t.name for t in a] == [t.name for t in b] and all(x == y for x, y in zip(a, b))
+
+
+PATHS = {"item 0": ["group 0"], "item 1": ["group 0"]}
+
+
+@pytest.mark.parametrize("content,match", [
+    ("[1, 2]", "must hold a JSON object"),
+    ('{"num_levels": "3", "paths": {"item 0": ["g"]}}', "num_levels must be an integer"),
+    ('{"paths": ["item 0"]}', "'paths' must map"),
+    ('{"paths": {"item 0": ["g"], "item 0": ["h"]}}', "duplicate key 'item 0'"),
+    ('{"paths": {"item 0": [null]}}', "must be a list of node names"),
+    ('{"paths": {"x": ["A", "B"], "y": ["B", "A"]}}', "cycle at node"),
+    ("{not json", "is not a valid JSON file"),
+    ('{"trees": "x"}', "'trees' must map"),
+    ('{"trees": {"a.b": {"paths": {"item 0": ["g"]}}}}', "must not contain '.'"),
+])
+def test_malformed_tree_files_are_one_line_errors_naming_the_file(tmp_path, capsys, content, match):
+    f = tmp_path / "tree.json"
+    f.write_text(content)
+    assert main(["tree", "show", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1, err
+    if "cycle" not in match:
+        assert str(f) in err
+
+
+def test_a_directory_as_hierarchy_is_a_clear_error(tmp_path, capsys):
+    assert main(["tree", "show", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err

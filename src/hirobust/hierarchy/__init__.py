@@ -17,21 +17,70 @@ def available() -> list[str]:
     return sorted(f.name[:-5] for f in files if f.name.endswith(".json"))
 
 
+def _no_duplicates(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ValueError(f"duplicate key {dup!r}")
+    return dict(pairs)
+
+
+def read_json(path: Path) -> object:
+    """A JSON file, with duplicate keys rejected; errors name the file."""
+    try:
+        return json.loads(path.read_text(), object_pairs_hook=_no_duplicates)
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(path)!r} is not a valid JSON file: {e}") from e
+
+
 def load_tree_file(name_or_path: str | Path | dict) -> dict:
-    """The raw JSON of a shipped hierarchy (by dataset name), of a file path, or the dict itself."""
+    """The raw JSON of a shipped hierarchy (by dataset name), of a file path, or the dict itself; checked to be
+    a hierarchy file (``{"trees": {...}}`` or one tree's ``{"paths": {...}}``)."""
     if isinstance(name_or_path, dict):
-        return name_or_path
+        return _check_file(name_or_path, "the hierarchy")
     p = Path(name_or_path)
     if p.suffix == ".json" or p.exists():
         if not p.exists():
             raise FileNotFoundError(f"hierarchy file {str(p)!r} does not exist")
-        return json.loads(p.read_text())
+        if p.is_dir():
+            raise ValueError(f"hierarchy {str(p)!r} is a directory; give a hierarchy JSON file")
+        return _check_file(read_json(p), repr(str(p)))
     res = resources.files(__package__).joinpath("data", f"{name_or_path}.json")
     if not res.is_file():
         raise ValueError(
             f"no shipped hierarchy for {name_or_path!r}; shipped: {', '.join(available())} (or pass a JSON file path)"
         )
     return json.loads(res.read_text())
+
+
+def _check_file(data, where: str) -> dict:
+    """Shapes and types of a hierarchy file, each error naming the file and the offending entry."""
+    if not isinstance(data, dict):
+        raise ValueError(f"hierarchy {where} must hold a JSON object (with 'trees' or 'paths'), not a "
+                         f"{type(data).__name__}")
+    trees = data.get("trees")
+    if isinstance(trees, list):  # the list form Forest.to_json wrote before: one tree dict each
+        data = {**data, "trees": {t.get("name", f"tree{i}") if isinstance(t, dict) else i: t
+                                  for i, t in enumerate(trees)}}
+    elif trees is None and "paths" not in data:
+        raise ValueError(f"hierarchy {where} has neither 'trees' nor 'paths'")
+    if "trees" in data and not isinstance(data["trees"], dict):
+        raise ValueError(f"hierarchy {where}: 'trees' must map tree names to trees")
+    specs = data["trees"].items() if "trees" in data else [(data.get("name", "tree"), data)]
+    for name, spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict):
+            raise ValueError(f"hierarchy {where}, tree {name!r}: 'paths' must map each leaf to [parent, ..., root]")
+        for leaf, path in spec["paths"].items():
+            if not isinstance(path, list) or any(not isinstance(n, str) for n in path):
+                raise ValueError(f"hierarchy {where}, tree {name!r}: the path of {leaf!r} must be a list of node "
+                                 f"names (strings), got {path!r}")
+        for holder in (spec, data):
+            n = holder.get("num_levels")
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ValueError(f"hierarchy {where}: num_levels must be an integer >= 1, got {n!r}")
+        if "." in str(name):
+            raise ValueError(f"hierarchy {where}: tree name {name!r} must not contain '.'")
+    return data
 
 
 def load_forest(

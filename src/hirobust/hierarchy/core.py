@@ -16,6 +16,29 @@ from pathlib import Path
 import torch
 
 
+def _check_acyclic(paths: dict[str, list[str]], name: str) -> None:
+    """No node may be its own ancestor across paths (x: [A, B] and y: [B, A] put A above B and B above A)."""
+    above: dict[str, set[str]] = {}
+    for path in paths.values():
+        for i, node in enumerate(path):
+            above.setdefault(node, set()).update(p for p in path[i + 1:] if p != node)
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        for parent in above.get(node, ()):
+            if state.get(parent) == 1:
+                raise ValueError(f"cycle at node {parent!r} in hierarchy {name!r}: it is both above and below "
+                                 f"{node!r} on different leaves' paths")
+            if parent not in state:
+                visit(parent)
+        state[node] = 2
+
+    for node in above:
+        if node not in state:
+            visit(node)
+
+
 class Hierarchy:
     """A tree over ``leaves`` given as one path ``[parent, grandparent, ..., root]`` per leaf.
 
@@ -70,6 +93,8 @@ class Hierarchy:
 
         clean: dict[str, list[str]] = {}
         for leaf in leaves:
+            if any(p is None for p in paths[leaf]):
+                raise ValueError(f"null node name in the path of leaf {leaf!r} in hierarchy {name!r}")
             path = [str(p) for p in paths[leaf]]
             for i, node in enumerate(path):
                 if not node.strip():
@@ -82,6 +107,7 @@ class Hierarchy:
                         f"leaf {node!r} is also used as an inner node (in the path of {leaf!r}) in hierarchy {name!r}"
                     )
             clean[leaf] = path
+        _check_acyclic(clean, name)
         depth = max(len(p) for p in clean.values())
         if num_levels is None:
             num_levels = depth + 1
@@ -258,8 +284,10 @@ class Forest:
         return self.trees[key]
 
     def to_json(self) -> dict:
-        return {"trees": [t.to_json() for t in self.trees]}
+        """The hierarchy-file form (``{"classes", "trees": {name: tree}}``) that ``load_forest`` reads back."""
+        return {"classes": list(self.leaves), "trees": {t.name: t.to_json() for t in self.trees}}
 
     @classmethod
     def from_json(cls, data: Mapping) -> Forest:
-        return cls([Hierarchy.from_json(t) for t in data["trees"]])
+        trees = data["trees"]
+        return cls([Hierarchy.from_json(t) for t in (trees.values() if isinstance(trees, Mapping) else trees)])
