@@ -119,3 +119,62 @@ def test_malformed_tree_files_are_one_line_errors_naming_the_file(tmp_path, caps
 def test_a_directory_as_hierarchy_is_a_clear_error(tmp_path, capsys):
     assert main(["tree", "show", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "tecoa"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *TINY, "options.eps=4/255"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("meta,match", [
+    ("[1]", "must hold a JSON object"),
+    ("{broken", "is not a valid JSON file"),
+    ('{"model": "hirobust-tiny"}', "lacks the key 'weights'"),
+    ('{"model": "hirobust-tiny", "weights": "../../elsewhere.safetensors"}', "outside the run directory"),
+])
+def test_a_damaged_run_directory_is_a_one_line_error(tmp_path, tiny_run, capsys, meta, match):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "hirobust.json").write_text(meta)
+    rc = main(["--quiet", "evaluate", "--model", f"t={run}", "--out", str(tmp_path / "ev"), "data.dataset=synthetic"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and match in err and len(err.splitlines()) == 1, err
+
+
+def test_resume_accepts_changed_log_and_checkpoint_intervals(tmp_path, tiny_clip, synth):
+    cfg = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", lr=0.05, ckpt_every=3, log_every=1)
+    run = _interrupted_run(tmp_path, tiny_clip, synth, cfg)
+    import dataclasses
+
+    other = dataclasses.replace(cfg, ckpt_every=5, log_every=2)
+    Trainer(other).fit(_method(tiny_clip, synth), synth[0], run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="another run"):
+        Trainer(dataclasses.replace(cfg, lr=0.01)).fit(_method(tiny_clip, synth), synth[0], run, resume=True,
+                                                      progress=False)
+
+
+def test_reports_never_hold_nan_and_compare_leaves_undefined_values_out(tmp_path):
+    import json
+
+    from hirobust.compare import rows
+
+    p = write_json({"a": float("nan"), "b": [1.0, float("inf")]}, tmp_path / "r.json")
+    assert json.loads(p.read_text()) == {"a": None, "b": [1.0, None]}
+    rep = lambda tsr: {"num_levels": 2, "models": {"m": {"clean": {"0": 0.5, "1": 0.7},  # noqa: E731
+                                                        "robust": {"0": {"0": 0.2}, "1": {"1": 0.4}},
+                                                        "transfer_success": {"1": {"0": tsr}}}}}
+    _, table = rows([rep(None), rep(0.3), rep(float("nan"))])
+    assert table[0]["TSR(1→0)"] == pytest.approx(0.3)
+
+
+def test_a_real_bug_keeps_its_traceback(monkeypatch):
+    import hirobust.cli as cli
+
+    def boom(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "tree", boom)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["tree", "list"])

@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError, KeyError, ImportError) as e:
+    # the user's input or setup; anything else (RuntimeError included) is a bug and keeps its traceback (exit 1)
+    except (ValueError, FileNotFoundError, FloatingPointError, KeyError, ImportError) as e:
         msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
         print(f"hirobust {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 from .io import write_json, write_text
@@ -51,7 +52,9 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     table = []
     for name, acc in models.items():
         row = {"model": name, "datasets": sum(1 for r in reports if name in r["models"])}
-        row.update({c: (sum(v) / len(v) if v else None) for c, v in acc.items()})
+        for c, v in acc.items():  # an undefined value (null, NaN) is left out of the average, not spread into it
+            v = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
+            row[c] = sum(v) / len(v) if v else None
         table.append(row)
     return cols, table
 

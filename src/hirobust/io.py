@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -55,8 +56,19 @@ def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> di
         ) from e
 
 
+def _finite(obj):
+    """NaN and inf (an undefined rate, e.g. a TSR with no correct image) become null: reports stay strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(obj, path: str | Path) -> Path:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     return _atomic(path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 

@@ -6,7 +6,6 @@ Only this module and :mod:`hirobust.cli` turn configs into objects; the library 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 import time
@@ -180,6 +179,27 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     return ds
 
 
+def read_run_meta(run_dir: str | Path) -> dict:
+    """A fine-tuned run directory's ``hirobust.json``, checked: a JSON object with ``model`` and ``weights``, the
+    weights inside the run directory (``weights_path`` added). Errors name the file and what is wrong."""
+    from .hierarchy import read_json
+
+    f = Path(run_dir) / "hirobust.json"
+    meta = read_json(f)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{str(f)!r} must hold a JSON object; the run directory is damaged, fine-tune again")
+    for key in ("model", "weights"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"{str(f)!r} lacks the key {key!r} (a string); the run directory is damaged, fine-tune "
+                             f"again")
+    root = Path(run_dir).resolve()
+    weights = (root / meta["weights"]).resolve()
+    if root not in weights.parents:
+        raise ValueError(f"{str(f)!r}: weights path {meta['weights']!r} points outside the run directory; refusing "
+                         f"to load it")
+    return {**meta, "weights_path": str(weights)}
+
+
 def source_image_size(source: str | dict) -> int:
     """The input size of a model source (a run directory or {"name", ...}) from its config, without loading it."""
     from .models.clip import model_config
@@ -187,7 +207,7 @@ def source_image_size(source: str | dict) -> int:
     if isinstance(source, dict):
         name = source["name"]
     else:
-        name = json.loads((Path(source) / "hirobust.json").read_text())["model"]
+        name = read_run_meta(source)["model"]
     size = model_config(name)["vision_cfg"].get("image_size", 224)
     return int(size[0] if isinstance(size, (list, tuple)) else size)
 
@@ -195,8 +215,8 @@ def source_image_size(source: str | dict) -> int:
 def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="cpu"):
     """A classifier from a fine-tuned run directory, or from ``{"name", "pretrained"}`` (CLIP's cosine head)."""
     if isinstance(source, (str, Path)) and (Path(source) / "hirobust.json").exists():
-        meta = json.loads((Path(source) / "hirobust.json").read_text())
-        clip = load_clip(meta["model"], str(Path(source) / meta["weights"]), device=device)
+        meta = read_run_meta(source)
+        clip = load_clip(meta["model"], meta["weights_path"], device=device)
         head = meta.get("head", {"head": "cosine"})
         if head.get("head") == "poincare":
             from .models.hyperbolic import build_poincare_classifier
@@ -220,7 +240,7 @@ def load_classifier(source: str | dict, ds: ZSDataset, forest: Forest, device="c
 def run_train_classes(source) -> list[str] | None:
     """The leaf classes a fine-tuned run directory was trained on (None: all, or not a run directory)."""
     if isinstance(source, (str, Path)) and (Path(source) / "hirobust.json").exists():
-        meta = json.loads((Path(source) / "hirobust.json").read_text())
+        meta = read_run_meta(source)
         return ((meta.get("config") or {}).get("data") or {}).get("train_classes")
     return None
 

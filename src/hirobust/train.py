@@ -86,6 +86,12 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return g
 
 
+def _same_run(identity: dict) -> dict:
+    """What must match to resume: the run's identity without the logging and checkpoint intervals."""
+    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in ("ckpt_every", "log_every")}
+    return {**identity, "config": cfg}
+
+
 class Interrupted(Exception):
     """Raised by a callback to stop training after a checkpoint (used by tests and time limits)."""
 
@@ -233,7 +239,7 @@ class Trainer:
             if not (run_dir / "checkpoint" / "state.json").exists():
                 raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
             state = self._load(run_dir, method, opt, self.device)
-            if state["identity"] != identity:
+            if _same_run(state["identity"]) != _same_run(identity):
                 raise ValueError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
                                  f"data differ); use a new run directory or the same settings")
             start, history = state["step"], state["history"]

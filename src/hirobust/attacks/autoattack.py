@@ -40,7 +40,7 @@ def autoattack(
     try:
         from pyautoattack import AutoAttack
     except ImportError as e:  # an optional dependency
-        raise RuntimeError("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
+        raise ImportError("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
     if norm not in ("linf", "l2"):
         raise ValueError(f"AutoAttack norm must be linf or l2, got {norm!r}")
     model = _LevelLogits(logits_fn, owner).eval()

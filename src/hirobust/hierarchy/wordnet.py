@@ -79,7 +79,7 @@ def wordnet():
         pass
     src = Path(os.environ.get("HIROBUST_WORDNET_DIR", DEBIAN_WORDNET))
     if not (src / "data.noun").exists():
-        raise RuntimeError(
+        raise FileNotFoundError(
             "WordNet 3.0 not found: install nltk's data (python -m nltk.downloader wordnet) or, on Debian/Ubuntu, "
             "`apt-get install wordnet-base wordnet-sense-index` (or set HIROBUST_WORDNET_DIR to a WordNet dict folder)"
         )
