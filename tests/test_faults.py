@@ -178,3 +178,31 @@ def test_a_real_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "tree", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["tree", "list"])
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.epochs=[1", "is not valid (YAML"),
+    ("train=5", "config section 'train' must be a mapping"),
+])
+def test_malformed_overrides_are_one_line_errors(tmp_path, capsys, override, match):
+    rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "r"), *TINY, override])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and match in err and len(err.splitlines()) == 1, err
+
+
+def test_unreadable_checkpoints_are_one_line_errors(tmp_path, tiny_run, capsys):
+    import pickle
+
+    pkl = tmp_path / "x.pt"
+    pkl.write_bytes(pickle.dumps({"a": 1}))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    w = run / "model" / "open_clip_model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])  # truncated
+    for model in (f"x=hirobust-tiny:{pkl}", f"x=hirobust-tiny:{bad}", f"x={run}"):
+        rc = main(["--quiet", "evaluate", "--model", model, "--out", str(tmp_path / "ev"), "data.dataset=synthetic"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and "cannot be read" in err[-1], err
+        assert not (tmp_path / "ev" / "report.json").exists()

@@ -37,7 +37,11 @@ def parse_value(text: str) -> Any:
         return float(m.group(1)) / float(m.group(2))
     if _FLOAT.match(text) and not text.strip().lstrip("+-").isdigit():
         return float(text)
-    value = yaml.load(text, Loader=_Loader)
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise ValueError(f"value {text!r} is not valid (YAML: {str(e).splitlines()[0]}); quote it or fix the "
+                         f"brackets, e.g. key=[a,b]") from e
     if isinstance(value, list):
         return [parse_value(v) if isinstance(v, str) else v for v in value]
     return value
@@ -107,6 +111,10 @@ def from_dict(cls, data: dict | None, where: str = ""):
                            typing.Union else (t,)) if _is_dataclass_type(a)]
         if sub and isinstance(v, dict):
             kwargs[k] = from_dict(sub[0], v, f"{where}.{k}" if where else k)
+        elif sub and v is not None:
+            key = f"{where}.{k}" if where else k
+            raise ValueError(f"config section {key!r} must be a mapping (set its keys as {key}.<key>=value), got "
+                             f"{v!r}")
         else:
             kwargs[k] = v
     try:

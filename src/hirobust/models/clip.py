@@ -49,6 +49,27 @@ def model_config(name: str) -> dict:
     return cfg
 
 
+def _unreadable(e: Exception) -> bool:
+    """An error of reading the checkpoint file itself (not of matching it to the architecture)."""
+    import pickle
+
+    names = ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "HeaderTooSmall")
+    text = str(e)
+    return (type(e).__name__ in names or isinstance(e, (pickle.UnpicklingError, EOFError))
+            or "weights_only" in text or "deserializ" in text or "PytorchStreamReader" in text)
+
+
+def _mismatch(e: Exception, name: str, pretrained: str | None) -> None:
+    msg = (str(e).splitlines() or [type(e).__name__])[0]
+    mismatch = ("size mismatch", "Missing key", "Unexpected key", "changed", "shape")
+    if isinstance(e, (AssertionError, KeyError)) or any(s in str(e) for s in mismatch):
+        raise ValueError(
+            f"checkpoint {pretrained!r} does not match model {name!r} ({msg[:200]}); pass the model name it was "
+            f"trained with"
+        ) from e
+    raise ValueError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
+
+
 def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedCLIP:
     """An open_clip model by architecture ``name`` with ``pretrained`` = None (random init), a tag such as
     ``"openai"`` (needs the network or open_clip's cache), or a path to a checkpoint file.
@@ -65,15 +86,16 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
             )
     try:
         model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
-    except (RuntimeError, AssertionError, KeyError) as e:  # open_clip signals mismatches all three ways
-        msg = (str(e).splitlines() or [type(e).__name__])[0]
-        mismatch = ("size mismatch", "Missing key", "Unexpected key", "changed", "shape")
-        if isinstance(e, (AssertionError, KeyError)) or any(s in str(e) for s in mismatch):
-            raise ValueError(
-                f"checkpoint {pretrained!r} does not match model {name!r} ({msg[:200]}); pass the model name it was "
-                f"trained with"
-            ) from e
-        raise ValueError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
+    except Exception as e:
+        if pretrained and Path(pretrained).is_file() and _unreadable(e):  # truncated, corrupt, or a pickle
+            raise ValueError(f"checkpoint {pretrained!r} cannot be read ({type(e).__name__}: "
+                             f"{(str(e).splitlines() or [''])[0][:150]}); hirobust loads safetensors files and "
+                             f"weights-only torch checkpoints, never arbitrary pickles: re-export or re-download "
+                             f"it") from e
+        if not isinstance(e, (RuntimeError, AssertionError, KeyError)):
+            raise
+        _mismatch(e, name, pretrained)
+    model.eval()
     model.eval()
     pp = getattr(model.visual, "preprocess_cfg", {}) or {}
     size = pp.get("size", getattr(model.visual, "image_size", 224))
