@@ -171,7 +171,7 @@ def test_reference_of_another_architecture_is_refused(tiny_clip, synth):
 def test_labels_needed(tmp_path, capsys):
     from hirobust.cli import main
 
-    args = ["--quiet", "finetune", "--out", str(tmp_path / "r"), "model.name=hirobust-tiny",
+    args = ["--quiet", "finetune", "--out", str(tmp_path / "r"), "model.name=hirobust-tiny", "model.pretrained=random",
             "data.dataset=synthetic-unlabelled", "train.epochs=1", "train.batch_size=32"]
     assert main(args + ["--method", "pmg"]) == 2
     assert "needs labels" in capsys.readouterr().err

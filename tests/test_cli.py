@@ -4,7 +4,8 @@ import pytest
 
 from hirobust.cli import main
 
-TINY = ["model.name=hirobust-tiny", "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32",
+TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
+        "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32",
         "train.optimizer=adamw", "train.lr=1e-3", "options.eps=4/255"]
 EVAL = ["data.dataset=synthetic", "eval.eps=4/255", "eval.steps=3", "eval.robust_samples=64",
         "eval.batch_size=64", "eval.eps_sweep=[2/255]", "eval.sweep_samples=32"]

@@ -12,7 +12,8 @@ from hirobust.cli import main
 from hirobust.io import RunLock, write_json
 from hirobust.train import Interrupted, TrainConfig, Trainer
 
-TINY = ["model.name=hirobust-tiny", "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]
+TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
+        "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]
 
 
 def _interrupted_run(tmp_path, tiny_clip, synth, cfg):

@@ -341,7 +341,8 @@ def test_exported_run_rebuilds_the_same_poincare_classifier(tmp_path, tiny_clip,
 
     from hirobust.pipeline import FinetuneConfig, ModelConfig
 
-    cfg = dataclasses.replace(FinetuneConfig(), method="hiro", model=ModelConfig(name="hirobust-tiny"))
+    cfg = dataclasses.replace(FinetuneConfig(), method="hiro", model=ModelConfig(name="hirobust-tiny",
+                                                                                       pretrained="random"))
     export_run(tmp_path, m, clip, cfg, None, summary)
     rebuilt = load_classifier(str(tmp_path), test, forest).eval()
     m.model.eval()

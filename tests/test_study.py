@@ -99,7 +99,7 @@ def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "fit", fit)
     cfg = pipeline.FinetuneConfig(out=str(tmp_path / "ft"), device="cpu", method="tecoa",
-                                  model=pipeline.ModelConfig(name="hirobust-tiny"),
+                                  model=pipeline.ModelConfig(name="hirobust-tiny", pretrained="random"),
                                   data=pipeline.DataConfig(dataset="synthetic", train_classes=["item 1", "item 6"]),
                                   train=pipeline.TrainConfig(batch_size=8))
     with pytest.raises(KeyboardInterrupt):

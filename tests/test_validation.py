@@ -4,7 +4,8 @@ import pytest
 
 from hirobust.cli import main
 
-TINY = ["model.name=hirobust-tiny", "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]
+TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
+        "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]
 
 
 @pytest.mark.parametrize("override,match", [

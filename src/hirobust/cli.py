@@ -18,6 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hirobust", description="Hierarchically robust zero-shot CLIP: train and measure.")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
+    quiet = argparse.ArgumentParser(add_help=False)  # --quiet before or after the subcommand
+    quiet.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[quiet], **k)  # type: ignore[method-assign]
 
     d = sub.add_parser("demo", help="the embedded Fashion-MNIST benchmark, end to end")
     d.add_argument("--config", help="demo YAML (default: the packaged configs/demo.yaml)")

@@ -27,7 +27,9 @@ from .train import TrainConfig, Trainer
 @dataclass
 class ModelConfig:
     name: str = "hirobust-fmnist-vit"
-    pretrained: str | None = None  # tag, checkpoint path, or "embedded" (the cached embedded CLIP)
+    # "default": the embedded CLIP for the embedded model, else the architecture's open_clip tag (openai first);
+    # a tag, a checkpoint path, "embedded", or "random" (random weights, only when asked for)
+    pretrained: str | None = "default"
 
 
 @dataclass
@@ -84,10 +86,36 @@ def _version() -> str:
     return __version__
 
 
+def default_pretrained(name: str) -> str:
+    """What ``model.pretrained=default`` means for architecture ``name``: ``embedded`` for the embedded model,
+    else its open_clip tag (``openai`` when it has one). No default: a ``ValueError`` saying what to pass."""
+    import open_clip
+
+    from .pretrain import PretrainConfig
+
+    if name == PretrainConfig().model:
+        return "embedded"
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tags:
+        return "openai" if "openai" in tags else tags[0]
+    raise ValueError(f"model {name!r} has no default pretrained weights; give model.pretrained=TAG, a checkpoint path "
+                     f"or 'embedded', or model.pretrained=random to fine-tune from random weights")
+
+
 def resolve_pretrained(model: ModelConfig, progress: bool = True, device="cpu") -> str | None:
-    """``"embedded"`` -> the cached embedded CLIP (pretraining it first if needed)."""
-    if model.pretrained != "embedded":
-        return model.pretrained
+    """``"default"`` -> :func:`default_pretrained`; ``"random"`` -> None (random weights, logged);
+    ``"embedded"`` -> the cached embedded CLIP (pretraining it first if needed); anything else as given."""
+    import logging
+
+    pretrained = model.pretrained if model.pretrained is not None else "default"
+    if pretrained == "default":
+        pretrained = default_pretrained(model.name)
+    if pretrained == "random":
+        logging.getLogger("hirobust").warning("model %s starts from RANDOM weights (model.pretrained=random)",
+                                              model.name)
+        return None
+    if pretrained != "embedded":
+        return pretrained
     from .pretrain import PretrainConfig, pretrain
 
     path, _ = pretrain(PretrainConfig(model=model.name), device=str(device), progress=progress)
@@ -293,6 +321,12 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     from .report import write_report
 
     names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else list(names)
+    from .data import DATASETS
+
+    unknown = [n for n in names if n not in ZEROSHOT_DATASETS and n not in DATASETS]
+    if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
+        known = ", ".join(sorted(set(ZEROSHOT_DATASETS) | set(DATASETS)))
+        raise ValueError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all')")
     out = Path(out)
     done, skipped = [], {}
     for name in names:

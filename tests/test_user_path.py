@@ -1,0 +1,42 @@
+"""The researcher's path: defaults that do what the user means, options anywhere, unknown names refused early."""
+
+import logging
+
+import pytest
+
+from hirobust.cli import main
+from hirobust.pipeline import ModelConfig, default_pretrained, resolve_pretrained
+
+
+def test_finetune_starts_from_pretrained_weights_by_default():
+    assert ModelConfig().pretrained == "default"
+    assert default_pretrained("hirobust-fmnist-vit") == "embedded"  # the embedded model: its cached CLIP
+    assert default_pretrained("ViT-B-32") == "openai"  # an open_clip model: its default tag
+    with pytest.raises(ValueError, match="model.pretrained=random"):
+        default_pretrained("hirobust-tiny")  # no weights exist: say so instead of training from random
+
+
+def test_random_weights_only_when_asked_and_said_in_the_log(caplog):
+    with caplog.at_level(logging.WARNING, logger="hirobust"):
+        assert resolve_pretrained(ModelConfig(name="hirobust-tiny", pretrained="random")) is None
+    assert "RANDOM weights" in caplog.text
+    assert resolve_pretrained(ModelConfig(name="ViT-B-32", pretrained="x.pt")) == "x.pt"  # as given
+
+
+def test_finetune_without_pretrained_weights_for_the_architecture_is_refused(tmp_path, capsys):
+    rc = main(["finetune", "--method", "tecoa", "--out", str(tmp_path / "r"), "model.name=hirobust-tiny",
+               "data.dataset=synthetic", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "model.pretrained=random" in err and len(err.splitlines()) == 1
+
+
+def test_quiet_works_after_the_subcommand(capsys):
+    assert main(["tree", "list", "--quiet"]) == 0 and "cifar100" in capsys.readouterr().out
+
+
+def test_an_unknown_dataset_is_refused_before_any_work(tmp_path, capsys):
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--datasets", "cifar10,cars",
+               "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "unknown dataset 'cars'" in err and "stanford-cars" in err
+    assert not (tmp_path / "ev" / "datasets.json").exists()
