@@ -138,7 +138,7 @@ def test_paper_reproduction_configs_parse():
     from hirobust.methods import method_config
     from hirobust.pipeline import ReproduceConfig
 
-    files = sorted(Path(__file__).parent.parent.joinpath("configs", "paper").glob("*.yaml"))
+    files = sorted(Path(__file__).parent.parent.joinpath("src", "hirobust", "configs", "paper").glob("*.yaml"))
     assert {f.stem for f in files} == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-5trees"}
     for f in files:
         cfg = from_dict(ReproduceConfig, load_yaml(f))

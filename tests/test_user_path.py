@@ -40,3 +40,15 @@ def test_an_unknown_dataset_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "unknown dataset 'cars'" in err and "stanford-cars" in err
     assert not (tmp_path / "ev" / "datasets.json").exists()
+
+
+def test_paper_configs_are_package_data_found_by_name(tmp_path, monkeypatch):
+    from hirobust.config import load_yaml, packaged_config
+
+    monkeypatch.chdir(tmp_path)  # outside the checkout, as from an installed wheel
+    for name in ("configs/paper/hiro.yaml", "paper/hiro.yaml", "paper/hiro"):
+        p = packaged_config(name)
+        assert p.is_file() and "site-packages" in str(p) or "src/hirobust/configs/paper" in str(p)
+        assert load_yaml(name)["finetune"]["method"] == "hiro"
+    with pytest.raises(FileNotFoundError, match="paper/nosuch"):
+        load_yaml("paper/nosuch")

@@ -57,10 +57,26 @@ def _fractions(obj):
     return obj
 
 
+def packaged_config(path: str | Path) -> Path:
+    """``path`` if it is a file; else the config shipped in the package under that name (``configs/paper/hiro.yaml``,
+    ``paper/hiro.yaml`` or ``paper/hiro`` all name the packaged paper config), so commands work from an installed
+    wheel as from a checkout."""
+    from importlib import resources
+
+    p = Path(path)
+    if p.is_file():
+        return p
+    rel = p.as_posix().removeprefix("configs/")
+    rel = rel if rel.endswith((".yaml", ".yml")) else rel + ".yaml"
+    res = Path(str(resources.files("hirobust").joinpath("configs", *rel.split("/"))))
+    return res if res.is_file() else p
+
+
 def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
+    path = packaged_config(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist (nor is it a packaged config such as "
+                                f"paper/hiro)")
     try:
         data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as e:
