@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "each one present under data.root and lists what was skipped and why")
     e.add_argument("overrides", nargs="*")
 
-    r = sub.add_parser("reproduce", help="fine-tune and evaluate one row of the paper's table (--config paper/hiro, ...)")
+    r = sub.add_parser("reproduce", help="fine-tune and evaluate one row of the paper's table (--config paper/hiro)")
     r.add_argument("--config", required=True, help="YAML with finetune: and evaluate: sections")
     r.add_argument("--resume", action="store_true")
     r.add_argument("overrides", nargs="*", help="key.sub=value, e.g. finetune.data.root=/data")
