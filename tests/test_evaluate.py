@@ -120,3 +120,29 @@ def test_every_accuracy_has_n_and_an_interval_and_per_image_results_reproduce_it
     y, right = subset_of(out, "clean")
     assert len(y) == len(test) and float(right["0"].float().mean()) == pytest.approx(out["clean"]["0"])
     assert out["pgd_more_steps_leaf"]["robust_ci95"][0] <= out["pgd_more_steps_leaf"]["robust"]
+
+
+@pytest.mark.parametrize("version", ["reduced", "standard"])
+def test_autoattack_version_is_run_as_named(trained, monkeypatch, version):
+    from pyautoattack import AutoAttack
+
+    ran = []
+
+    def fake(self, x, y, batch_size=None):  # records the attacks the evaluator asked for; returns the clean images
+        ran.append((self.version, list(self.attacks_to_run), self.apgd_targeted.n_target_classes))
+        return x
+
+    monkeypatch.setattr(AutoAttack, "run_standard_evaluation", fake)
+    clf, test, tree = trained
+    cfg = EvalConfig(eps=4 / 255, steps=1, attacks=["autoattack"], robust_samples=16, batch_size=16,
+                     autoattack_version=version)
+    evaluate_model(clf, test, tree, cfg, progress=False)
+    leaf = ran[0]
+    if version == "standard":
+        assert leaf[0] == "standard" and leaf[1] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+        assert leaf[2] == min(9, tree.num_nodes(0) - 1)
+        assert ran[-1][1] == ["apgd-ce", "fab", "square"]  # the 2-node top level: no targeted attacks
+    else:
+        assert leaf[1] == ["apgd-ce", "apgd-t"]
+    with pytest.raises(ValueError, match="autoattack_version"):
+        EvalConfig(autoattack_version="plus")

@@ -30,6 +30,9 @@ from .metrics import hierarchical_metrics
 from .stats import accuracy, pack_bits, unpack_bits
 
 ATTACKS = ("pgd", "cw", "autoattack")
+AUTOATTACK_VERSIONS = ("reduced", "standard")
+AUTOATTACK_NAMES = {"reduced": "AutoAttack, reduced (APGD-CE + APGD-T, pyautoattack)",
+                    "standard": "AutoAttack, standard (APGD-CE, APGD-T, FAB-T, Square; pyautoattack)"}
 ROBUST_DEFINITION = (
     "robust accuracy at read level b under a level-a attack = the fraction of the attacked images whose level-b "
     "prediction is right both on the clean image and on the attacked one (the clean image lies in the ε-ball too, "
@@ -49,6 +52,9 @@ class EvalConfig:
     autoattack_samples: int | None = None  # a smaller seeded subset for AutoAttack (None: robust_samples)
     autoattack_levels: list[int] | None = None  # levels AutoAttack attacks (None: every level; -1: the top)
     autoattack_iters: int = 100  # APGD iterations per run (AutoAttack's standard: 100)
+    # reduced: APGD-CE + APGD-T, one restart (the robust-CLIP papers' form); standard: the authors' standard version
+    # as RobustBench runs it (APGD-CE, APGD-T, FAB-T, Square); every report names which ran
+    autoattack_version: str = "reduced"
     clean_samples: int | None = None  # None: the whole split
     eps_sweep: list[float] = field(default_factory=list)  # extra eps for PGD at eps_sweep_levels (the report's sweep)
     eps_sweep_levels: list[int] = field(default_factory=lambda: [0])  # attacked levels of the sweep (-1: the top)
@@ -82,6 +88,8 @@ class EvalConfig:
         bad = [a for a in self.attacks if a not in ATTACKS]
         if bad or not self.attacks:
             raise ValueError(f"unknown attack {bad[0] if bad else None!r}; use one or more of {ATTACKS}")
+        if self.autoattack_version not in AUTOATTACK_VERSIONS:
+            raise ValueError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
         if self.amp not in ("off", "bf16"):
             raise ValueError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")
 
@@ -170,7 +178,8 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
         with _autocast(cfg, device):
             if attack == "autoattack":
                 x_adv = autoattack(lambda z: model(z, tree=hier.name)[level], x, y_level, eps, cfg.norm,
-                                   seed=cfg.seed, batch_size=cfg.batch_size, owner=model, n_iter=cfg.autoattack_iters)
+                                   seed=cfg.seed, batch_size=cfg.batch_size, owner=model, n_iter=cfg.autoattack_iters,
+                                   version=cfg.autoattack_version)
             else:
                 fn = level_objective(model, level, y_level, "ce" if attack == "pgd" else "cw", tree=hier.name)
                 x_adv = pgd(fn, x, eps, steps, cfg.alpha, cfg.norm, random_start=True, generator=g)

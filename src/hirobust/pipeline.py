@@ -283,14 +283,16 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
-    from .evaluate import ROBUST_DEFINITION, chance_rates
+    from .evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates
 
     report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
               "robust_definition": ROBUST_DEFINITION, "chance": chance_rates(hier, ds.labels),
               "num_levels": hier.num_levels, "tree": hier.name,
               "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
               "attack": {"type": {"pgd": f"PGD-{eval_cfg.steps}", "cw": f"CW-{eval_cfg.steps}",
-                                  "autoattack": "AutoAttack (APGD-CE + APGD-T)"}[eval_cfg.attacks[0]],
+                                  "autoattack": AUTOATTACK_NAMES[eval_cfg.autoattack_version]}[eval_cfg.attacks[0]],
+                         "autoattack": AUTOATTACK_NAMES[eval_cfg.autoattack_version]
+                         if "autoattack" in eval_cfg.attacks else None,
                          "attacks": list(eval_cfg.attacks), "norm": eval_cfg.norm,
                          "objective": {"pgd": "ce", "cw": "cw margin", "autoattack": "ce + targeted dlr"}[
                              eval_cfg.attacks[0]],

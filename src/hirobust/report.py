@@ -82,6 +82,7 @@ def to_markdown(report: dict) -> str:
             f"- attack: {att.get('type')} {att.get('norm')}, ε = {eps:.5g} ({eps * 255:.3g}/255), α = "
             f"{att.get('alpha', 0):.3g}, objective {att.get('objective')}, random start, {att.get('precision')}",
             f"- {report.get('robust_definition', 'robust: right both clean and attacked')}.",
+            *([f"- AutoAttack that ran: {att['autoattack']}"] if att.get("autoattack") else []),
             "- accuracies in %, each with its 95% Wilson interval [lo, hi]; n per subset below",
             ""]
     if report.get("chance"):

@@ -1,7 +1,8 @@
 """AutoAttack (Croce & Hein, 2020) through the authors' package ``pyautoattack``, on one level's logits.
 
-APGD-CE + APGD-T (9 target classes, or C − 1 when fewer), one restart each, as the robust-CLIP literature
-reports it; APGD-CE alone when the level has fewer than 4 classes (APGD-T's targeted DLR loss needs 4).
+``reduced`` (the default): APGD-CE + APGD-T (9 target classes, or C − 1 when fewer), one restart each, as the
+robust-CLIP literature reports it; APGD-CE alone when the level has fewer than 4 classes (APGD-T's targeted DLR
+loss needs 4). ``standard``: the authors' standard version (APGD-CE, APGD-T, FAB-T, Square), as RobustBench runs it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def autoattack(
     batch_size: int = 250,
     owner: nn.Module | None = None,
     n_iter: int = 100,
+    version: str = "reduced",
 ) -> torch.Tensor:
-    """Adversarial examples [B, ...] for labels ``y`` under ``logits_fn`` (which returns [B, C])."""
+    """Adversarial examples [B, ...] for labels ``y`` under ``logits_fn`` (which returns [B, C]). ``version``:
+    ``reduced`` (APGD-CE + APGD-T, one restart, ``n_iter`` iterations) or ``standard`` (the authors' standard
+    version: APGD-CE, APGD-T, FAB-T, Square, with their own settings)."""
     try:
         from pyautoattack import AutoAttack
     except ImportError as e:  # an optional dependency
@@ -46,6 +50,18 @@ def autoattack(
     model = _LevelLogits(logits_fn, owner).eval()
     with torch.no_grad():
         n_classes = int(logits_fn(x[:1]).shape[-1])
+    if version == "standard":
+        aa = AutoAttack(model, eps=eps, norm="Linf" if norm == "linf" else "L2", version="standard", seed=seed,
+                        device=x.device)
+        aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = min(9, n_classes - 1)
+        if n_classes < 4:  # the targeted DLR loss needs 4 classes: untargeted FAB instead of the targeted attacks
+            aa.attacks_to_run = ["apgd-ce", "fab", "square"]
+        aa.verbose = False
+        aa.logger.setLevel(logging.WARNING)
+        out = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+        return (out[0] if isinstance(out, tuple) else out).detach()
+    if version != "reduced":
+        raise ValueError(f"AutoAttack version must be 'reduced' or 'standard', got {version!r}")
     attacks = ["apgd-ce", "apgd-t"] if n_classes >= 4 else ["apgd-ce"]
     aa = AutoAttack(model, attacks=attacks, eps=eps, norm="Linf" if norm == "linf" else "L2", version="custom",
                     seed=seed, device=x.device)
