@@ -186,7 +186,7 @@ def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):
     assert main(["--quiet", "demo", "--config", str(path)]) == 0
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert list(report["models"]) == ["clip", "tecoa", "hiro"]
-    assert "eps_sweep" in report["models"]["clip"] and report["ablation"]["components"][1]["run"] == "hiro"
+    assert "eps_sweep_by_level" in report["models"]["clip"] and report["ablation"]["components"][1]["run"] == "hiro"
     assert {"pretrain (0 if cached)", "finetune tecoa", "evaluate hiro", "total"} <= set(report["timing"])
     out = capsys.readouterr().out
     assert "| hiro |" in out and "components:" in out

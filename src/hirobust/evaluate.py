@@ -349,8 +349,6 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
                 bits[f"{eps:.6g}"] = _bits(ok)
             out["eps_sweep_by_level"][str(a)] = rows
             per["sweep"]["levels"][str(a)] = bits
-        if "0" in out["eps_sweep_by_level"]:  # the leaf attack's sweep under its old name
-            out["eps_sweep"] = {e: r["acc"] for e, r in out["eps_sweep_by_level"]["0"].items()}
     more_steps = None
     if cfg.check_more_steps and 0 in levels:
         adv = attacked_predictions(model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0",
