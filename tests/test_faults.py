@@ -207,3 +207,24 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, tiny_run, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and "cannot be read" in err[-1], err
         assert not (tmp_path / "ev" / "report.json").exists()
+
+
+def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    import json
+
+    from hirobust import report as rep
+
+    out = tmp_path / "ev"
+    first = {"dataset": "d", "eps": 0.1, "num_levels": 1, "models": {}}
+    rep.write_report(first, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rep, "to_markdown", full_disk)
+    with pytest.raises(OSError):
+        rep.write_report({**first, "dataset": "other"}, out)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before and json.loads((out / "report.json").read_text())["dataset"] == "d"
+    assert not [p for p in out.iterdir() if p.name.startswith(".report-")]

@@ -258,10 +258,25 @@ def _save(fig, path: Path, tight: bool = False) -> None:
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
-    """Write plots, report.md and (last) report.json into ``out_dir``; returns the report.json path."""
+    """Write plots, report.md and report.json into ``out_dir``; returns the report.json path.
+
+    Everything is written into a staging folder first; only when all of it exists are the files moved into place
+    (report.json last), so a failure while writing (a full disk, a plotting error) leaves the previous complete
+    report untouched and never a mix of two runs."""
+    import os
+    import shutil
+    import tempfile
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if plots and report.get("models"):
-        report["plots"] = plot(report, out_dir)
-    write_text(to_markdown(report), out_dir / "report.md")
-    return write_json(report, out_dir / "report.json")
+    stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+    try:
+        if plots and report.get("models"):
+            report["plots"] = plot(report, stage)
+        write_text(to_markdown(report), stage / "report.md")
+        write_json(report, stage / "report.json")
+        for f in [*report.get("plots", []), "report.md", "report.json"]:
+            os.replace(stage / f, out_dir / f)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_dir / "report.json"
