@@ -228,3 +228,33 @@ def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkey
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert after == before and json.loads((out / "report.json").read_text())["dataset"] == "d"
     assert not [p for p in out.iterdir() if p.name.startswith(".report-")]
+
+
+def test_a_failed_evaluation_resumes_without_redoing_finished_models(tmp_path, tiny_run, monkeypatch, capsys):
+    import json
+
+    from hirobust import pipeline
+
+    out = tmp_path / "ev"
+    ev = ["--quiet", "evaluate", "--model", f"a={tiny_run}", "--model", "b=hirobust-tiny:", "--out", str(out),
+          "data.dataset=synthetic", "eval.steps=1", "eval.robust_samples=16"]
+    real, calls = pipeline.evaluate_models, []
+
+    def failing(models, *a, **k):
+        calls.append(list(models))
+        if list(models) == ["b"]:
+            raise OSError(28, "No space left on device")
+        return real(models, *a, **k)
+
+    monkeypatch.setattr(pipeline, "evaluate_models", failing)
+    with pytest.raises(OSError):
+        main(ev)
+    assert not (out / "report.json").exists() and (out / ".cells" / "a.json").exists()
+    monkeypatch.setattr(pipeline, "evaluate_models", lambda m, *a, **k: calls.append(list(m)) or real(m, *a, **k))
+    calls.clear()
+    assert main([*ev, "--resume"]) == 0
+    assert calls == [["b"]]  # model a came from its kept cell
+    assert set(json.loads((out / "report.json").read_text())["models"]) == {"a", "b"}
+    calls.clear()
+    assert main([*ev[:-1], "eval.robust_samples=8", "--resume"]) == 0  # other settings: nothing reused
+    assert calls == [["a"], ["b"]]

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="SOURCE: a fine-tuned run directory, or ARCH:PRETRAINED (e.g. ViT-B-32:openai, "
                         "hirobust-fmnist-vit:embedded, or ARCH:/path/to/checkpoint)")
     e.add_argument("--out", default="runs/evaluate")
+    e.add_argument("--resume", action="store_true", help="reuse the models a killed or failed run of the same "
+                                                         "evaluation finished (their results are kept per model)")
     e.add_argument("--datasets", help="comma-separated dataset names, or 'all' (the 15 zero-shot datasets): evaluates "
                                       "each one present under data.root and lists what was skipped and why")
     e.add_argument("overrides", nargs="*")
@@ -167,7 +169,6 @@ def _cmd_evaluate(args) -> int:
 
 
 def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
-    from .pipeline import evaluate_models
     from .report import summary_table, write_report
 
     if args.datasets:
@@ -181,9 +182,11 @@ def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
             print(f"skipped {name}: {why}")
         print(f"reports: {args.out}/<dataset>/report.md, average table: {args.out}/compare.md")
         return 0
-    report = evaluate_models(models, data_cfg, eval_cfg, data.get("device", "auto"), progress=not args.quiet)
     from . import distributed
+    from .pipeline import evaluate_models_resumable
 
+    report = evaluate_models_resumable(models, data_cfg, eval_cfg, Path(args.out), data.get("device", "auto"),
+                                       progress=not args.quiet, resume=args.resume)
     if distributed.is_main():
         path = write_report(report, args.out)
         print(summary_table(report))

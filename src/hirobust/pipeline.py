@@ -6,6 +6,7 @@ Only this module and :mod:`hirobust.cli` turn configs into objects; the library 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import platform
 import time
@@ -308,6 +309,45 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
             report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
         report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
         report["models"][name]["seconds"] = time.perf_counter() - t0
+    return report
+
+
+def _cell_key(name: str, source, data_cfg: DataConfig, eval_cfg: EvalConfig) -> str:
+    """What identifies one model's evaluation: its source (with its weights' size and mtime), data and attacks."""
+    import hashlib
+
+    src = source
+    if isinstance(source, (str, Path)):
+        w = Path(read_run_meta(source)["weights_path"])
+        src = [str(source), w.stat().st_size, w.stat().st_mtime_ns]
+    text = json.dumps([name, src, asdict(data_cfg), asdict(eval_cfg)], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: EvalConfig, out: Path, device="auto",
+                              progress: bool = True, resume: bool = False) -> dict:
+    """:func:`evaluate_models`, one model at a time, each model's result kept in ``out/.cells/`` as soon as it is
+    done: a killed or failed evaluation loses at most the model it was on, and ``resume`` reuses the others (only
+    if their source, data and attack settings are unchanged)."""
+    from . import distributed
+    from .io import write_json
+
+    report = None
+    for name, source in models.items():
+        cell = out / ".cells" / f"{name}.json"
+        key = _cell_key(name, source, data_cfg, eval_cfg)
+        part = None
+        if resume and cell.exists():
+            kept = json.loads(cell.read_text())
+            part = kept["report"] if kept.get("key") == key else None
+        if part is None:
+            part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress)
+            if distributed.is_main():
+                write_json({"key": key, "report": part}, cell)
+        if report is None:
+            report = part
+        else:
+            report["models"].update(part["models"])
     return report
 
 
