@@ -52,3 +52,19 @@ def test_paper_configs_are_package_data_found_by_name(tmp_path, monkeypatch):
         assert load_yaml(name)["finetune"]["method"] == "hiro"
     with pytest.raises(FileNotFoundError, match="paper/nosuch"):
         load_yaml("paper/nosuch")
+
+
+def test_an_unknown_method_is_refused_by_the_parser_before_torch_is_imported():
+    import subprocess
+    import sys
+
+    from hirobust.cli import METHOD_NAMES
+    from hirobust.methods import METHODS
+
+    assert set(METHOD_NAMES) == set(METHODS)
+    code = ("import sys; from hirobust.cli import main\n"
+            "try:\n    main(['finetune', '--method', 'nosuch'])\nexcept SystemExit as e:\n"
+            "    assert e.code == 2 and 'torch' not in sys.modules, sys.modules.keys()\n    print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+    assert "invalid choice: 'nosuch'" in out.stderr

@@ -1,23 +1,36 @@
 """hirobust: hierarchically robust zero-shot CLIP classifiers (HiRo and baselines under one protocol).
 
-The public API is flat: ``import hirobust as hr``; ``hr.Hierarchy``, ``hr.pgd``, ``hr.METHODS``, ...
+The public API is flat: ``import hirobust as hr``; ``hr.Hierarchy``, ``hr.pgd``, ``hr.METHODS``, ... Names are
+imported on first use, so the command line can check its arguments before torch is loaded.
 """
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from .attacks import ce, cw_margin, level_objective, pgd, targeted_ce
-from .data import ZSDataset, dataset_forest, get_dataset, make_synthetic
-from .evaluate import EvalConfig, evaluate_model
-from .hierarchy import Forest, Hierarchy, load_forest, load_tree
-from .methods import METHODS, FrozenReference, Method, build_method
-from .models.clip import LoadedCLIP, export_open_clip, load_clip, register_configs
-from .models.zeroshot import CosineHead, ZeroShotClassifier, build_cosine_classifier, encode_prompts
-from .train import TrainConfig, Trainer
+_WHERE = {
+    "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks", "targeted_ce": "attacks",
+    "ZSDataset": "data", "dataset_forest": "data", "get_dataset": "data", "make_synthetic": "data",
+    "EvalConfig": "evaluate", "evaluate_model": "evaluate",
+    "Forest": "hierarchy", "Hierarchy": "hierarchy", "load_forest": "hierarchy", "load_tree": "hierarchy",
+    "METHODS": "methods", "FrozenReference": "methods", "Method": "methods", "build_method": "methods",
+    "LoadedCLIP": "models.clip", "export_open_clip": "models.clip", "load_clip": "models.clip",
+    "register_configs": "models.clip",
+    "CosineHead": "models.zeroshot", "ZeroShotClassifier": "models.zeroshot",
+    "build_cosine_classifier": "models.zeroshot", "encode_prompts": "models.zeroshot",
+    "TrainConfig": "train", "Trainer": "train",
+}
 
-__all__ = [
-    "__version__", "Hierarchy", "Forest", "load_forest", "load_tree", "ZSDataset", "get_dataset", "dataset_forest",
-    "make_synthetic", "pgd", "ce", "cw_margin", "targeted_ce", "level_objective", "METHODS", "Method",
-    "FrozenReference", "build_method", "LoadedCLIP", "load_clip", "export_open_clip", "register_configs",
-    "ZeroShotClassifier", "CosineHead", "build_cosine_classifier", "encode_prompts", "TrainConfig", "Trainer",
-    "EvalConfig", "evaluate_model",
-]
+__all__ = ["__version__", *_WHERE]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hirobust' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -14,6 +14,9 @@ from pathlib import Path
 from .config import apply_overrides, from_dict, load_yaml
 
 
+METHOD_NAMES = ("tecoa", "pmg", "fare", "tga", "hiro")  # = hirobust.METHODS (a test keeps them equal)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hirobust", description="Hierarchically robust zero-shot CLIP: train and measure.")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -45,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("finetune", help="adversarially fine-tune one method")
     f.add_argument("--config", help="YAML with out/method/options/model/data/train sections")
-    f.add_argument("--method", help="tecoa | pmg | fare | tga | hiro")
+    f.add_argument("--method", choices=METHOD_NAMES, help="the method (checked before anything heavy is imported)")
     f.add_argument("--out", help="run directory")
     f.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     f.add_argument("overrides", nargs="*")
