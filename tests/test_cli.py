@@ -59,7 +59,7 @@ def test_demo_checks_held_out_classes_before_pretraining(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["finetune", "--method", "nope"], "unknown method 'nope'"),
+    (["finetune", "--method", "nope"], "invalid choice: 'nope'"),
     (["finetune", "--method", "tecoa", "data.dataset=nope"], "unknown dataset 'nope'"),
     (["finetune", "--method", "tecoa", "options.epsilon=1"], "unknown option 'epsilon'"),
     (["finetune", "--method", "tecoa", "train.optimizer=lion"], "unknown optimizer"),

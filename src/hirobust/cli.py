@@ -13,15 +13,21 @@ from pathlib import Path
 
 from .config import apply_overrides, from_dict, load_yaml
 
-
 METHOD_NAMES = ("tecoa", "pmg", "fare", "tga", "hiro")  # = hirobust.METHODS (a test keeps them equal)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``hirobust finetune: error: ...``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hirobust", description="Hierarchically robust zero-shot CLIP: train and measure.")
+    p = _Parser(prog="hirobust", description="Hierarchically robust zero-shot CLIP: train and measure.")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
-    quiet = argparse.ArgumentParser(add_help=False)  # --quiet before or after the subcommand
+    quiet = _Parser(add_help=False)  # --quiet before or after the subcommand
     quiet.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     _add = sub.add_parser
     sub.add_parser = lambda *a, **k: _add(*a, parents=[quiet], **k)  # type: ignore[method-assign]
@@ -251,7 +257,10 @@ COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pret
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # usage errors (2, one line) and --help (0)
+        return int(e.code or 0)
     try:
         return COMMANDS[args.command](args)
     # the user's input or setup; anything else (RuntimeError included) is a bug and keeps its traceback (exit 1)
