@@ -69,3 +69,16 @@ def test_an_unknown_method_is_refused_by_the_parser_before_torch_is_imported():
     assert out.stdout.strip() == "ok", out.stderr
     assert out.stderr.strip() == ("hirobust finetune: error: argument --method: invalid choice: 'nosuch' "
                                   "(choose from 'tecoa', 'pmg', 'fare', 'tga', 'hiro')")
+
+
+def test_print_config_shows_the_resolved_config_and_does_nothing_else(tmp_path, capsys):
+    import yaml
+
+    assert main(["finetune", "--method", "hiro", "--out", str(tmp_path / "r"), "train.lr=2/255", "--print-config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["method"] == "hiro" and cfg["train"]["lr"] == pytest.approx(2 / 255)
+    assert cfg["model"]["pretrained"] == "default" and not (tmp_path / "r").exists()
+    assert main(["study", "--quick", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["out"] == "runs/study-quick"
+    assert main(["evaluate", "--model", "x=hirobust-tiny:", "eval.eps=2/255", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["eval"]["eps"] == pytest.approx(2 / 255)

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     quiet = _Parser(add_help=False)  # --quiet before or after the subcommand
     quiet.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    quiet.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     _add = sub.add_parser
     sub.add_parser = lambda *a, **k: _add(*a, parents=[quiet], **k)  # type: ignore[method-assign]
 
@@ -112,7 +113,10 @@ def _cmd_demo(args) -> int:
     from .demo import load_demo_config, run_demo
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
-    run_demo(load_demo_config(args.config, overrides), progress=not args.quiet)
+    cfg = load_demo_config(args.config, overrides)
+    if args.print_config:
+        return _print_config(cfg)
+    run_demo(cfg, progress=not args.quiet)
     return 0
 
 
@@ -124,11 +128,23 @@ def _cmd_ablate(args) -> int:
     return 0
 
 
+def _print_config(cfg) -> int:
+    import dataclasses
+
+    import yaml
+
+    print(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False,
+                         allow_unicode=True), end="")
+    return 0
+
+
 def _cmd_study(args) -> int:
     from .study import load_study_config, run_study
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_study_config(args.config, overrides, quick=args.quick)
+    if args.print_config:
+        return _print_config(cfg)
     run_study(cfg, progress=not args.quiet)
     print(f"study: {Path(cfg.out) / 'study.md'} and {Path(cfg.out) / 'study.json'}")
     return 0
@@ -152,6 +168,8 @@ def _cmd_finetune(args) -> int:
     if args.out:
         data["out"] = args.out
     cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))
+    if args.print_config:
+        return _print_config(cfg)
     out = finetune(cfg, progress=not args.quiet, resume=args.resume)
     print(f"fine-tuned {cfg.method}: {out}")
     return 0
@@ -167,6 +185,15 @@ def _cmd_evaluate(args) -> int:
         raise ValueError(f"unknown config key {unknown[0]!r} for evaluate; valid keys: data, eval, device")
     data_cfg = from_dict(DataConfig, data.get("data"), "data")
     eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
+    if args.print_config:
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Resolved:
+            data: DataConfig
+            eval: EvalConfig
+
+        return _print_config(Resolved(data_cfg, eval_cfg))
     models = dict(_model_source(m) for m in args.model)
     import os
     from contextlib import nullcontext
@@ -227,6 +254,8 @@ def _cmd_reproduce(args) -> int:
     from .pipeline import ReproduceConfig, reproduce
 
     cfg = from_dict(ReproduceConfig, apply_overrides(load_yaml(args.config), args.overrides))
+    if args.print_config:
+        return _print_config(cfg)
     summary = reproduce(cfg, progress=not args.quiet, resume=args.resume)
     print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
     for name, why in summary["skipped"].items():
