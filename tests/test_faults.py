@@ -258,3 +258,64 @@ def test_a_failed_evaluation_resumes_without_redoing_finished_models(tmp_path, t
     calls.clear()
     assert main([*ev[:-1], "eval.robust_samples=8", "--resume"]) == 0  # other settings: nothing reused
     assert calls == [["a"], ["b"]]
+
+
+def test_a_tree_naming_a_class_the_dataset_lacks_is_refused(tmp_path, capsys):
+    import json
+
+    from hirobust.data.synthetic import synthetic_paths
+
+    paths = dict(synthetic_paths(2, 3))
+    paths["item 99"] = ["group 9", "family 9"]
+    f = tmp_path / "tree.json"
+    f.write_text(json.dumps({"paths": paths}))
+    rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "r"), *TINY,
+               f"data.hierarchy={f}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "names class 'item 99'" in err and len(err.splitlines()) == 1
+
+
+def test_a_damaged_checkpoint_state_names_the_file(tmp_path, tiny_clip, synth):
+    import json
+
+    cfg = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", lr=0.05, ckpt_every=3, log_every=1)
+    run = _interrupted_run(tmp_path, tiny_clip, synth, cfg)
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    del state["identity"]
+    (run / "checkpoint" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="lacks 'identity'"):
+        Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], run, resume=True, progress=False)
+
+
+def test_finetune_into_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(f), *TINY])
+    assert rc == 2 and "is a file" in capsys.readouterr().err and f.read_text() == "x"
+
+
+def test_a_resumed_evaluation_gives_the_same_report(tmp_path, tiny_run, monkeypatch):
+    import json
+
+    from hirobust import pipeline
+
+    ev = lambda out: ["--quiet", "evaluate", "--model", f"a={tiny_run}", "--model", f"b={tiny_run}",  # noqa: E731
+                      "--out", str(out), "data.dataset=synthetic", "eval.steps=2", "eval.robust_samples=16",
+                      "eval.eps_sweep=[2/255]", "eval.sweep_samples=8"]
+    assert main(ev(tmp_path / "whole")) == 0
+    real = pipeline.evaluate_models
+
+    def killed(models, *a, **k):
+        if list(models) == ["b"]:
+            raise KeyboardInterrupt  # as a kill after model a was kept
+        return real(models, *a, **k)
+
+    monkeypatch.setattr(pipeline, "evaluate_models", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(ev(tmp_path / "parts"))
+    monkeypatch.setattr(pipeline, "evaluate_models", real)
+    assert main([*ev(tmp_path / "parts"), "--resume"]) == 0
+    strip = lambda r: {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in r["models"].items()}  # noqa: E731
+    a = json.loads((tmp_path / "whole" / "report.json").read_text())
+    b = json.loads((tmp_path / "parts" / "report.json").read_text())
+    assert strip(a) == strip(b)

@@ -192,8 +192,14 @@ class Trainer:
 
     @staticmethod
     def _load(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, device) -> dict:
+        from .hierarchy import read_json
+
         ck = run_dir / "checkpoint"
-        state = json.loads((ck / "state.json").read_text())
+        state = read_json(ck / "state.json")
+        missing = [k for k in ("step", "history", "identity") if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f"{str(ck / 'state.json')!r} lacks {missing[0]!r}: the checkpoint is damaged; delete "
+                             f"{str(ck)!r} and train without --resume")
         method.load_trainable_state(load_safetensors(ck / "trainable.safetensors", device))
         tensors = load_safetensors(ck / "optimizer.safetensors", device)
         osd = opt.state_dict()

@@ -79,4 +79,5 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
 
 def dataset_forest(ds: ZSDataset, trees: list[str] | None = None, hierarchy: str | Path | dict | None = None) -> Forest:
     """The dataset's trees (or those of ``hierarchy``), checked to cover exactly its classes."""
-    return load_forest(hierarchy if hierarchy is not None else ds.hierarchy, trees=trees, classes=ds.classnames)
+    return load_forest(hierarchy if hierarchy is not None else ds.hierarchy, trees=trees, classes=ds.classnames,
+                       also=ds.held_out)

@@ -26,6 +26,7 @@ class ZSDataset:
     dataset: torch.utils.data.Dataset | None = None
     prompt_names: dict[str, str] = field(default_factory=dict)  # class/node name -> text in prompts
     num_workers: int = 0
+    held_out: list[str] = field(default_factory=list)  # classes removed by restrict_classes (still in the trees)
 
     def __post_init__(self):
         if (self.images is None) == (self.dataset is None):
@@ -62,7 +63,8 @@ class ZSDataset:
         remap = torch.full((len(self.classnames),), -1, dtype=torch.long)
         remap[keep] = torch.arange(len(keep))
         sub = self.subset(torch.nonzero(remap[self.labels.clamp_min(0)] >= 0).flatten())
-        return replace(sub, classnames=[self.classnames[i] for i in keep], labels=remap[sub.labels])
+        return replace(sub, classnames=[self.classnames[i] for i in keep], labels=remap[sub.labels],
+                       held_out=[*self.held_out, *(c for c in self.classnames if c not in names)])
 
     def seeded_subset(self, n: int | None, seed: int = 0) -> ZSDataset:
         """A fixed random subset of ``n`` samples (all if ``n`` is None or too large), the same for every model."""

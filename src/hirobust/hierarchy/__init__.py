@@ -84,7 +84,8 @@ def _check_file(data, where: str) -> dict:
 
 
 def load_forest(
-    name_or_path: str | Path | dict, trees: list[str] | None = None, classes: list[str] | None = None
+    name_or_path: str | Path | dict, trees: list[str] | None = None, classes: list[str] | None = None,
+    also: list[str] | None = None,
 ) -> Forest:
     """The trees of a hierarchy file, all or those named, over ``classes`` (default: the file's class order).
 
@@ -110,6 +111,12 @@ def load_forest(
                 raise ValueError(
                     f"hierarchy {_label(name_or_path)!r} (tree {t!r}) does not cover class {missing[0]!r} "
                     f"({len(missing)} classes missing); give a tree whose paths name every class of the dataset"
+                )
+            extra = [c for c in paths if c not in leaves and c not in (also or [])]
+            if extra:  # a path for a class the dataset does not have: a typo or the wrong file, never dropped
+                raise ValueError(
+                    f"hierarchy {_label(name_or_path)!r} (tree {t!r}) names class {extra[0]!r}, which the dataset does "
+                    f"not have ({len(extra)} such); its classes: {', '.join(leaves)}"
                 )
             paths = {c: paths[c] for c in leaves}
         out.append(Hierarchy.from_paths(paths, leaves=leaves, num_levels=spec.get("num_levels", data.get("num_levels")),
