@@ -332,6 +332,9 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     from . import distributed
     from .io import write_json
 
+    for name, source in models.items():
+        if isinstance(source, (str, Path)) and not (Path(source) / "hirobust.json").exists():
+            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
     report = None
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
