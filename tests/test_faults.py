@@ -319,3 +319,30 @@ def test_a_resumed_evaluation_gives_the_same_report(tmp_path, tiny_run, monkeypa
     a = json.loads((tmp_path / "whole" / "report.json").read_text())
     b = json.loads((tmp_path / "parts" / "report.json").read_text())
     assert strip(a) == strip(b)
+
+
+def test_kill_9_during_training_then_resume_is_bit_identical(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    args = [*TINY, "options.eps=4/255", "train.epochs=3", "train.ckpt_every=2", "train.log_every=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = lambda out, *extra: [sys.executable, "-m", "hirobust", "--quiet", "finetune", "--method", "tecoa",  # noqa: E731
+                               "--out", str(out), *args, *extra]
+    subprocess.run(run(tmp_path / "whole"), env=env, check=True, capture_output=True, timeout=300)
+    p = subprocess.Popen(run(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while not state.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (tmp_path / "killed" / "hirobust.json").exists(), "the run finished before it could be killed"
+    subprocess.run(run(tmp_path / "killed", "--resume"), env=env, check=True, capture_output=True, timeout=300)
+    a = load_file(str(tmp_path / "whole" / "model" / "open_clip_model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model" / "open_clip_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
