@@ -67,6 +67,8 @@ def test_study_runs_resumes_and_analyses(tmp_path):
     for p, t in done.items():
         if p.name not in ("tecoa-s1.json", "hiro-tuned-s1.json"):
             assert p.stat().st_mtime_ns == t, p
+    (out / "study.md").unlink()
+    assert main(["--quiet", "study", "--config", cfg, "--analyse-only"]) == 0 and (out / "study.md").exists()
     again = json.loads((out / "study.json").read_text())["parts"]["main"]
     assert again["table"]["tecoa"]["robust"]["0"] == part["table"]["tecoa"]["robust"]["0"]  # deterministic cells
 

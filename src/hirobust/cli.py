@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--config", help="study YAML (default: the packaged configs/study.yaml)")
     st.add_argument("--out", help="study directory (default runs/study, runs/study-quick with --quick)")
     st.add_argument("--quick", action="store_true", help="the small smoke version (~10 min on 2 cores)")
+    st.add_argument("--analyse-only", action="store_true", help="rebuild study.md/json and plots from the finished "
+                                                                "cells; run nothing")
     st.add_argument("overrides", nargs="*", help="key.sub=value")
 
     pt = sub.add_parser("pretrain", help="train (or reuse) the embedded small CLIP")
@@ -145,6 +147,12 @@ def _cmd_study(args) -> int:
     cfg = load_study_config(args.config, overrides, quick=args.quick)
     if args.print_config:
         return _print_config(cfg)
+    if args.analyse_only:
+        from .study_report import write_study
+
+        write_study(cfg, Path(cfg.out))
+        print(f"study: {Path(cfg.out) / 'study.md'} (analysis of the finished cells)")
+        return 0
     run_study(cfg, progress=not args.quiet)
     print(f"study: {Path(cfg.out) / 'study.md'} and {Path(cfg.out) / 'study.json'}")
     return 0

@@ -52,7 +52,7 @@ def _mechanism(mech: dict, L: int) -> list[str]:
         ["gap_label active", "τ", "α_I", "α_T", "δ_T/‖w‖", "text parents shallower", "image parents shallower"]
     lines = ["Each cell: first step → end of training (mean of the last tenth of the steps), mean over seeds.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    f = lambda m, k: "—" if k not in m else f"{m[k][0]:.2f} → {m[k][1]:.2f}"  # noqa: E731
+    f = lambda m, k: "—" if k not in m else f"{m[k][0]:.3g} → {m[k][1]:.3g}"  # noqa: E731
     for run, m in mech.items():
         cells = [run, str(m["seeds"])] + [f(m, f"depth_text_L{b}") for b in range(L)]
         cells += [f(m, f"depth_img_L{b}") for b in range(L)]
