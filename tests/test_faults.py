@@ -346,3 +346,33 @@ def test_kill_9_during_training_then_resume_is_bit_identical(tmp_path):
     a = load_file(str(tmp_path / "whole" / "model" / "open_clip_model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "model" / "open_clip_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_killed_evaluation_resumes_after_its_last_finished_attack_cell(tmp_path, tiny_run, monkeypatch):
+    import json
+
+    from hirobust import evaluate
+
+    ev = lambda out: ["--quiet", "evaluate", "--model", f"a={tiny_run}", "--out", str(out),  # noqa: E731
+                      "data.dataset=synthetic", "eval.steps=2", "eval.robust_samples=16", "eval.attacks=[pgd,cw]"]
+    assert main(ev(tmp_path / "whole")) == 0
+    real, calls = evaluate.attacked_predictions, []
+
+    def dies_on_the_fourth(*a, **k):
+        calls.append(a[3])
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(evaluate, "attacked_predictions", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        main(ev(tmp_path / "parts"))
+    assert len(list((tmp_path / "parts" / ".cells" / "a").glob("*.safetensors"))) == 3  # pgd L0-L2 kept
+    calls.clear()
+    monkeypatch.setattr(evaluate, "attacked_predictions", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    assert main([*ev(tmp_path / "parts"), "--resume"]) == 0
+    assert calls == [0, 1, 2]  # only CW's three levels were attacked again
+    strip = lambda r: {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in r["models"].items()}  # noqa: E731
+    a = json.loads((tmp_path / "whole" / "report.json").read_text())
+    b = json.loads((tmp_path / "parts" / "report.json").read_text())
+    assert strip(a) == strip(b)

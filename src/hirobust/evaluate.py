@@ -252,15 +252,28 @@ def _acc_dict(mat: torch.Tensor) -> tuple[dict, dict]:
     return {str(b): r["value"] for b, r in enumerate(accs)}, {str(b): r["ci95"] for b, r in enumerate(accs)}
 
 
-def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, device, progress) -> tuple[dict, dict]:
+def _kept(cells, key: str, compute) -> torch.Tensor:
+    """``compute()`` (attacked predictions [N, levels]), or the result kept in ``cells`` under ``key``; a new
+    result is kept at once, so a killed evaluation resumes after its last finished (attack, level) cell."""
+    if cells is None:
+        return compute()
+    got = cells.get(key)
+    if got is None:
+        got = compute()
+        cells.put(key, got)
+    return got
+
+
+def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, device, progress,
+                  cells=None) -> tuple[dict, dict]:
     """(report entry of one attack at every level, {level: raw attacked accuracy at that level})."""
     name = {"pgd": f"PGD-{cfg.steps}", "cw": f"CW-{cfg.steps}", "autoattack": "AutoAttack"}[attack]
     entry = {"robust": {}, "robust_ci95": {}, "transfer_success": {}, "transfer_success_ci95": {},
              "transfer_success_n": {}, "samples": len(sub), "levels_bits": {}}
     raw = {}
     for a in levels:
-        adv = attacked_predictions(model, sub, hier, a, cfg.eps, cfg, device, f"{name} level {a}", progress,
-                                   attack=attack)
+        adv = _kept(cells, f"{attack}-L{a}", lambda a=a: attacked_predictions(
+            model, sub, hier, a, cfg.eps, cfg, device, f"{name} level {a}", progress, attack=attack))
         adv_right = adv == sub_truth
         raw[str(a)] = float(adv_right[:, a].float().mean())
         k = str(a)
@@ -282,11 +295,13 @@ def _sweep_levels(cfg: EvalConfig, L: int, levels: list[int]) -> list[int]:
     return out
 
 
-def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device="cpu", progress=True) -> dict:
+def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device="cpu", progress=True,
+                   cells=None) -> dict:
     """The report entry of one model: clean, robust[a][b], transfer_success[a][b] (of the first attack), the same
     for every attack in ``cfg.attacks``, hierarchical metrics, ε sweep, sample counts and sanity checks. Every
     accuracy has a 95% Wilson interval beside it (``<key>_ci95``) and its n (``n``); ``per_image`` holds the
-    per-image correctness behind every number (``correct``). Robust accuracy: ``ROBUST_DEFINITION``."""
+    per-image correctness behind every number (``correct``). Robust accuracy: ``ROBUST_DEFINITION``. ``cells``
+    (``get(key)`` / ``put(key, predictions)``) keeps every finished (attack, level) result as it is done."""
     device = torch.device(device)
     model.eval().to(device)
     t0 = time.perf_counter()
@@ -321,7 +336,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
             aa_levels = [a for a in _sweep_levels(dataclasses.replace(cfg, eps_sweep_levels=cfg.autoattack_levels),
                                                   L, levels)]
         entry, raw[attack] = _attack_entry(model, sub, sub_right, sub_truth, hier, aa_levels, attack, cfg, device,
-                                           progress)
+                                           progress, cells)
         per["attacks"][attack] = {"subset": subset, "levels": entry.pop("levels_bits")}
         leaf_metrics = entry.pop("hierarchical_leaf", None)
         if leaf_metrics is not None and attack == cfg.attacks[0]:
@@ -341,8 +356,8 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
         for a in sweep_levels:
             rows, bits = {}, {}
             for eps in cfg.eps_sweep:
-                adv = attacked_predictions(model, sweep_data, hier, a, eps, cfg, device,
-                                           f"sweep L{a} eps={eps * 255:.2g}/255", progress)
+                adv = _kept(cells, f"sweep-L{a}-{eps:.6g}", lambda a=a, eps=eps: attacked_predictions(
+                    model, sweep_data, hier, a, eps, cfg, device, f"sweep L{a} eps={eps * 255:.2g}/255", progress))
                 ok = sright & (adv == struth)
                 acc, ci = _acc_dict(ok)
                 rows[f"{eps:.6g}"] = {"acc": acc, "ci95": ci}
@@ -351,8 +366,9 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
             per["sweep"]["levels"][str(a)] = bits
     more_steps = None
     if cfg.check_more_steps and 0 in levels:
-        adv = attacked_predictions(model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0",
-                                   progress, steps=2 * cfg.steps)
+        adv = _kept(cells, "pgd2x-L0", lambda: attacked_predictions(
+            model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0", progress,
+            steps=2 * cfg.steps))
         rob, ci = _robust_and_tsr(right, adv == rtruth)[:2]
         more_steps = rob["0"]
         out["pgd_more_steps_leaf"] = {"steps": 2 * cfg.steps, "robust": more_steps, "robust_ci95": ci["0"],

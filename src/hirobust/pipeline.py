@@ -274,8 +274,36 @@ def run_train_classes(source) -> list[str] | None:
     return None
 
 
+class AttackCells:
+    """Finished (attack, level) predictions of one model's evaluation, one safetensors file each, tagged with the
+    evaluation's key (source, data, attack settings): a result of other settings is never reused."""
+
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = Path(folder), key
+
+    def get(self, name: str):
+        from .io import load_safetensors
+
+        f = self.folder / f"{name}.safetensors"
+        if not f.exists():
+            return None
+        from safetensors import safe_open
+
+        with safe_open(str(f), "pt") as h:
+            if (h.metadata() or {}).get("key") != self.key:
+                return None
+        return load_safetensors(f)["pred"]
+
+    def put(self, name: str, pred) -> None:
+        from . import distributed
+        from .io import save_safetensors
+
+        if distributed.is_main():
+            save_safetensors({"pred": pred}, self.folder / f"{name}.safetensors", metadata={"key": self.key})
+
+
 def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
-                    progress: bool = True) -> dict:
+                    progress: bool = True, cells: dict | None = None) -> dict:
     """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
     device = resolve_device(device)
     for name, source in models.items():
@@ -303,7 +331,8 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     for name, source in models.items():
         t0 = time.perf_counter()
         clf = load_classifier(source, ds, eval_forest, device)
-        report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress)
+        report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
+                                                (cells or {}).get(name))
         seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)
         if seen is not None:
             report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
@@ -327,8 +356,9 @@ def _cell_key(name: str, source, data_cfg: DataConfig, eval_cfg: EvalConfig) -> 
 def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: EvalConfig, out: Path, device="auto",
                               progress: bool = True, resume: bool = False) -> dict:
     """:func:`evaluate_models`, one model at a time, each model's result kept in ``out/.cells/`` as soon as it is
-    done: a killed or failed evaluation loses at most the model it was on, and ``resume`` reuses the others (only
-    if their source, data and attack settings are unchanged)."""
+    done, and within a model every finished (attack, level) cell (:class:`AttackCells`): a killed or failed
+    evaluation loses at most the cell it was on, and ``resume`` reuses the rest (only if the model's source, the
+    data and the attack settings are unchanged)."""
     from . import distributed
     from .io import write_json
 
@@ -344,7 +374,13 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
             kept = json.loads(cell.read_text())
             part = kept["report"] if kept.get("key") == key else None
         if part is None:
-            part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress)
+            folder = out / ".cells" / name
+            if not resume and folder.exists():  # a fresh evaluation: nothing of an earlier one is reused
+                import shutil
+
+                shutil.rmtree(folder)
+            part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
+                                   cells={name: AttackCells(folder, key)})
             if distributed.is_main():
                 write_json({"key": key, "report": part}, cell)
         if report is None:
