@@ -83,6 +83,8 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], str]]:
                                              str(bad / "file"), *EV], "is a file"))
     out.append(("finetune --out is a file", ["--quiet", "finetune", "--method", "tecoa", "--out", str(bad / "file"),
                                              *TINY], "is a file"))
+    out.append(("evaluate --out too long", ["--quiet", "evaluate", "--model", f"x={run}", "--out",
+                                            str(tmp / ("x" * 300)), *EV], "cannot write"))
     out.append(("finetune --method nosuch", ["finetune", "--method", "nosuch"], "nosuch"))
     out.append(("finetune train=5", ft("train=5"), "train"))
     out.append(("finetune train_classes=[nosuch]", ft("data.train_classes=[nosuch]"), "nosuch"))

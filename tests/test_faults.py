@@ -376,3 +376,10 @@ def test_a_killed_evaluation_resumes_after_its_last_finished_attack_cell(tmp_pat
     a = json.loads((tmp_path / "whole" / "report.json").read_text())
     b = json.loads((tmp_path / "parts" / "report.json").read_text())
     assert strip(a) == strip(b)
+
+
+def test_an_impossible_output_path_is_a_one_line_error(tmp_path, capsys):
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(tmp_path / ("x" * 300)),
+               "data.dataset=synthetic"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "cannot write into output directory" in err and len(err.splitlines()) == 1

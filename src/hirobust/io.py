@@ -98,9 +98,9 @@ class RunLock:
         import fcntl
 
         d = self.path.parent
-        if d.exists() and not d.is_dir():
-            raise ValueError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
         try:
+            if d.exists() and not d.is_dir():
+                raise ValueError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
             d.mkdir(parents=True, exist_ok=True)
             f = open(self.path, "a+")
         except OSError as e:
