@@ -39,6 +39,10 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     assert (out / "transfer_success.png").exists()
     assert "| tecoa |" in capsys.readouterr().out
     md = (out / "report.md").read_text()
+    prov = report["provenance"]
+    assert prov["command"].startswith("hirobust") and len(prov["git"]["commit"]) == 40
+    assert prov["versions"]["torch"] and prov["seeds"] == {"eval.seed": 0} and len(prov["config_digest"]) == 12
+    assert md.splitlines()[2].startswith("Provenance: `hirobust")
     assert "Paired differences to `tecoa`" in md and "95% Wilson interval" in md and "chance per level" in md
     # compare: paired differences of every model to the baseline on the same images, with intervals and p
     assert main(["compare", str(out), "--out", str(tmp_path / "cmp"), "--baseline", "clip"]) == 0

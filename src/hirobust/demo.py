@@ -104,6 +104,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
     report["pretrained"] = pretrained_entry(path, meta, cfg.pretrain)
     report["demo_config"] = asdict(cfg)
     report["environment"] = environment()
+    from .pipeline import provenance
+
+    report["provenance"] = provenance(asdict(cfg))
     train_s = {n: timing[f"finetune {n}"] for n in cfg.methods}
     report["ablation"] = {title: ablation_rows(report, names, train_s, cfg.train.epochs)
                           for title, names in cfg.tables.items()}

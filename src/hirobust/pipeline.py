@@ -81,6 +81,43 @@ def environment() -> dict:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def provenance(config: dict | None = None) -> dict:
+    """Where a result comes from: the command line, the git commit of the code (and whether it had uncommitted
+    changes), versions, device, the seeds and a digest of the resolved config."""
+    import hashlib
+    import shlex
+    import subprocess
+    import sys
+
+    git = {"commit": None, "dirty": None}
+    try:
+        here = Path(__file__).parent
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                    capture_output=True, text=True, timeout=10)
+            git = {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed wheel)
+        pass
+    env = environment()
+    text = json.dumps(config or {}, sort_keys=True, default=str)
+    seeds = {k: v for k, v in _find_seeds(config or {}).items()}
+    return {"command": shlex.join(["hirobust", *sys.argv[1:]]) if sys.argv else None, "git": git,
+            "versions": {k: env[k] for k in ("hirobust", "torch", "open_clip", "python")},
+            "device": env["cuda"] or f"cpu ({env['threads']} threads)", "seeds": seeds,
+            "config_digest": hashlib.sha1(text.encode()).hexdigest()[:12]}
+
+
+def _find_seeds(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_find_seeds(v, f"{prefix}{k}."))
+        elif k == "seed":
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _version() -> str:
     from . import __version__
 
@@ -186,10 +223,10 @@ def export_run(out: Path, method, clip: LoadedCLIP, cfg: FinetuneConfig, pretrai
         save_safetensors(extras, out / "model" / "hirobust_head.safetensors")
     meta = {"kind": "hirobust-finetuned", "method": cfg.method, "model": cfg.model.name, "source": pretrained,
             "weights": "model/open_clip_model.safetensors", "head": head, "config": asdict(cfg),
-            "environment": environment()}
+            "environment": environment(), "provenance": provenance(asdict(cfg))}
     write_json(meta, out / "hirobust.json")
-    write_json({"kind": "finetune", "method": cfg.method, "train": {k: v for k, v in summary.items()},
-                "config": asdict(cfg)}, out / "report.json")
+    write_json({"kind": "finetune", "method": cfg.method, "provenance": meta["provenance"],
+                "train": {k: v for k, v in summary.items()}, "config": asdict(cfg)}, out / "report.json")
 
 
 def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
@@ -327,7 +364,8 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                              eval_cfg.attacks[0]],
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
                          "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
-              "eval_config": asdict(eval_cfg), "models": {}, "environment": environment()}
+              "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
+              "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
     for name, source in models.items():
         t0 = time.perf_counter()
         clf = load_classifier(source, ds, eval_forest, device)

@@ -75,6 +75,14 @@ def to_markdown(report: dict) -> str:
     att = report.get("attack", {})
     eps = report["eps"]
     out = [f"# hirobust report: {report['dataset']}", ""]
+    prov = report.get("provenance")
+    if prov:
+        g = prov.get("git") or {}
+        out += ["Provenance: `" + str(prov.get("command")) + "`; code " +
+                (f"{g['commit'][:10]}{' with uncommitted changes' if g.get('dirty') else ''}" if g.get("commit")
+                 else "not from a git checkout") + "; " +
+                ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()) + f"; device {prov.get('device')}; "
+                f"seeds {prov.get('seeds')}; config digest {prov.get('config_digest')}.", ""]
     if report.get("note"):
         out += [report["note"], ""]
     out += [f"- tree: `{report.get('tree')}`, {L} levels: "

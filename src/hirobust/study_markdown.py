@@ -66,7 +66,12 @@ def _mechanism(mech: dict, L: int) -> list[str]:
 
 def to_markdown(study: dict, cfg) -> str:
     base = cfg.baseline
+    prov = study.get("provenance") or {}
+    g = prov.get("git") or {}
     out = ["# hirobust evidence study", "",
+           f"Provenance of this analysis: `{prov.get('command')}`; code {str(g.get('commit'))[:10]}"
+           f"{' with uncommitted changes' if g.get('dirty') else ''}; {prov.get('versions')}; config digest "
+           f"{prov.get('config_digest')}. Each cell's own provenance is in its file.", "",
            f"Compute so far: {study['compute_seconds'] / 60:.1f} min over {len(study['timing'])} cells "
            f"(timing.json). Accuracies in %; intervals are 95%: over training seeds (t) where a run has several, "
            f"else Wilson over images. Differences are seed-matched and paired on the same images (two-level "

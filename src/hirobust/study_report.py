@@ -316,6 +316,11 @@ def write_study(cfg, out: Path) -> dict:
     study["compute_seconds"] = sum(study["timing"].values())
     tune = out / "tune" / "choice.json"
     study["tune"] = json.loads(tune.read_text()) if tune.exists() else None
+    from dataclasses import asdict
+
+    from .pipeline import provenance
+
+    study["provenance"] = provenance(asdict(cfg))
     study["plots"] = plot_study(study, out)
     write_json(study, out / "study.json")
     write_text(to_markdown(study, cfg), out / "study.md")
