@@ -39,6 +39,9 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     assert (out / "transfer_success.png").exists()
     assert "| tecoa |" in capsys.readouterr().out
     md = (out / "report.md").read_text()
+    log = (out / "run.log").read_text()
+    assert "evaluated tecoa in" in log and '"eps": 0.0156' in log  # the resolved config and the timings
+    assert "fine-tuned tecoa" in (run / "run.log").read_text()
     prov = report["provenance"]
     assert prov["command"].startswith("hirobust") and len(prov["git"]["commit"]) == 40
     assert prov["versions"]["torch"] and prov["seeds"] == {"eval.seed": 0} and len(prov["config_digest"]) == 12
@@ -192,6 +195,8 @@ def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):
     assert list(report["models"]) == ["clip", "tecoa", "hiro"]
     assert "eps_sweep_by_level" in report["models"]["clip"] and report["ablation"]["components"][1]["run"] == "hiro"
     assert {"pretrain (0 if cached)", "finetune tecoa", "evaluate hiro", "total"} <= set(report["timing"])
+    log = (tmp_path / "demo" / "run.log").read_text()
+    assert "provenance" in log and "seconds per stage" in log and "fine-tuned hiro" in log
     out = capsys.readouterr().out
     assert "| hiro |" in out and "components:" in out
 

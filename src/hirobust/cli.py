@@ -206,9 +206,12 @@ def _cmd_evaluate(args) -> int:
     import os
     from contextlib import nullcontext
 
-    from .io import RunLock
+    from .io import RunLock, RunLog
 
-    with RunLock(args.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(args.out) if main_rank else nullcontext(), \
+            RunLog(args.out, {"command": sys.argv, "data": data_cfg, "eval": eval_cfg, "models": models}) \
+            if main_rank else nullcontext():
         return _evaluate(args, models, data, data_cfg, eval_cfg)
 
 

@@ -65,6 +65,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
 
         get_dataset(cfg.data.dataset, "test", root=cfg.data.root).restrict_classes(cfg.data.train_classes)
     out = Path(cfg.out)
+    from .io import RunLock, RunLog
+    from .pipeline import provenance
+
+    with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}):
+        return _run_demo(cfg, out, device, progress, log)
+
+
+def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     path, meta = pretrain(cfg.pretrain, device=str(device), progress=progress)
@@ -99,6 +107,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
             report["models"].update(part["models"])
     timing["evaluate (all)"] = time.perf_counter() - t1
     timing["total"] = time.perf_counter() - t0
+    import logging
+
+    logging.getLogger("hirobust.demo").info("seconds per stage: %s", {k: round(v, 1) for k, v in timing.items()})
     report["timing"] = timing
     report["note"] = cfg.note
     report["pretrained"] = pretrained_entry(path, meta, cfg.pretrain)

@@ -129,3 +129,39 @@ class RunLock:
             self._f.close()
             self._f = None
         return False
+
+
+class RunLog:
+    """Everything the ``hirobust`` loggers say while a run works on ``run_dir``, appended to ``run_dir/run.log``
+    (with times), beginning with the run's provenance and resolved config."""
+
+    def __init__(self, run_dir: str | Path, header: dict | None = None):
+        self.path = Path(run_dir) / "run.log"
+        self.header = header or {}
+        self._h = None
+
+    def __enter__(self):
+        import logging
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._h = logging.FileHandler(self.path, encoding="utf-8")
+        self._h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log = logging.getLogger("hirobust")
+        log.addHandler(self._h)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+        import dataclasses
+
+        for k, v in self.header.items():
+            v = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+            log.info("%s: %s", k, json.dumps(v, default=str))
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        if exc[0] is not None:
+            logging.getLogger("hirobust").error("stopped by %s: %s", exc[0].__name__, exc[1])
+        logging.getLogger("hirobust").removeHandler(self._h)
+        self._h.close()
+        return False

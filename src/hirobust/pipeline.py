@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import platform
 import time
@@ -23,6 +24,8 @@ from .methods import METHODS, FrozenReference, build_method
 from .models.clip import LoadedCLIP, export_open_clip, load_clip
 from .models.zeroshot import build_cosine_classifier
 from .train import TrainConfig, Trainer
+
+_log = logging.getLogger("hirobust.pipeline")
 
 
 @dataclass
@@ -203,13 +206,19 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     from contextlib import nullcontext
 
     from . import distributed
-    from .io import RunLock
+    from .io import RunLock, RunLog
 
-    with RunLock(out) if distributed.is_main() else nullcontext():
+    main = distributed.is_main()
+    with RunLock(out) if main else nullcontext(), \
+            RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
+        t0 = time.perf_counter()
         summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
                                                  callback=callback, describe=describe)
-        if distributed.is_main():
+        _log.info("fine-tuned %s: %d steps in %.1f s (%.1f img/s)", cfg.method, summary["steps"],
+                  time.perf_counter() - t0, summary["images_per_second"])
+        if main:
             export_run(out, method, clip, cfg, pretrained, summary)
+            _log.info("exported %s", out / "model")
     distributed.barrier()
     return out
 
@@ -368,6 +377,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
               "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
     for name, source in models.items():
         t0 = time.perf_counter()
+        _log.info("evaluating %s (%s) on %s/%s", name, source, data_cfg.dataset, data_cfg.eval_split)
         clf = load_classifier(source, ds, eval_forest, device)
         report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
                                                 (cells or {}).get(name))
@@ -376,6 +386,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
             report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
         report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
         report["models"][name]["seconds"] = time.perf_counter() - t0
+        _log.info("evaluated %s in %.1f s", name, report["models"][name]["seconds"])
     return report
 
 

@@ -262,7 +262,10 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
-    with RunLock(out):  # one study process per directory
+    from .io import RunLog
+    from .pipeline import provenance
+
+    with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg))}):  # one study process per directory
         return _run(cfg, out, device, progress)
 
 
