@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev]'   # pip's own progress: installing torch takes minutes
 	touch $(STAMP)
 
 # Fashion-MNIST and WordNet from Debian packages when we are root on Debian/Ubuntu and they are missing;
