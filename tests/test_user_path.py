@@ -82,3 +82,36 @@ def test_print_config_shows_the_resolved_config_and_does_nothing_else(tmp_path, 
     assert yaml.safe_load(capsys.readouterr().out)["out"] == "runs/study-quick"
     assert main(["evaluate", "--model", "x=hirobust-tiny:", "eval.eps=2/255", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["eval"]["eps"] == pytest.approx(2 / 255)
+
+
+def test_hf_hub_and_local_dir_models_offline(tmp_path, monkeypatch, capsys, tiny_clip):
+    """open_clip's hf-hub:/local-dir: names, offline: a hub repo laid out in a Hugging Face cache (as a download
+    leaves it) and an exported folder evaluate; a repo that is not there is one line saying where to put it."""
+    import json
+
+    from hirobust.models.clip import export_open_clip
+
+    folder = tmp_path / "export"
+    export_open_clip(tiny_clip.model, "hirobust-tiny", folder, tiny_clip.mean, tiny_clip.std)
+    snap = tmp_path / "hf" / "models--org--tiny-clip" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    for f in ("open_clip_config.json", "open_clip_model.safetensors"):
+        (snap / f).write_bytes((folder / f).read_bytes())
+    (tmp_path / "hf" / "models--org--tiny-clip" / "refs").mkdir()
+    (tmp_path / "hf" / "models--org--tiny-clip" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "ev"
+    rc = main(["--quiet", "evaluate", "--model", "hub=hf-hub:org/tiny-clip", "--model", f"dir=local-dir:{folder}",
+               "--out", str(out), "data.dataset=synthetic", "eval.steps=1", "eval.robust_samples=16"])
+    assert rc == 0, capsys.readouterr().err
+    models = json.loads((out / "report.json").read_text())["models"]
+    assert models["hub"]["clean"] == models["dir"]["clean"]  # the same weights through both names
+    rc = main(["--quiet", "evaluate", "--model", "x=hf-hub:org/not-there", "--out", str(tmp_path / "ev2"),
+               "data.dataset=synthetic"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "huggingface.co/org/not-there" in err and "local-dir:" in err and len(err.splitlines()) == 1

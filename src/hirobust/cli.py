@@ -65,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="clean and level-targeted robust accuracy, TSR, per level")
     e.add_argument("--config", help="YAML with data/eval sections")
     e.add_argument("--model", action="append", required=True, metavar="NAME=SOURCE",
-                   help="SOURCE: a fine-tuned run directory, or ARCH:PRETRAINED (e.g. ViT-B-32:openai, "
-                        "hirobust-fmnist-vit:embedded, or ARCH:/path/to/checkpoint)")
+                   help="SOURCE: a fine-tuned run directory, ARCH:PRETRAINED (e.g. ViT-B-32:openai, "
+                        "hirobust-fmnist-vit:embedded, ARCH:/path/to/checkpoint), or an open_clip name with its "
+                        "weights: hf-hub:ORG/REPO or local-dir:/path")
     e.add_argument("--out", default="runs/evaluate")
     e.add_argument("--resume", action="store_true", help="reuse the models a killed or failed run of the same "
                                                          "evaluation finished (their results are kept per model)")
@@ -101,6 +102,8 @@ def _model_source(text: str):
     name, src = text.split("=", 1)
     if Path(src).is_dir():
         return name, src
+    if src.startswith(("hf-hub:", "local-dir:")):  # open_clip's names: config and weights from the hub or a folder
+        return name, {"name": src, "pretrained": None}
     if ":" not in src:
         raise ValueError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
     arch, pretrained = src.split(":", 1)

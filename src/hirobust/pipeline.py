@@ -149,6 +149,10 @@ def resolve_pretrained(model: ModelConfig, progress: bool = True, device="cpu") 
     import logging
 
     pretrained = model.pretrained if model.pretrained is not None else "default"
+    from .models.clip import SCHEMAS
+
+    if model.name.startswith(SCHEMAS) and pretrained == "default":
+        return None  # hf-hub:/local-dir: names carry their own weights
     if pretrained == "default":
         pretrained = default_pretrained(model.name)
     if pretrained == "random":

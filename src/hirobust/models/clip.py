@@ -36,9 +36,35 @@ class LoadedCLIP:
     image_size: int
 
 
+SCHEMAS = ("hf-hub:", "local-dir:")  # open_clip's own ways to name a model with its weights
+
+
+def _schema_config(name: str) -> dict:
+    """The model config of an ``hf-hub:org/repo`` or ``local-dir:/path`` model (config and weights come together)."""
+    from open_clip import factory
+
+    schema, ident = name.split(":", 1)
+    try:
+        if schema == "local-dir":
+            data = json.loads((Path(ident) / "open_clip_config.json").read_text())
+        else:
+            data = factory._get_hf_config(ident)
+    except Exception as e:  # no network and not in the Hugging Face cache, or no such folder/file
+        where = ("download open_clip_config.json and open_clip_model.safetensors from "
+                 f"https://huggingface.co/{ident} into a folder and pass local-dir:/that/folder (or fill the Hugging "
+                 "Face cache, $HF_HOME, on a machine with network)") if schema == "hf-hub" else \
+            "give a folder holding open_clip_config.json and open_clip_model.safetensors"
+        raise ValueError(f"model {name!r}: its config cannot be read ({type(e).__name__}); {where}") from e
+    if not isinstance(data, dict) or "model_cfg" not in data:
+        raise ValueError(f"model {name!r}: open_clip_config.json has no 'model_cfg'")
+    return data["model_cfg"]
+
+
 def model_config(name: str) -> dict:
     import open_clip
 
+    if name.startswith(SCHEMAS):
+        return _schema_config(name)
     register_configs()
     cfg = open_clip.get_model_config(name)
     if cfg is None:
@@ -78,7 +104,9 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
     """
     import open_clip
 
-    model_config(name)  # validates the name
+    model_config(name)  # validates the name (and, for hf-hub:/local-dir: names, that their config can be read)
+    if name.startswith(SCHEMAS):
+        pretrained = None  # the schema names the weights too
     if pretrained and (os.sep in pretrained or pretrained.endswith((".safetensors", ".pt", ".bin", ".pth"))):
         if not Path(pretrained).is_file():
             raise ValueError(
