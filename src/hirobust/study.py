@@ -117,6 +117,7 @@ def validate(cfg: StudyConfig) -> None:
         for opts in cfg.tune.candidates.values():
             method_config(cfg.methods[cfg.tune.run]["method"], {**cfg.methods[cfg.tune.run].get("options", {}),
                                                                  **(opts or {})})
+    datasets: dict = {}  # each dataset's test split loaded once for every part that uses it
     for pname in cfg.parts:
         part = _part(cfg, pname)
         for run in part.runs:
@@ -125,7 +126,9 @@ def validate(cfg: StudyConfig) -> None:
         for run, k in part.seeds.items():
             if not isinstance(k, int) or k < 1:
                 raise ValueError(f"part {pname!r}: seeds for {run!r} must be an integer >= 1, got {k!r}")
-        ds = get_dataset(part.dataset, "test")  # the tree and held-out names against the dataset's classes
+        if part.dataset not in datasets:  # the tree and held-out names are checked against the dataset's classes
+            datasets[part.dataset] = get_dataset(part.dataset, "test")
+        ds = datasets[part.dataset]
         dataset_forest(ds, trees=[part.tree] if part.tree else None)
         if part.train_classes is not None:
             ds.restrict_classes(part.train_classes)

@@ -3,7 +3,6 @@ baseline, ε-sweep curves for every model, HiRo's depth diagnostics over trainin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ def _err(s: dict) -> tuple[float, list[float]]:
     return v, [max(0.0, v - lo) if np.isfinite(lo) else 0.0, max(0.0, hi - v) if np.isfinite(hi) else 0.0]
 
 
-def plot_study(study: dict, out: Path) -> list[str]:
+def plot_study(study: dict, out: Path, loaded: dict) -> list[str]:
+    """``loaded``: each part's cells as :func:`hirobust.study_report.load_part` read them (nothing is read again)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +63,7 @@ def plot_study(study: dict, out: Path) -> list[str]:
             fig.tight_layout()
             files.append(_put(fig, out, f"{pname}_forest_plot.png", _save))
 
-        sweeps = _sweeps(out, pname)
+        sweeps = _sweeps(loaded[pname])
         if sweeps:
             levels = sorted({a for s in sweeps.values() for a in s}, key=int)
             fig, axes = plt.subplots(1, len(levels), figsize=(4.6 * len(levels), 3.4), squeeze=False)
@@ -80,7 +80,7 @@ def plot_study(study: dict, out: Path) -> list[str]:
             fig.tight_layout()
             files.append(_put(fig, out, f"{pname}_eps_sweep.png", _save))
 
-        hist = _histories(out, pname)
+        hist = _histories(loaded[pname])
         if hist:
             fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
             for tag, h in hist.items():
@@ -104,19 +104,12 @@ def _put(fig, out: Path, name: str, save) -> str:
     return name
 
 
-def _sweeps(out: Path, pname: str) -> dict:
-    res = {}
-    for f in sorted((out / pname / "evals").glob("*.json")):
-        tag, m = next(iter(json.loads(f.read_text())["models"].items()))
-        if m.get("eps_sweep_by_level") and (tag == "clip" or tag.endswith("-s0")):
-            res[tag] = m["eps_sweep_by_level"]
-    return res
+def _sweeps(part: dict) -> dict:
+    """Seed 0's ε sweep of every run that has one."""
+    return {(run if run == "clip" else f"{run}-s0"): entries[0]["eps_sweep_by_level"]
+            for run, entries in part["runs"].items() if entries[0].get("eps_sweep_by_level")}
 
 
-def _histories(out: Path, pname: str) -> dict:
-    res = {}
-    for f in sorted((out / pname / "runs").glob("*-s0/report.json")):
-        h = json.loads(f.read_text()).get("train", {}).get("history", [])
-        if h and "depth_text_L0" in h[0]:
-            res[f.parent.name] = h
-    return res
+def _histories(part: dict) -> dict:
+    """Seed 0's training history of every HiRo run (those that log depths)."""
+    return {tag: h for tag, h in part["history"].items() if tag.endswith("-s0") and h and "depth_text_L0" in h[0]}

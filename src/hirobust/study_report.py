@@ -305,9 +305,11 @@ def write_study(cfg, out: Path) -> dict:
 
     single = cfg.tune.run if cfg.tune is not None else None
     study: dict = {"parts": {}, "config": None}
+    loaded = {}
     for pname in cfg.parts:
         part = load_part(out, pname)
         if part["runs"]:
+            loaded[pname] = part
             study["parts"][pname] = analyse_part(part, cfg.baseline, cfg, single)
     study["findings"] = finding_verdicts(study, cfg)
     study["knob"] = knob_rows(study, cfg)
@@ -321,7 +323,7 @@ def write_study(cfg, out: Path) -> dict:
     from .pipeline import provenance
 
     study["provenance"] = provenance(asdict(cfg))
-    study["plots"] = plot_study(study, out)
+    study["plots"] = plot_study(study, out, loaded)
     write_json(study, out / "study.json")
     write_text(to_markdown(study, cfg), out / "study.md")
     return study
