@@ -383,3 +383,66 @@ def test_an_impossible_output_path_is_a_one_line_error(tmp_path, capsys):
                "data.dataset=synthetic"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "cannot write into output directory" in err and len(err.splitlines()) == 1
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_last_one_and_resumes_bit_identically(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from safetensors.torch import load_file
+
+    from hirobust import train
+
+    args = [*TINY, "options.eps=4/255", "train.epochs=3", "train.ckpt_every=2", "train.log_every=1"]
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "whole"), *args]) == 0
+    real, calls = train.save_safetensors, []
+
+    def full_on_the_second_checkpoint(tensors, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 3:  # the first file of the second checkpoint
+            raise OSError(28, "No space left on device", str(path))
+        return real(tensors, path, *a, **k)
+
+    monkeypatch.setattr(train, "save_safetensors", full_on_the_second_checkpoint)
+    run = tmp_path / "killed"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and "--resume" in err
+    assert "checkpoint of step 4 (the last complete checkpoint is kept)" in err
+    assert not (run / "checkpoint.tmp").exists() and not (run / "hirobust.json").exists()
+    import json
+
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2
+    monkeypatch.setattr(train, "save_safetensors", real)
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *args, "--resume"]) == 0
+    a = load_file(str(tmp_path / "whole" / "model" / "open_clip_model.safetensors"))
+    b = load_file(str(run / "model" / "open_clip_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kill_9_during_evaluation_then_resume_gives_the_same_report(tmp_path, tiny_run):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ev = lambda out, *extra: [sys.executable, "-m", "hirobust", "--quiet", "evaluate", "--model",  # noqa: E731
+                              f"a={tiny_run}", "--out", str(out), "data.dataset=synthetic", "eval.steps=10",
+                              "eval.robust_samples=64", "eval.attacks=[pgd,cw]", "eval.eps_sweep=[2/255]",
+                              "eval.sweep_samples=16", *extra]
+    subprocess.run(ev(tmp_path / "whole"), env=env, check=True, capture_output=True, timeout=300)
+    p = subprocess.Popen(ev(tmp_path / "parts"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = tmp_path / "parts" / ".cells" / "a"
+    deadline = time.time() + 240
+    while not list(cells.glob("*.safetensors")) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (tmp_path / "parts" / "report.json").exists(), "the evaluation finished before it could be killed"
+    kept = len(list(cells.glob("*.safetensors")))
+    assert 1 <= kept < 6
+    subprocess.run(ev(tmp_path / "parts", "--resume"), env=env, check=True, capture_output=True, timeout=300)
+    strip = lambda r: {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in r["models"].items()}  # noqa: E731
+    a = json.loads((tmp_path / "whole" / "report.json").read_text())
+    b = json.loads((tmp_path / "parts" / "report.json").read_text())
+    assert strip(a) == strip(b)

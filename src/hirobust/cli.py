@@ -7,6 +7,7 @@ overrides after its options (e.g. ``train.epochs=2 eval.eps=2/255``).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -299,6 +300,9 @@ COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pret
             "reproduce": _cmd_reproduce}
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -310,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError, KeyError, ImportError) as e:
         msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
         print(f"hirobust {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine refused a write (full disk, quota, read-only, permissions): the user's setup
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" writing {e.filename!r}" if e.filename else ""
+        again = "run it again with --resume" if hasattr(args, "resume") else "run it again"
+        print(f"hirobust {args.command}: error: {e.strerror}{where}; finished work is kept: free space or fix the "
+              f"permissions, then {again}", file=sys.stderr)
         return 2
 
 

@@ -177,12 +177,18 @@ class Trainer:
         Trainer._check_finite(method, state["step"])
         ck, tmp = run_dir / "checkpoint", run_dir / "checkpoint.tmp"
         Trainer.recover(run_dir)
-        tmp.mkdir(parents=True)
-        save_safetensors(dict(method.trainable_state()), tmp / "trainable.safetensors")
-        osd = opt.state_dict()
-        tensors = {f"{i}.{k}": v for i, s in osd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
-        save_safetensors(tensors, tmp / "optimizer.safetensors")
-        write_json(state, tmp / "state.json")
+        try:
+            tmp.mkdir(parents=True)
+            save_safetensors(dict(method.trainable_state()), tmp / "trainable.safetensors")
+            osd = opt.state_dict()
+            tensors = {f"{i}.{k}": v for i, s in osd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+            save_safetensors(tensors, tmp / "optimizer.safetensors")
+            write_json(state, tmp / "state.json")
+        except OSError as e:  # e.g. a full disk: free what was half written; the last complete checkpoint stays
+            shutil.rmtree(tmp, ignore_errors=True)
+            kept = "the last complete checkpoint is kept" if ck.exists() else "no checkpoint was written yet"
+            raise OSError(e.errno, f"{e.strerror} while writing the checkpoint of step {state['step']} ({kept})",
+                          e.filename) from e
         old = run_dir / "checkpoint.old"
         if ck.exists():
             ck.rename(old)
