@@ -135,7 +135,8 @@ def test_tecoa_loss(tiny_clip, synth, monkeypatch):
 
 @pytest.mark.parametrize("name", ["pmg", "fare", "tga"])
 def test_frozen_reference_is_bit_identical_after_training(tmp_path, tiny_clip, synth, name):
-    from hirobust.train import TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Trainer
 
     m, clip, ref = _setup(tiny_clip, synth, name, {"eps": 4 / 255})
     before = {k: v.clone() for k, v in ref.state_dict().items()}

@@ -189,7 +189,8 @@ def test_bad_inputs(tiny_clip, synth):
 
 
 def test_nan_embeddings_are_a_clear_error(tmp_path, tiny_clip, synth):
-    from hirobust.train import TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Trainer
 
     train, _, forest = synth
     m, _ = _hiro(tiny_clip, forest, train.templates)
@@ -203,7 +204,8 @@ def test_nan_embeddings_are_a_clear_error(tmp_path, tiny_clip, synth):
 
 
 def test_hiro_resume_is_exact(tmp_path, tiny_clip, synth):
-    from hirobust.train import Interrupted, TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Interrupted, Trainer
 
     train, _, forest = synth
     cfg = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, ckpt_every=2)
@@ -227,7 +229,8 @@ DIAGNOSTICS = ("gap_label_active", "gap_intra_active", "alpha_img", "alpha_txt",
 
 
 def test_diagnostics_are_logged_per_step(tmp_path, tiny_clip, synth):
-    from hirobust.train import TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Trainer
 
     train, _, forest = synth
     m, _ = _hiro(tiny_clip, forest, train.templates, text_eps=0.01, text_eps_mode="relative")
@@ -297,7 +300,8 @@ def test_relative_text_eps_bounds_each_node_by_its_norm(tiny_clip, synth):
 
 
 def test_lr_scales_make_their_own_optimizer_groups(tiny_clip, synth):
-    from hirobust.train import TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Trainer
 
     train, _, forest = synth
     trainer = Trainer(TrainConfig(weight_decay=0.1, optimizer="adamw"))
@@ -330,7 +334,8 @@ def test_max_margin_plot_data():
 
 def test_exported_run_rebuilds_the_same_poincare_classifier(tmp_path, tiny_clip, synth):
     from hirobust.pipeline import export_run, load_classifier
-    from hirobust.train import TrainConfig, Trainer
+    from hirobust.schema import TrainConfig
+    from hirobust.train import Trainer
 
     train, test, forest = synth
     m, clip = _hiro(tiny_clip, forest, train.templates)
@@ -339,7 +344,7 @@ def test_exported_run_rebuilds_the_same_poincare_classifier(tmp_path, tiny_clip,
 
     import dataclasses
 
-    from hirobust.pipeline import FinetuneConfig, ModelConfig
+    from hirobust.schema import FinetuneConfig, ModelConfig
 
     cfg = dataclasses.replace(FinetuneConfig(), method="hiro", model=ModelConfig(name="hirobust-tiny",
                                                                                        pretrained="random"))

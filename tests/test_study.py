@@ -100,10 +100,12 @@ def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # stop before any step
 
     monkeypatch.setattr(Trainer, "fit", fit)
-    cfg = pipeline.FinetuneConfig(out=str(tmp_path / "ft"), device="cpu", method="tecoa",
-                                  model=pipeline.ModelConfig(name="hirobust-tiny", pretrained="random"),
-                                  data=pipeline.DataConfig(dataset="synthetic", train_classes=["item 1", "item 6"]),
-                                  train=pipeline.TrainConfig(batch_size=8))
+    from hirobust.schema import DataConfig, FinetuneConfig, ModelConfig, TrainConfig
+
+    cfg = FinetuneConfig(out=str(tmp_path / "ft"), device="cpu", method="tecoa",
+                         model=ModelConfig(name="hirobust-tiny", pretrained="random"),
+                         data=DataConfig(dataset="synthetic", train_classes=["item 1", "item 6"]),
+                         train=TrainConfig(batch_size=8))
     with pytest.raises(KeyboardInterrupt):
         pipeline.finetune(cfg, progress=False)
     assert seen["classes"] == ["item 1", "item 6"]

@@ -8,7 +8,8 @@ import torch
 
 from hirobust.methods import build_method
 from hirobust.models.zeroshot import build_cosine_classifier
-from hirobust.train import Interrupted, TrainConfig, Trainer
+from hirobust.schema import TrainConfig
+from hirobust.train import Interrupted, Trainer
 
 
 def _method(tiny_clip, synth, name="tecoa", options=None):

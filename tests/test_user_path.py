@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from hirobust.cli import main
-from hirobust.pipeline import ModelConfig, default_pretrained, resolve_pretrained
+from hirobust.pipeline import default_pretrained, resolve_pretrained
+from hirobust.schema import ModelConfig
 
 
 def test_finetune_starts_from_pretrained_weights_by_default():

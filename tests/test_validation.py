@@ -50,7 +50,8 @@ def test_bad_hiro_values(tmp_path, capsys, override, match):
     ("eval.batch_size=-1", "eval.batch_size=-1"),
     ("eval.batch_size=0", "eval.batch_size=0"),
     ("eval.steps=1.5", "eval.steps=1.5"),
-    ("eval.attacks=pgd", "eval.attacks='pgd': must be a list"),
+    ("eval.attacks=pgd,nosuch", "unknown attack 'nosuch'"),
+    ("eval.attack_levels=[0,x]", "eval.attack_levels=[0, 'x']: must be a list of integers, or null"),
     ("eval.eps_sweep=[nan]", "eval.eps_sweep=nan"),
 ])
 def test_bad_evaluation_values(tmp_path, capsys, override, match):

@@ -122,7 +122,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     from .models.clip import load_clip
     from .models.zeroshot import build_cosine_classifier
     from .pipeline import environment, resolve_device
-    from .train import TrainConfig, Trainer, autocast_dtype, step_generator
+    from .schema import TrainConfig
+    from .train import Trainer, autocast_dtype, step_generator
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -276,7 +277,7 @@ IMAGENET_TRAIN_IMAGES = 1_281_167
 def paper_eval_config():
     """The evaluation protocol of ``configs/paper/*.yaml`` (PGD-20, CW-20, AutoAttack; 1,000 / 500 attacked images
     per dataset, the 2x-steps check). A test keeps the two equal."""
-    from .evaluate import EvalConfig
+    from .schema import EvalConfig
 
     return EvalConfig(eps=1 / 255, steps=20, attacks=["pgd", "cw", "autoattack"], robust_samples=1000,
                       autoattack_samples=500, check_more_steps=True, batch_size=256)

@@ -109,7 +109,8 @@ def _model_source(text: str):
         raise ValueError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
     arch, pretrained = src.split(":", 1)
     if pretrained == "embedded":
-        from .pipeline import ModelConfig, resolve_pretrained
+        from .pipeline import resolve_pretrained
+        from .schema import ModelConfig
 
         pretrained = resolve_pretrained(ModelConfig(name=arch, pretrained="embedded"))
     return name, {"name": arch, "pretrained": pretrained or None}
@@ -163,33 +164,38 @@ def _cmd_study(args) -> int:
 
 
 def _cmd_pretrain(args) -> int:
-    from .pretrain import PretrainConfig, pretrain
+    from .schema import PretrainConfig
 
-    cfg = from_dict(PretrainConfig, apply_overrides({}, args.overrides))
+    cfg = from_dict(PretrainConfig, apply_overrides({}, args.overrides), "pretrain")  # checked before torch loads
+    if args.print_config:
+        return _print_config(cfg)
+    from .pretrain import pretrain
+
     path, meta = pretrain(cfg, progress=not args.quiet, force=args.force)
     print(json.dumps({"checkpoint": str(path), **meta}, indent=1))
     return 0
 
 
 def _cmd_finetune(args) -> int:
-    from .pipeline import FinetuneConfig, finetune
+    from .schema import FinetuneConfig
 
     data = load_yaml(args.config) if args.config else {}
     if args.method:
         data["method"] = args.method
     if args.out:
         data["out"] = args.out
-    cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))
+    cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))  # checked before torch loads
     if args.print_config:
         return _print_config(cfg)
+    from .pipeline import finetune
+
     out = finetune(cfg, progress=not args.quiet, resume=args.resume)
     print(f"fine-tuned {cfg.method}: {out}")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import EvalConfig
-    from .pipeline import DataConfig
+    from .schema import DataConfig, EvalConfig
 
     data = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
     unknown = sorted(set(data) - {"data", "eval", "device"})
@@ -303,9 +309,55 @@ COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pret
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
 
+def _keys_help(command: str) -> str | None:
+    """The config keys a subcommand takes, with defaults, types and one-line docs (for ``--help`` only: it imports
+    the config classes, which usage errors must not wait for)."""
+    from .config import describe_keys
+
+    if command == "finetune":
+        from .methods import METHODS
+        from .schema import FinetuneConfig
+
+        lines = describe_keys(FinetuneConfig, skip=("options", "reference"))
+        for name, m in METHODS.items():
+            lines += [f"options of --method {name}:", *describe_keys(m.Config, "options")]
+    elif command == "evaluate":
+        from .schema import DataConfig, EvalConfig
+
+        lines = describe_keys(DataConfig, "data") + describe_keys(EvalConfig, "eval")
+    elif command == "pretrain":
+        from .schema import PretrainConfig
+
+        lines = describe_keys(PretrainConfig)
+    elif command in ("demo", "ablate"):
+        from .demo import DemoConfig
+
+        lines = describe_keys(DemoConfig, skip=("methods", "tables"))
+    elif command == "study":
+        from .study import StudyConfig
+
+        lines = describe_keys(StudyConfig, skip=("methods", "parts", "quick"))
+    elif command == "bench":
+        from .bench import BenchConfig
+
+        lines = describe_keys(BenchConfig)
+    else:
+        return None
+    return "config keys (set as key=value; lists as a,b or [a,b]; --print-config shows the resolved config):\n" + \
+        "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        if "-h" in argv or "--help" in argv:  # list the subcommand's config keys under its options
+            cmd = next((a for a in argv if a in parser._subparsers._group_actions[0].choices), None)  # noqa: SLF001
+            if cmd:
+                sp = parser._subparsers._group_actions[0].choices[cmd]  # noqa: SLF001
+                sp.epilog = _keys_help(cmd)
+                sp.formatter_class = argparse.RawDescriptionHelpFormatter
+        args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2, one line) and --help (0)
         return int(e.code or 0)
     try:

@@ -112,8 +112,69 @@ def _is_dataclass_type(t) -> bool:
     return isinstance(t, type) and dataclasses.is_dataclass(t)
 
 
+def _options(t) -> tuple:
+    """The types a hint allows: ``int | None`` -> (int, NoneType)."""
+    return typing.get_args(t) if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union else (t,)
+
+
+def _is_list(t) -> bool:
+    return any(typing.get_origin(a) in (list, tuple) for a in _options(t))
+
+
+def describe_type(t) -> str:
+    """A hint in words, for error messages and ``--help``: ``list[int] | None`` -> 'a list of integers, or null'."""
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
+             type(None): "null"}
+    plural = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
+    parts = []
+    for a in _options(t):
+        origin, args = typing.get_origin(a), typing.get_args(a)
+        if origin is list:
+            parts.append(f"a list of {plural.get(args[0], 'values') if args else 'values'}")
+        elif origin is tuple:
+            parts.append(f"a list of {len(args)} {plural.get(args[0], 'values')}")
+        else:
+            parts.append(words.get(a, getattr(a, "__name__", str(a))))
+    return ", or ".join(parts)
+
+
+def _typed(cls, leaf: dict, where: str) -> dict:
+    """``leaf`` (field -> value of the fields that are not sections) checked and converted against ``cls``'s type
+    hints by OmegaConf: a wrong type names the key, the value and the expected type. Lists also take ``a,b`` and a
+    single item; an integral float fills an integer field (``1e3``)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    hints = typing.get_type_hints(cls)
+    fixed = {}
+    for k, v in leaf.items():
+        t = hints[k]
+        if isinstance(v, Path):
+            v = str(v)
+        if _is_list(t) and isinstance(v, str):
+            v = [parse_value(x.strip()) for x in v.split(",") if x.strip()]
+        if int in _options(t) and float not in _options(t) and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        fixed[k] = v
+    schema = OmegaConf.structured(cls)
+    for k, v in fixed.items():
+        if dict in _options(hints[k]):
+            continue
+        try:
+            node = OmegaConf.merge(schema, {k: v})[k]
+        except (OmegaConfBaseException, TypeError, ValueError):
+            key = f"{where}.{k}" if where else k
+            raise ValueError(f"{key}={leaf[k]!r}: must be {describe_type(hints[k])}") from None
+        node = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+        fixed[k] = tuple(node) if isinstance(node, list) and typing.get_origin(hints[k]) is tuple else node
+    return fixed
+
+
 def from_dict(cls, data: dict | None, where: str = ""):
-    """Build dataclass ``cls`` from ``data``, recursing into dataclass-typed fields."""
+    """Build dataclass ``cls`` from ``data``, recursing into dataclass-typed fields; every value is checked against
+    its field's type (``_typed``) and then by the dataclass's own range checks."""
+    import difflib
+
     data = data or {}
     if not isinstance(data, dict):
         raise ValueError(f"config section {where or cls.__name__!r} must be a mapping, got {data!r}")
@@ -121,25 +182,79 @@ def from_dict(cls, data: dict | None, where: str = ""):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown config key {(where + '.' if where else '') + unknown[0]!r}; "
-                         f"valid keys: {', '.join(sorted(names))}")
-    kwargs = {}
+        near = difflib.get_close_matches(str(unknown[0]), sorted(names), n=1)
+        hint = f"did you mean {(where + '.' if where else '') + near[0]!r}? " if near else ""
+        raise ValueError(f"unknown config key {(where + '.' if where else '') + str(unknown[0])!r}; "
+                         f"{hint}valid keys: {', '.join(sorted(names))}")
+    kwargs, leaf = {}, {}
     for k, v in data.items():
         t = hints[k]
-        sub = [a for a in (typing.get_args(t) if isinstance(t, types.UnionType) or typing.get_origin(t) is
-                           typing.Union else (t,)) if _is_dataclass_type(a)]
+        sub = [a for a in _options(t) if _is_dataclass_type(a)]
         if sub and isinstance(v, dict):
             kwargs[k] = from_dict(sub[0], v, f"{where}.{k}" if where else k)
         elif sub and v is not None:
             key = f"{where}.{k}" if where else k
             raise ValueError(f"config section {key!r} must be a mapping (set its keys as {key}.<key>=value), got "
                              f"{v!r}")
-        else:
+        elif sub:
             kwargs[k] = v
+        else:
+            leaf[k] = v
+    kwargs.update(_typed(cls, leaf, where))
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ValueError(f"bad config section {where or cls.__name__!r}: {e}") from e
+
+
+def field_docs(cls) -> dict[str, str]:
+    """Each field's one-line doc: the comment at the end of its line in ``cls``'s source (``--help`` lists them)."""
+    import inspect
+    import io
+    import tokenize
+
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    docs, line_field = {}, {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names:
+            line_field.setdefault(tok.start[0], tok.string)
+        elif tok.type == tokenize.COMMENT and tok.start[0] in line_field:
+            docs[line_field[tok.start[0]]] = tok.string.lstrip("# ").strip()
+    return docs
+
+
+def _show(v) -> str:
+    """A default as the user would type it: null, false, [pgd], 0.00392."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_show(x) for x in v) + "]"
+    if dataclasses.is_dataclass(v):
+        return "{...}"
+    return {None: "null", True: "true", False: "false"}.get(v, str(v)) if isinstance(v, (bool, type(None))) else str(v)
+
+
+def describe_keys(cls, prefix: str = "", skip: tuple = ()) -> list[str]:
+    """``prefix.key = default  (type)  doc`` for every field of ``cls`` and its sections, for ``--help``."""
+    lines, docs, hints = [], field_docs(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        sub = [a for a in _options(hints[f.name]) if _is_dataclass_type(a)]
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        if sub and dataclasses.is_dataclass(default):
+            lines += describe_keys(sub[0], key)
+            continue
+        text = f"  {key} = {_show(default)}"
+        doc = docs.get(f.name, "")
+        lines.append(f"{text:<44} {describe_type(hints[f.name])}" + (f"; {doc}" if doc else ""))
+    return lines
 
 
 def to_dict(obj) -> dict:

@@ -13,12 +13,11 @@ from pathlib import Path
 import torch
 
 from .config import from_dict, load_yaml
-from .evaluate import EvalConfig
 from .io import write_json
-from .pipeline import DataConfig, FinetuneConfig, ModelConfig, environment, evaluate_models, finetune, resolve_device
-from .pretrain import PretrainConfig, pretrain
+from .pipeline import environment, evaluate_models, finetune, resolve_device
+from .pretrain import pretrain
 from .report import summary_table, write_report
-from .train import TrainConfig
+from .schema import DataConfig, EvalConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
 
 
 @dataclass

@@ -17,7 +17,6 @@ import dataclasses
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -27,10 +26,9 @@ from .attacks import level_objective, pgd, random_init
 from .data import ZSDataset
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
+from .schema import EvalConfig
 from .stats import accuracy, pack_bits, unpack_bits
 
-ATTACKS = ("pgd", "cw", "autoattack")
-AUTOATTACK_VERSIONS = ("reduced", "standard")
 AUTOATTACK_NAMES = {"reduced": "AutoAttack, reduced (APGD-CE + APGD-T, pyautoattack)",
                     "standard": "AutoAttack, standard (APGD-CE, APGD-T, FAB-T, Square; pyautoattack)"}
 ROBUST_DEFINITION = (
@@ -38,60 +36,6 @@ ROBUST_DEFINITION = (
     "prediction is right both on the clean image and on the attacked one (the clean image lies in the ε-ball too, "
     "as in RobustBench), so it never exceeds the clean accuracy of the same images; the same definition holds for "
     "every attack, level and ε of a report")
-
-
-@dataclass
-class EvalConfig:
-    eps: float = 1 / 255
-    steps: int = 20
-    alpha: float | None = None  # default eps / 4
-    norm: str = "linf"
-    attacks: list[str] = field(default_factory=lambda: ["pgd"])  # pgd (CE) | cw (margin) | autoattack; first = main
-    attack_levels: list[int] | None = None  # None: every level
-    robust_samples: int | None = 1000  # seeded subset for attacks (None: all)
-    autoattack_samples: int | None = None  # a smaller seeded subset for AutoAttack (None: robust_samples)
-    autoattack_levels: list[int] | None = None  # levels AutoAttack attacks (None: every level; -1: the top)
-    autoattack_iters: int = 100  # APGD iterations per run (AutoAttack's standard: 100)
-    # reduced: APGD-CE + APGD-T, one restart (the robust-CLIP papers' form); standard: the authors' standard version
-    # as RobustBench runs it (APGD-CE, APGD-T, FAB-T, Square); every report names which ran
-    autoattack_version: str = "reduced"
-    clean_samples: int | None = None  # None: the whole split
-    eps_sweep: list[float] = field(default_factory=list)  # extra eps for PGD at eps_sweep_levels (the report's sweep)
-    eps_sweep_levels: list[int] = field(default_factory=lambda: [0])  # attacked levels of the sweep (-1: the top)
-    sweep_samples: int | None = 500
-    check_more_steps: bool = False  # sanity check: leaf PGD with 2x steps must not help the model beyond noise
-    batch_size: int = 500
-    seed: int = 0
-    amp: str = "off"  # off: attacks in float32 (METHOD.md §5) | bf16: autocast (shown equal in the benchmark)
-
-    def __post_init__(self):
-        from .checks import number, numbers
-
-        if isinstance(self.eps, (int, float)) and self.eps < 0:  # the message older configs and tests know
-            raise ValueError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
-        number("eval.eps", self.eps, lo=0)
-        numbers("eval.eps_sweep", self.eps_sweep, lo=0)
-        number("eval.steps", self.steps, lo=0, integer=True)
-        number("eval.alpha", self.alpha, lo=0, lo_open=True, optional=True)
-        for key in ("robust_samples", "autoattack_samples", "clean_samples", "sweep_samples"):
-            number(f"eval.{key}", getattr(self, key), lo=1, integer=True, optional=True)
-        number("eval.autoattack_iters", self.autoattack_iters, lo=1, integer=True)
-        number("eval.batch_size", self.batch_size, lo=1, integer=True)
-        number("eval.seed", self.seed, lo=0, integer=True)
-        numbers("eval.eps_sweep_levels", self.eps_sweep_levels, lo=-1, integer=True)
-        if self.attack_levels is not None:
-            numbers("eval.attack_levels", self.attack_levels, lo=0, integer=True)
-        if self.autoattack_levels is not None:
-            numbers("eval.autoattack_levels", self.autoattack_levels, lo=-1, integer=True)
-        if isinstance(self.attacks, str):
-            raise ValueError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
-        bad = [a for a in self.attacks if a not in ATTACKS]
-        if bad or not self.attacks:
-            raise ValueError(f"unknown attack {bad[0] if bad else None!r}; use one or more of {ATTACKS}")
-        if self.autoattack_version not in AUTOATTACK_VERSIONS:
-            raise ValueError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
-        if self.amp not in ("off", "bf16"):
-            raise ValueError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")
 
 
 def _autocast(cfg: EvalConfig, device: torch.device):

@@ -17,51 +17,16 @@ from pathlib import Path
 import torch
 
 from .data import ZSDataset, dataset_forest, get_dataset
-from .evaluate import EvalConfig, class_group_breakdown, evaluate_model
+from .evaluate import class_group_breakdown, evaluate_model
 from .hierarchy import Forest
 from .io import load_safetensors, save_safetensors, write_json
 from .methods import METHODS, FrozenReference, build_method
 from .models.clip import LoadedCLIP, export_open_clip, load_clip
 from .models.zeroshot import build_cosine_classifier
-from .train import TrainConfig, Trainer
+from .schema import DataConfig, EvalConfig, FinetuneConfig, ModelConfig
+from .train import Trainer
 
 _log = logging.getLogger("hirobust.pipeline")
-
-
-@dataclass
-class ModelConfig:
-    name: str = "hirobust-fmnist-vit"
-    # "default": the embedded CLIP for the embedded model, else the architecture's open_clip tag (openai first);
-    # a tag, a checkpoint path, "embedded", or "random" (random weights, only when asked for)
-    pretrained: str | None = "default"
-
-
-@dataclass
-class DataConfig:
-    dataset: str = "fashion-mnist"
-    root: str | None = None
-    hierarchy: str | None = None  # a hierarchy JSON path instead of the dataset's shipped one
-    tree: str | None = None  # the tree evaluated (default: the file's default)
-    trees: list[str] | None = None  # the forest a method trains with (default: [tree])
-    eval_split: str = "test"  # the split evaluated (fashion-mnist also has "val", held out of training)
-    templates: list[str] | None = None  # prompt templates instead of the dataset's own (each with one "{}")
-    download: bool = False  # let torchvision download datasets it can (network needed)
-    num_workers: int = 4  # DataLoader workers for image-file datasets
-    # the zero-shot axis: fine-tuning sees only these leaf classes (their images, names and tree nodes); the
-    # others are held out, and evaluation reports seen and unseen leaves apart (None: every class is seen)
-    train_classes: list[str] | None = None
-
-
-@dataclass
-class FinetuneConfig:
-    out: str = "runs/finetune"
-    device: str = "auto"
-    method: str = "tecoa"
-    options: dict = field(default_factory=dict)  # the method's own config fields
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    reference: ModelConfig | None = None  # the frozen reference (default: a copy of the starting model)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -132,7 +97,7 @@ def default_pretrained(name: str) -> str:
     else its open_clip tag (``openai`` when it has one). No default: a ``ValueError`` saying what to pass."""
     import open_clip
 
-    from .pretrain import PretrainConfig
+    from .schema import PretrainConfig
 
     if name == PretrainConfig().model:
         return "embedded"
@@ -161,7 +126,8 @@ def resolve_pretrained(model: ModelConfig, progress: bool = True, device="cpu") 
         return None
     if pretrained != "embedded":
         return pretrained
-    from .pretrain import PretrainConfig, pretrain
+    from .pretrain import pretrain
+    from .schema import PretrainConfig
 
     path, _ = pretrain(PretrainConfig(model=model.name), device=str(device), progress=progress)
     return str(path)

@@ -9,11 +9,10 @@ are encoded. Superclass prompts then work zero-shot, as they do for OpenAI CLIP.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -25,41 +24,8 @@ from .hierarchy import Forest
 from .hierarchy.wordnet import cache_dir
 from .io import write_json
 from .models.clip import LoadedCLIP, load_clip
-from .train import TrainConfig, Trainer
-
-
-@dataclass
-class PretrainConfig:
-    model: str = "hirobust-fmnist-vit"
-    dataset: str = "fashion-mnist"
-    data_root: str | None = None
-    train_split: str = "train"  # fashion-mnist: the first 50,000 training images ("val" holds the rest out)
-    epochs: float = 4.0
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    leaf_caption_prob: float = 0.7  # chance a caption names the class itself rather than an ancestor
-    augment: bool = True  # random shifts of up to 2 px and horizontal flips
-    seed: int = 0
-
-    def __post_init__(self):
-        from .checks import number
-
-        number("pretrain.epochs", self.epochs, lo=0, lo_open=True)
-        number("pretrain.batch_size", self.batch_size, lo=1, integer=True)
-        number("pretrain.lr", self.lr, lo=0, lo_open=True)
-        number("pretrain.weight_decay", self.weight_decay, lo=0)
-        number("pretrain.warmup_steps", self.warmup_steps, lo=0, integer=True)
-        number("pretrain.leaf_caption_prob", self.leaf_caption_prob, lo=0, hi=1)
-        number("pretrain.seed", self.seed, lo=0, integer=True)
-
-    def key(self) -> str:
-        """Cache key: every field that changes the weights (the data root does not)."""
-        d = asdict(self)
-        d.pop("data_root")
-        d = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in d.items()}  # 4 == 4.0
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+from .schema import PretrainConfig, TrainConfig
+from .train import Trainer
 
 
 class ContrastivePretrain(nn.Module):

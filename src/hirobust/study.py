@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 
 from .config import apply_overrides, from_dict, load_yaml
-from .evaluate import EvalConfig
 from .io import write_json
-from .pipeline import DataConfig, FinetuneConfig, ModelConfig, evaluate_models, finetune, resolve_device
-from .pretrain import PretrainConfig, pretrain
-from .train import TrainConfig
+from .pipeline import evaluate_models, finetune, resolve_device
+from .pretrain import pretrain
+from .schema import DataConfig, EvalConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
 
 log = logging.getLogger("hirobust.study")
 

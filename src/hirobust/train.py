@@ -16,7 +16,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -26,52 +26,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .data import ZSDataset
 from .io import load_safetensors, save_safetensors, write_json
-
-
-@dataclass
-class TrainConfig:
-    epochs: float = 1.0
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-5
-    momentum: float = 0.9  # sgd
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)  # adamw
-    schedule: str = "cosine"  # cosine | constant
-    warmup_steps: int = 0
-    grad_clip: float | None = None
-    ckpt_every: int = 0  # steps between checkpoints (0: only at the end)
-    seed: int = 0
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
-    train_samples: int | None = None  # a seeded subset of the training split (None: all)
-    log_every: int = 20
-    max_steps: int | None = None  # cap on total steps (after epochs)
-    compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
-
-    def __post_init__(self):
-        from .checks import number
-
-        number("train.epochs", self.epochs, lo=0, lo_open=True)
-        number("train.lr", self.lr, lo=0, lo_open=True)
-        number("train.batch_size", self.batch_size, lo=1, integer=True)
-        number("train.momentum", self.momentum, lo=0, hi=1)
-        number("train.weight_decay", self.weight_decay, lo=0)
-        number("train.warmup_steps", self.warmup_steps, lo=0, integer=True)
-        number("train.grad_clip", self.grad_clip, lo=0, lo_open=True, optional=True)
-        number("train.ckpt_every", self.ckpt_every, lo=0, integer=True)
-        number("train.seed", self.seed, lo=0, integer=True)
-        number("train.train_samples", self.train_samples, lo=1, integer=True, optional=True)
-        number("train.log_every", self.log_every, lo=1, integer=True)
-        number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
-        if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
-            raise ValueError("batch_size, lr and epochs must be positive")
-        self.betas = tuple(self.betas)
+from .schema import TrainConfig
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:

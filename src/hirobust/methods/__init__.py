@@ -31,10 +31,9 @@ def method_config(name: str, options: dict | None = None):
     bad = sorted(set(options or {}) - known)
     if bad:
         raise ValueError(f"unknown option {bad[0]!r} for method {name!r}; its options: {', '.join(sorted(known))}")
-    try:
-        cfg = cls(**(options or {}))
-    except TypeError as e:  # a comparison of a string with a number inside the config's own checks
-        raise ValueError(f"method {name!r}: an option has the wrong type ({e})") from e
+    from ..config import from_dict
+
+    cfg = from_dict(cls, options or {}, "options")  # each option checked against its type, then its range
     from ..checks import attack_fields
 
     attack_fields("options.", cfg)

@@ -1,0 +1,185 @@
+"""The configs of the command line's jobs: plain dataclasses with types, defaults, one-line docs (the comment
+at the end of a field's line; ``hirobust <cmd> --help`` lists them) and range checks.
+
+This module imports neither torch nor the models, so a wrong key, type or value is reported before anything
+heavy loads (``config.from_dict`` checks types with OmegaConf; ``__post_init__`` checks ranges).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+ATTACKS = ("pgd", "cw", "autoattack")
+AUTOATTACK_VERSIONS = ("reduced", "standard")
+
+
+@dataclass
+class PretrainConfig:
+    model: str = "hirobust-fmnist-vit"
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    train_split: str = "train"  # fashion-mnist: the first 50,000 training images ("val" holds the rest out)
+    epochs: float = 4.0
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    leaf_caption_prob: float = 0.7  # chance a caption names the class itself rather than an ancestor
+    augment: bool = True  # random shifts of up to 2 px and horizontal flips
+    seed: int = 0
+
+    def __post_init__(self):
+        from .checks import number
+
+        number("pretrain.epochs", self.epochs, lo=0, lo_open=True)
+        number("pretrain.batch_size", self.batch_size, lo=1, integer=True)
+        number("pretrain.lr", self.lr, lo=0, lo_open=True)
+        number("pretrain.weight_decay", self.weight_decay, lo=0)
+        number("pretrain.warmup_steps", self.warmup_steps, lo=0, integer=True)
+        number("pretrain.leaf_caption_prob", self.leaf_caption_prob, lo=0, hi=1)
+        number("pretrain.seed", self.seed, lo=0, integer=True)
+
+    def key(self) -> str:
+        """Cache key: every field that changes the weights (the data root does not)."""
+        d = asdict(self)
+        d.pop("data_root")
+        d = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in d.items()}  # 4 == 4.0
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 1e-5
+    momentum: float = 0.9  # sgd
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw
+    schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ckpt_every: int = 0  # steps between checkpoints (0: only at the end)
+    seed: int = 0
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    train_samples: int | None = None  # a seeded subset of the training split (None: all)
+    log_every: int = 20
+    max_steps: int | None = None  # cap on total steps (after epochs)
+    compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
+
+    def __post_init__(self):
+        from .checks import number
+
+        number("train.epochs", self.epochs, lo=0, lo_open=True)
+        number("train.lr", self.lr, lo=0, lo_open=True)
+        number("train.batch_size", self.batch_size, lo=1, integer=True)
+        number("train.momentum", self.momentum, lo=0, hi=1)
+        number("train.weight_decay", self.weight_decay, lo=0)
+        number("train.warmup_steps", self.warmup_steps, lo=0, integer=True)
+        number("train.grad_clip", self.grad_clip, lo=0, lo_open=True, optional=True)
+        number("train.ckpt_every", self.ckpt_every, lo=0, integer=True)
+        number("train.seed", self.seed, lo=0, integer=True)
+        number("train.train_samples", self.train_samples, lo=1, integer=True, optional=True)
+        number("train.log_every", self.log_every, lo=1, integer=True)
+        number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
+        if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
+            raise ValueError("batch_size, lr and epochs must be positive")
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class EvalConfig:
+    eps: float = 1 / 255
+    steps: int = 20
+    alpha: float | None = None  # default eps / 4
+    norm: str = "linf"
+    attacks: list[str] = field(default_factory=lambda: ["pgd"])  # pgd (CE) | cw (margin) | autoattack; first = main
+    attack_levels: list[int] | None = None  # None: every level
+    robust_samples: int | None = 1000  # seeded subset for attacks (None: all)
+    autoattack_samples: int | None = None  # a smaller seeded subset for AutoAttack (None: robust_samples)
+    autoattack_levels: list[int] | None = None  # levels AutoAttack attacks (None: every level; -1: the top)
+    autoattack_iters: int = 100  # APGD iterations per run (AutoAttack's standard: 100)
+    # reduced: APGD-CE + APGD-T, one restart (the robust-CLIP papers' form); standard: the authors' standard version
+    # as RobustBench runs it (APGD-CE, APGD-T, FAB-T, Square); every report names which ran
+    autoattack_version: str = "reduced"
+    clean_samples: int | None = None  # None: the whole split
+    eps_sweep: list[float] = field(default_factory=list)  # extra eps for PGD at eps_sweep_levels (the report's sweep)
+    eps_sweep_levels: list[int] = field(default_factory=lambda: [0])  # attacked levels of the sweep (-1: the top)
+    sweep_samples: int | None = 500
+    check_more_steps: bool = False  # sanity check: leaf PGD with 2x steps must not help the model beyond noise
+    batch_size: int = 500
+    seed: int = 0
+    amp: str = "off"  # off: attacks in float32 (METHOD.md §5) | bf16: autocast (shown equal in the benchmark)
+
+    def __post_init__(self):
+        from .checks import number, numbers
+
+        if isinstance(self.eps, (int, float)) and self.eps < 0:  # the message older configs and tests know
+            raise ValueError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
+        number("eval.eps", self.eps, lo=0)
+        numbers("eval.eps_sweep", self.eps_sweep, lo=0)
+        number("eval.steps", self.steps, lo=0, integer=True)
+        number("eval.alpha", self.alpha, lo=0, lo_open=True, optional=True)
+        for key in ("robust_samples", "autoattack_samples", "clean_samples", "sweep_samples"):
+            number(f"eval.{key}", getattr(self, key), lo=1, integer=True, optional=True)
+        number("eval.autoattack_iters", self.autoattack_iters, lo=1, integer=True)
+        number("eval.batch_size", self.batch_size, lo=1, integer=True)
+        number("eval.seed", self.seed, lo=0, integer=True)
+        numbers("eval.eps_sweep_levels", self.eps_sweep_levels, lo=-1, integer=True)
+        if self.attack_levels is not None:
+            numbers("eval.attack_levels", self.attack_levels, lo=0, integer=True)
+        if self.autoattack_levels is not None:
+            numbers("eval.autoattack_levels", self.autoattack_levels, lo=-1, integer=True)
+        if isinstance(self.attacks, str):
+            raise ValueError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
+        bad = [a for a in self.attacks if a not in ATTACKS]
+        if bad or not self.attacks:
+            raise ValueError(f"unknown attack {bad[0] if bad else None!r}; use one or more of {ATTACKS}")
+        if self.autoattack_version not in AUTOATTACK_VERSIONS:
+            raise ValueError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
+        if self.amp not in ("off", "bf16"):
+            raise ValueError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "hirobust-fmnist-vit"
+    # "default": the embedded CLIP for the embedded model, else the architecture's open_clip tag (openai first);
+    # a tag, a checkpoint path, "embedded", or "random" (random weights, only when asked for)
+    pretrained: str | None = "default"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion-mnist"
+    root: str | None = None
+    hierarchy: str | None = None  # a hierarchy JSON path instead of the dataset's shipped one
+    tree: str | None = None  # the tree evaluated (default: the file's default)
+    trees: list[str] | None = None  # the forest a method trains with (default: [tree])
+    eval_split: str = "test"  # the split evaluated (fashion-mnist also has "val", held out of training)
+    templates: list[str] | None = None  # prompt templates instead of the dataset's own (each with one "{}")
+    download: bool = False  # let torchvision download datasets it can (network needed)
+    num_workers: int = 4  # DataLoader workers for image-file datasets
+    # the zero-shot axis: fine-tuning sees only these leaf classes (their images, names and tree nodes); the
+    # others are held out, and evaluation reports seen and unseen leaves apart (None: every class is seen)
+    train_classes: list[str] | None = None
+
+
+@dataclass
+class FinetuneConfig:
+    out: str = "runs/finetune"
+    device: str = "auto"
+    method: str = "tecoa"
+    options: dict = field(default_factory=dict)  # the method's own config fields
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    reference: ModelConfig | None = None  # the frozen reference (default: a copy of the starting model)
