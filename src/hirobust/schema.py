@@ -140,9 +140,11 @@ class EvalConfig:
             numbers("eval.autoattack_levels", self.autoattack_levels, lo=-1, integer=True)
         if isinstance(self.attacks, str):
             raise ValueError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
+        if not self.attacks:
+            raise ValueError(f"eval.attacks=[]: name at least one attack of {ATTACKS}")
         bad = [a for a in self.attacks if a not in ATTACKS]
-        if bad or not self.attacks:
-            raise ValueError(f"unknown attack {bad[0] if bad else None!r}; use one or more of {ATTACKS}")
+        if bad:
+            raise ValueError(f"unknown attack {bad[0]!r} in eval.attacks; use one or more of {ATTACKS}")
         if self.autoattack_version not in AUTOATTACK_VERSIONS:
             raise ValueError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
         if self.amp not in ("off", "bf16"):
