@@ -360,6 +360,27 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2, one line) and --help (0)
         return int(e.code or 0)
+    import logging
+
+    console = None
+    if not args.quiet and args.command in ("demo", "ablate", "study", "pretrain", "finetune", "evaluate", "reproduce"):
+        console = logging.StreamHandler(sys.stderr)  # stages, their ETA and what each does (run.log has it all too)
+        console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        console.setLevel(logging.INFO)
+        log = logging.getLogger("hirobust")
+        log.addHandler(console)
+        log.propagate = False  # open_clip's root-level logging.info() installs a root handler: no second copy
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+    try:
+        return _run_command(args)
+    finally:
+        if console is not None:
+            logging.getLogger("hirobust").removeHandler(console)
+            logging.getLogger("hirobust").propagate = True
+
+
+def _run_command(args) -> int:
     try:
         return COMMANDS[args.command](args)
     # the user's input or setup; anything else (RuntimeError included) is a bug and keeps its traceback (exit 1)

@@ -4,6 +4,7 @@ same budget, evaluate them all at every level of the hierarchy, and write one re
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,9 +73,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
 
 
 def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
+    from .progress import Stages
+
     timing: dict[str, float] = {}
+    stages = Stages(1 + len(cfg.methods) + len(cfg.methods) + bool(cfg.include_clip), log=logging.getLogger(
+        "hirobust.demo"))
     t0 = time.perf_counter()
-    path, meta = pretrain(cfg.pretrain, device=str(device), progress=progress)
+    with stages.stage("pretrain (cached after the first run)"):
+        path, meta = pretrain(cfg.pretrain, device=str(device), progress=progress)
     timing["pretrain (0 if cached)"] = time.perf_counter() - t0
     log(f"embedded CLIP: {path}\n  zero-shot accuracy per tree and level: {meta['zero_shot_accuracy']}")
     model = ModelConfig(name=cfg.pretrain.model, pretrained=str(path))
@@ -88,7 +94,8 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
                             method=spec["method"],
                             options=dict(spec.get("options") or {}), model=model, data=data,
                             train=copy.deepcopy(cfg.train))
-        sources[name] = str(finetune(ft, progress=progress))
+        with stages.stage(f"fine-tune {name}"):
+            sources[name] = str(finetune(ft, progress=progress))
         timing[f"finetune {name}"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     report = {}
@@ -97,7 +104,8 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
         if name not in cfg.sweep_models:
             ecfg.eps_sweep = []
         t2 = time.perf_counter()
-        part = evaluate_models({name: src}, cfg.data, ecfg, cfg.device, progress)
+        with stages.stage(f"evaluate {name}"):
+            part = evaluate_models({name: src}, cfg.data, ecfg, cfg.device, progress)
         timing[f"evaluate {name}"] = time.perf_counter() - t2
         if not report:
             report = part
@@ -106,8 +114,6 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
             report["models"].update(part["models"])
     timing["evaluate (all)"] = time.perf_counter() - t1
     timing["total"] = time.perf_counter() - t0
-    import logging
-
     logging.getLogger("hirobust.demo").info("seconds per stage: %s", {k: round(v, 1) for k, v in timing.items()})
     report["timing"] = timing
     report["note"] = cfg.note

@@ -26,6 +26,7 @@ from .attacks import level_objective, pgd, random_init
 from .data import ZSDataset
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
+from .progress import label
 from .schema import EvalConfig
 from .stats import accuracy, pack_bits, unpack_bits
 
@@ -58,7 +59,7 @@ def predict(model, data: ZSDataset, tree: str | None, batch_size: int, device, d
     data, _ = _shard(data, batch_size)
     preds, labels = [], []
     for x, y in tqdm(data.batches(batch_size, image_size=model.image_size), total=-(-len(data) // batch_size),
-                     desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+                     desc=label(desc), disable=not progress, leave=False, dynamic_ncols=True):
         logits = model(x.to(device), tree=tree)
         if not all(bool(torch.isfinite(z).all()) for z in logits):  # a NaN model must not look "robust"
             raise ValueError("the model gives non-finite logits on clean images (NaN or inf weights, or a broken "
@@ -113,7 +114,7 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
     g.manual_seed((cfg.seed * 7 + level) * 1009)
     steps = cfg.steps if steps is None else steps
     for i, (x, y) in enumerate(tqdm(data.batches(cfg.batch_size, image_size=model.image_size),
-                                    total=-(-len(data) // cfg.batch_size), desc=desc, disable=not progress,
+                                    total=-(-len(data) // cfg.batch_size), desc=label(desc), disable=not progress,
                                     leave=False, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
         if i == 0 and attack != "autoattack" and eps > 0:  # pgd draws a random start only when eps > 0

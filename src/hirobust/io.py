@@ -152,9 +152,10 @@ class RunLog:
             log.setLevel(logging.INFO)
         import dataclasses
 
-        for k, v in self.header.items():
+        for k, v in self.header.items():  # to the file only: the console shows what the run does, not its config
             v = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-            log.info("%s: %s", k, json.dumps(v, default=str))
+            self._h.handle(logging.makeLogRecord({"name": "hirobust", "levelno": logging.INFO, "levelname": "INFO",
+                                                  "msg": "%s: %s", "args": (k, json.dumps(v, default=str))}))
         return self
 
     def __exit__(self, *exc):

@@ -5,6 +5,7 @@ Only this module and :mod:`hirobust.cli` turn configs into objects; the library 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -345,12 +346,16 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                          "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
               "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
               "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
+    from .progress import Stages, active
+
+    stages = None if active() else Stages(len(models))
     for name, source in models.items():
         t0 = time.perf_counter()
         _log.info("evaluating %s (%s) on %s/%s", name, source, data_cfg.dataset, data_cfg.eval_split)
-        clf = load_classifier(source, ds, eval_forest, device)
-        report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
-                                                (cells or {}).get(name))
+        with stages.stage(f"evaluate {name}") if stages else contextlib.nullcontext():
+            clf = load_classifier(source, ds, eval_forest, device)
+            report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
+                                                    (cells or {}).get(name))
         seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)
         if seen is not None:
             report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
@@ -384,7 +389,9 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     for name, source in models.items():
         if isinstance(source, (str, Path)) and not (Path(source) / "hirobust.json").exists():
             raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
-    report = None
+    from .progress import Stages
+
+    report, stages = None, Stages(len(models))
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
         key = _cell_key(name, source, data_cfg, eval_cfg)
@@ -398,8 +405,11 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
                 import shutil
 
                 shutil.rmtree(folder)
-            part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
-                                   cells={name: AttackCells(folder, key)})
+            with stages.stage(f"evaluate {name}"):
+                part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
+                                       cells={name: AttackCells(folder, key)})
+        else:
+            stages.skip()
             if distributed.is_main():
                 write_json({"key": key, "report": part}, cell)
         if report is None:

@@ -288,6 +288,12 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
 
     if cfg.tune is not None and cfg.tune.candidates:
         _tune(cfg, main_part, model_of(main_part), out, progress)
+    from .progress import Stages
+
+    dests = [out / p / "evals" / f"{r if r == 'clip' else f'{r}-s{s}'}.json" for p, r, s in cells(cfg)]
+    dests += [out / p / "autoattack" / f"{r if r == 'clip' else f'{r}-s0'}.json" for p in cfg.parts
+              for r in _part(cfg, p).autoattack_runs]
+    stages = Stages(len(dests), done=sum(_done(d) for d in dests), log=log)
     for pname, run, seed in cells(cfg):
         part = _part(cfg, pname)
         model = model_of(pname)
@@ -296,8 +302,9 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
         dest = out / pname / "evals" / f"{tag}.json"
         if _done(dest):  # evaluated: the weights are not needed (a fresh checkout keeps only the results)
             continue
-        source = _source(cfg, part, pname, run, seed, model, out, progress)
-        _eval_cell(cfg, part, tag, source, ecfg, "test", dest, out, progress)
+        with stages.stage(f"{pname}/{tag}"):
+            source = _source(cfg, part, pname, run, seed, model, out, progress)
+            _eval_cell(cfg, part, tag, source, ecfg, "test", dest, out, progress)
         write_study(cfg, out)  # the analysis of what is done so far, after every cell
     for pname in cfg.parts:  # AutoAttack last: the costliest cells, a check on the main numbers
         part = _part(cfg, pname)
@@ -305,9 +312,14 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
             tag = run if run == "clip" else f"{run}-s0"
             if _done(out / pname / "autoattack" / f"{tag}.json"):
                 continue
-            source = _source(cfg, part, pname, run, 0, model_of(pname), out, progress)
-            aa = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, "attacks": ["autoattack"],
-                                        "robust_samples": cfg.autoattack.samples, "autoattack_samples": None,
-                                        "autoattack_levels": list(cfg.autoattack.levels), "eps_sweep": []})
-            _eval_cell(cfg, part, tag, source, aa, "test", out / pname / "autoattack" / f"{tag}.json", out, progress)
+            with stages.stage(f"{pname}/{tag} AutoAttack"):
+                _autoattack_cell(cfg, part, pname, run, tag, model_of(pname), out, progress)
     return write_study(cfg, out)
+
+
+def _autoattack_cell(cfg, part, pname, run, tag, model, out, progress) -> None:
+    source = _source(cfg, part, pname, run, 0, model, out, progress)
+    aa = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, "attacks": ["autoattack"],
+                                "robust_samples": cfg.autoattack.samples, "autoattack_samples": None,
+                                "autoattack_levels": list(cfg.autoattack.levels), "eps_sweep": []})
+    _eval_cell(cfg, part, tag, source, aa, "test", out / pname / "autoattack" / f"{tag}.json", out, progress)

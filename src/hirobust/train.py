@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .data import ZSDataset
 from .io import load_safetensors, save_safetensors, write_json
+from .progress import label
 from .schema import TrainConfig
 
 
@@ -232,7 +233,7 @@ class Trainer:
         method.train()
         pending: list[dict] = []
         t0, seen = time.perf_counter(), 0
-        bar = tqdm(total=total, initial=start, desc=f"train {getattr(method, 'name', '')}",
+        bar = tqdm(total=total, initial=start, desc=label(f"train {getattr(method, 'name', '')}"),
                    disable=not progress or rank != 0, dynamic_ncols=True)
         step = start
         try:
