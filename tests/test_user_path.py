@@ -36,11 +36,45 @@ def test_quiet_works_after_the_subcommand(capsys):
 
 
 def test_an_unknown_dataset_is_refused_before_any_work(tmp_path, capsys):
-    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--datasets", "cifar10,cars",
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--datasets", "cifar10,carz",
                "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and "unknown dataset 'cars'" in err and "stanford-cars" in err
-    assert not (tmp_path / "ev" / "datasets.json").exists()
+    assert rc == 2 and "unknown dataset 'carz'" in err and "stanford-cars" in err and "imagenet1k" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "ev" / "datasets.json").exists()
+
+
+@pytest.mark.parametrize("theirs,ours", [("imagenet1k", "imagenet"), ("cars", "stanford-cars"), ("pets", "oxford-pets"),
+                                         ("flowers", "flowers102"), ("fgvc_aircraft", "fgvc-aircraft"),
+                                         ("cifar100", "cifar100")])
+def test_clip_benchmark_dataset_names_are_accepted(tmp_path, capsys, theirs, ours):
+    from hirobust.schema import DataConfig
+
+    assert DataConfig(dataset=theirs).dataset == ours
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--datasets", theirs, "--out",
+               str(tmp_path / "ev"), "data.root=" + str(tmp_path / "nothing-here")])
+    assert rc == 0 and f"skipped {ours}:" in capsys.readouterr().out  # known, just not on this machine
+
+
+def test_clip_benchmark_variants_say_what_to_use_instead(capsys):
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "data.dataset=vtab/pets"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "vtab/ variant" in err and "use 'oxford-pets' instead" in err
+
+
+def test_results_are_also_written_in_clip_benchmark_shape(tmp_path):
+    import json
+
+    out = tmp_path / "ev"
+    assert main(["--quiet", "evaluate", "--model", "tiny=hirobust-tiny:", "--out", str(out), "data.dataset=synthetic",
+                 "eval.steps=1", "eval.robust_samples=16"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    (f,) = (out / "clip_benchmark").iterdir()
+    assert f.name == "synthetic_tiny_hirobust-tiny_en_zeroshot_classification.json"
+    r = json.loads(f.read_text())
+    assert {"dataset", "model", "pretrained", "task", "metrics", "language"} <= set(r)  # clip_benchmark's keys
+    assert r["task"] == "zeroshot_classification" and r["model"] == "hirobust-tiny"
+    assert r["metrics"]["acc1"] == report["models"]["tiny"]["clean"]["0"]
+    assert r["hirobust"]["robust_acc1"] == report["models"]["tiny"]["robust"]["0"]["0"]
 
 
 def test_paper_configs_are_package_data_found_by_name(tmp_path, monkeypatch):

@@ -362,22 +362,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     import logging
 
-    console = None
-    if not args.quiet and args.command in ("demo", "ablate", "study", "pretrain", "finetune", "evaluate", "reproduce"):
-        console = logging.StreamHandler(sys.stderr)  # stages, their ETA and what each does (run.log has it all too)
-        console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        console.setLevel(logging.INFO)
-        log = logging.getLogger("hirobust")
-        log.addHandler(console)
-        log.propagate = False  # open_clip's root-level logging.info() installs a root handler: no second copy
-        if log.level == logging.NOTSET or log.level > logging.INFO:
-            log.setLevel(logging.INFO)
+    # hirobust's log on stderr: stages, their ETA and what each does (run.log has it all too); --quiet: only errors
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    console.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    log = logging.getLogger("hirobust")
+    log.addHandler(console)
+    log.propagate = False  # open_clip's root-level logging.info() installs a root handler: no second copy
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
     try:
         return _run_command(args)
     finally:
-        if console is not None:
-            logging.getLogger("hirobust").removeHandler(console)
-            logging.getLogger("hirobust").propagate = True
+        log.removeHandler(console)
+        log.propagate = True
 
 
 def _run_command(args) -> int:

@@ -161,8 +161,9 @@ class RunLog:
     def __exit__(self, *exc):
         import logging
 
-        if exc[0] is not None:
-            logging.getLogger("hirobust").error("stopped by %s: %s", exc[0].__name__, exc[1])
+        if exc[0] is not None:  # to the file only: the command line prints the error itself
+            self._h.handle(logging.makeLogRecord({"name": "hirobust", "levelno": logging.ERROR, "levelname": "ERROR",
+                                                  "msg": "stopped by %s: %s", "args": (exc[0].__name__, exc[1])}))
         logging.getLogger("hirobust").removeHandler(self._h)
         self._h.close()
         return False

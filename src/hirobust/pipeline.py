@@ -408,10 +408,10 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
             with stages.stage(f"evaluate {name}"):
                 part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
                                        cells={name: AttackCells(folder, key)})
-        else:
-            stages.skip()
             if distributed.is_main():
                 write_json({"key": key, "report": part}, cell)
+        else:
+            stages.skip()
         if report is None:
             report = part
         else:
@@ -429,14 +429,16 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     from .data.zeroshot import available
     from .data.zeroshot_specs import ZEROSHOT_DATASETS
     from .report import write_report
+    from .schema import CLIP_BENCHMARK_ALIASES, canonical_dataset
 
-    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else list(names)
+    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [canonical_dataset(n) for n in names]
     from .data import DATASETS
 
     unknown = [n for n in names if n not in ZEROSHOT_DATASETS and n not in DATASETS]
     if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
         known = ", ".join(sorted(set(ZEROSHOT_DATASETS) | set(DATASETS)))
-        raise ValueError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all')")
+        raise ValueError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
+                         f"{', '.join(CLIP_BENCHMARK_ALIASES)} also work)")
     out = Path(out)
     done, skipped = [], {}
     for name in names:

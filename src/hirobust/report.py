@@ -265,6 +265,43 @@ def _save(fig, path: Path, tight: bool = False) -> None:
     plt.close(fig)
 
 
+def clip_benchmark_results(report: dict) -> dict[str, dict]:
+    """One result per model in CLIP_benchmark's JSON shape (``clip_benchmark eval`` writes the same keys, so its
+    result-collection scripts read these), named as its output template names them. ``metrics.acc1`` is the clean
+    leaf accuracy (top-1 over the whole evaluated split); CLIP_benchmark's ``acc5`` and ``mean_per_class_recall``
+    are not computed and are absent. hirobust's own numbers at the leaf level are added under ``hirobust``."""
+    import re
+
+    from .schema import CLIP_BENCHMARK_NAME
+
+    dataset = CLIP_BENCHMARK_NAME.get(report["dataset"], report["dataset"])
+    out = {}
+    for name, m in report.get("models", {}).items():
+        src = m.get("source")
+        arch, pretrained = ((src.get("name"), src.get("pretrained")) if isinstance(src, dict) else
+                            (_run_model(src), str(src)))
+        leaf = lambda d: (d.get("0") or {}).get("0") if isinstance(d.get("0"), dict) else d.get("0")  # noqa: E731
+        extra = {"model_name": name, "n": m.get("n", {}).get("clean"), "acc1_ci95": m.get("clean_ci95", {}).get("0"),
+                 "robust_acc1": leaf(m.get("robust", {})), "robust_acc1_ci95": leaf(m.get("robust_ci95", {})),
+                 "robust_n": m.get("n", {}).get("robust"), "eps": report.get("eps"),
+                 "attack": report.get("attack", {}).get("type"), "tree": report.get("tree")}
+        result = {"dataset": dataset, "model": arch, "pretrained": pretrained, "task": "zeroshot_classification",
+                  "metrics": {"acc1": m.get("clean", {}).get("0")}, "language": "en", "hirobust": extra}
+        slug = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "_", str(t))  # noqa: E731
+        out[f"{slug(dataset)}_{slug(name)}_{slug(arch)}_en_zeroshot_classification.json"] = result
+    return out
+
+
+def _run_model(run_dir) -> str | None:
+    """The architecture a fine-tuned run directory holds (its hirobust.json), or None when unreadable."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / "hirobust.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
     """Write plots, report.md and report.json into ``out_dir``; returns the report.json path.
 
@@ -282,8 +319,13 @@ def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
         if plots and report.get("models"):
             report["plots"] = plot(report, stage)
         write_text(to_markdown(report), stage / "report.md")
+        cb = clip_benchmark_results(report)
+        (stage / "clip_benchmark").mkdir()
+        for name, result in cb.items():
+            write_json(result, stage / "clip_benchmark" / name)
         write_json(report, stage / "report.json")
-        for f in [*report.get("plots", []), "report.md", "report.json"]:
+        (out_dir / "clip_benchmark").mkdir(exist_ok=True)
+        for f in [*report.get("plots", []), *(f"clip_benchmark/{n}" for n in cb), "report.md", "report.json"]:
             os.replace(stage / f, out_dir / f)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -11,6 +11,24 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+# CLIP_benchmark's names of the zero-shot datasets (``clip_benchmark eval --dataset ...``) -> hirobust's; names the
+# two spell alike (cifar10, cifar100, stl10, caltech101, sun397, food101, eurosat, dtd, pcam) need no entry
+CLIP_BENCHMARK_ALIASES = {"imagenet1k": "imagenet", "pets": "oxford-pets", "flowers": "flowers102",
+                          "fgvc_aircraft": "fgvc-aircraft", "cars": "stanford-cars"}
+CLIP_BENCHMARK_NAME = {ours: theirs for theirs, ours in CLIP_BENCHMARK_ALIASES.items()}
+
+
+def canonical_dataset(name: str) -> str:
+    """hirobust's name of dataset ``name``, which may be spelt as CLIP_benchmark spells it. CLIP_benchmark's
+    ``vtab/``, ``tfds/`` and ``wds/`` variants (other splits, other files) are refused with what to use instead."""
+    prefix, _, rest = name.partition("/")
+    if rest and prefix in ("vtab", "tfds", "wds"):
+        ours = CLIP_BENCHMARK_ALIASES.get(rest, rest)
+        raise ValueError(f"dataset {name!r}: hirobust reads the torchvision version of each dataset, not "
+                         f"CLIP_benchmark's {prefix}/ variant (other splits and files); use {ours!r} instead")
+    return CLIP_BENCHMARK_ALIASES.get(name, name)
+
+
 ATTACKS = ("pgd", "cw", "autoattack")
 AUTOATTACK_VERSIONS = ("reduced", "standard")
 
@@ -173,6 +191,9 @@ class DataConfig:
     # the zero-shot axis: fine-tuning sees only these leaf classes (their images, names and tree nodes); the
     # others are held out, and evaluation reports seen and unseen leaves apart (None: every class is seen)
     train_classes: list[str] | None = None
+
+    def __post_init__(self):
+        self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)
 
 
 @dataclass

@@ -68,12 +68,16 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
     Besides :data:`DATASETS`, ``synthetic-mix<m>`` (e.g. ``synthetic-mix0``, ``synthetic-mix0.5``) is the control
     dataset of :func:`make_synthetic_mix` with ``mix = m``; a malformed or out-of-range ``m`` raises ``ValueError``.
     """
+    from ..schema import CLIP_BENCHMARK_ALIASES, canonical_dataset
+
+    name = canonical_dataset(name)
     mix = parse_mix(name)  # synthetic-mix<m>, m in [0, 1]: any m, so not listed in DATASETS
     if mix is not None:
         return _synthetic_mix(mix)(split, root=root, **kwargs)
     if name not in DATASETS:
         known = ", ".join(sorted(DATASETS))
-        raise ValueError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1])")
+        raise ValueError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1]); CLIP_benchmark's "
+                         f"names {', '.join(CLIP_BENCHMARK_ALIASES)} also work")
     return DATASETS[name](split, root=root, **kwargs)
 
 
