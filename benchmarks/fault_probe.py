@@ -50,7 +50,8 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], str]]:
     for o, frag in [("eval.alpha=-1", "alpha"), ("eval.alpha=nan", "alpha"), ("eval.robust_samples=-5", "robust"),
                     ("eval.robust_samples=0", "robust"), ("eval.batch_size=-1", "batch_size"),
                     ("eval.batch_size=0", "batch_size"), ("eval.steps=-1", "steps"), ("eval.eps=-1", "eps"),
-                    ("eval.attacks=[]", "eval.attacks"), ("eval.attacks=pgd,fgsm", "fgsm"), ("eval.attacks=[pgd,fgsm]", "fgsm"), ("eval.amp=fp8", "amp"),
+                    ("eval.attacks=[]", "eval.attacks"), ("eval.attacks=pgd,fgsm", "fgsm"),
+                    ("eval.attacks=[pgd,fgsm]", "fgsm"), ("eval.amp=fp8", "amp"),
                     ("eval.eps_sweep=[nan]", "eps_sweep"), ("eval.autoattack_version=plus", "autoattack_version"),
                     ("eval.sweep_samples=0", "sweep_samples"), ("data.dataset=nope", "nope"),
                     ("data.tree=nosuch", "nosuch"), ("data.eval_split=nosuch", "nosuch"), ("trian.x=1", "trian")]:
