@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'   # pip's own progress: installing torch takes minutes
+	# a test dependency: its class-name and template lists (tests/test_clip_benchmark.py); its own heavy
+	# dependencies (transformers, pycocoevalcap, webdataset) are not needed to read them
+	$(BIN)/python -m pip install --no-deps 'clip-benchmark==1.6.2'
 	touch $(STAMP)
 
 # Fashion-MNIST and WordNet from Debian packages when we are root on Debian/Ubuntu and they are missing;

@@ -191,9 +191,14 @@ class DataConfig:
     # the zero-shot axis: fine-tuning sees only these leaf classes (their images, names and tree nodes); the
     # others are held out, and evaluation reports seen and unseen leaves apart (None: every class is seen)
     train_classes: list[str] | None = None
+    # the text prompts name classes as CLIP_benchmark does (CIFAR-100 "aquarium_fish", ImageNet's two "missile" and
+    # "sunglasses"), so zero-shot numbers compare with published ones | unique: hirobust's own names (the tree's)
+    prompt_names: str = "clip_benchmark"
 
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)
+        if self.prompt_names not in ("clip_benchmark", "unique"):
+            raise ValueError(f"data.prompt_names={self.prompt_names!r}: use clip_benchmark or unique")
 
 
 @dataclass

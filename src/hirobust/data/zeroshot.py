@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from .base import ZSDataset
-from .zeroshot_meta import TEMPLATES, classnames
+from .zeroshot_meta import TEMPLATES, classnames, clip_benchmark_prompt_names
 from .zeroshot_specs import SPECS, ZEROSHOT_DATASETS, Spec
 
 __all__ = ["ZEROSHOT_DATASETS", "available", "default_root", "image_transform", "imagenet_wnids", "load",
@@ -180,12 +180,13 @@ def available(name: str, root: str | Path | None = None, split: str = "test") ->
 
 
 def load(name: str, split: str = "test", root: str | Path | None = None, image_size: int = 224,
-         download: bool = False, num_workers: int = 0, **_) -> ZSDataset:
+         download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark", **_) -> ZSDataset:
     """Registry loader of zero-shot dataset ``name``: images in [0, 1] at ``image_size``, leaf labels, class names,
     CLIP_benchmark templates and the shipped hierarchy ``name``.
 
     Missing data raises ``FileNotFoundError`` naming the expected files and how to get them (``download=True`` for
-    the datasets torchvision can download, the layout to build by hand for the others).
+    the datasets torchvision can download, the layout to build by hand for the others). ``prompt_names``:
+    ``clip_benchmark`` names classes in the prompts as CLIP_benchmark does, ``unique`` by the tree's names.
     """
     spec, folder = _resolve(name, split, root)
     packages = _missing_packages(spec)
@@ -215,4 +216,5 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         dataset=dataset,
         num_workers=num_workers,
+        prompt_names=clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {},
     )

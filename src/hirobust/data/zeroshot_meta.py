@@ -403,3 +403,17 @@ def imagenet_classnames() -> list[str]:
 def classnames(name: str) -> list[str]:
     """Class names of registry dataset ``name`` in label order."""
     return imagenet_classnames() if name == "imagenet" else list(CLASSNAMES[name])
+
+
+def clip_benchmark_prompt_names(name: str) -> dict[str, str]:
+    """Class name -> the name CLIP_benchmark puts in the prompt, where the two differ: CIFAR-100's multi-word names
+    keep torchvision's underscores there ("aquarium_fish"), and ImageNet's two names hirobust makes unique are
+    CLIP_benchmark's duplicates again ("projectile" -> "missile", "sunglass" -> "sunglasses"). Caltech-101 differs
+    in its classes, not its names: CLIP_benchmark keeps torchvision's background class, hirobust drops it."""
+    if name == "cifar100":
+        return {c: c.replace(" ", "_") for c in CLASSNAMES["cifar100"] if " " in c}
+    if name == "imagenet":
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        return {ours: theirs for ours, theirs in zip(imagenet_classnames(), IMAGENET_CLASSNAMES) if ours != theirs}
+    return {}
