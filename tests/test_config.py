@@ -58,7 +58,9 @@ def test_help_lists_every_key_with_its_default_type_and_doc(capsys):
     assert "train.ckpt_every = 0" in out and "steps between checkpoints" in out
     assert "options of --method hiro:" in out and "options.init_depth = 3" in out
     assert main(["evaluate", "--help"]) == 0
-    assert "eval.attacks = [pgd]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "eval.attacks = [pgd]" in out
+    assert "data.train_classes = null" in out and "the zero-shot axis" in out  # a doc from the comment above
 
 
 @pytest.mark.parametrize("argv", [["finetune", "--method", "tecoa", "train.epochs=abc"],

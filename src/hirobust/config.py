@@ -218,12 +218,19 @@ def field_docs(cls) -> dict[str, str]:
     except (OSError, TypeError):
         return {}
     names = {f.name for f in dataclasses.fields(cls)}
-    docs, line_field = {}, {}
+    docs, line_field, above = {}, {}, []  # above: the comment lines just before a field (used when it has none)
     for tok in tokenize.generate_tokens(io.StringIO(src).readline):
         if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names:
+            if tok.start[0] not in line_field and above:
+                docs.setdefault(tok.string, " ".join(above))
             line_field.setdefault(tok.start[0], tok.string)
+            above = []
         elif tok.type == tokenize.COMMENT and tok.start[0] in line_field:
             docs[line_field[tok.start[0]]] = tok.string.lstrip("# ").strip()
+        elif tok.type == tokenize.COMMENT and tok.start[1] == 4:
+            above.append(tok.string.lstrip("# ").strip())
+        elif tok.type == tokenize.NAME and tok.start[1] == 4:
+            above = []
     return docs
 
 
