@@ -182,3 +182,35 @@ def test_shipped_files_match_the_generator():
     except RuntimeError as e:  # no WordNet on this machine
         pytest.skip(str(e))
     assert zeroshot_trees.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_fake_caltech101_with_and_without_clip_benchmarks_background_class(tmp_path, background):
+    """CLIP_benchmark keeps BACKGROUND_Google as class 0 ("background", 102 classes; the default); torchvision's
+    Caltech101 drops it (101 classes; data.caltech101_background=false)."""
+    from hirobust.data import dataset_forest
+
+    top = tmp_path / "caltech101" / "101_ObjectCategories"
+    folders = ["BACKGROUND_Google", *(f"c{i:03d}" for i in range(101))]  # sorted: the background first
+    for i, f in enumerate(folders):
+        _image(top / f / "image_0001.jpg", color=(i, 2 * i, 50))
+    ds = get_dataset("caltech101", root=tmp_path, image_size=24, caltech101_background=background)
+    if background:
+        assert ds.classnames == ["background", *classnames("caltech101")] and len(ds) == 102
+        assert ds.labels.tolist() == list(range(102))
+        x, y = ds.dataset[0]
+        assert y == 0 and x.shape == (3, 24, 24) and abs(float(x[2].mean()) - 50 / 255) < 0.02  # the background
+        forest = dataset_forest(ds)
+        tree = forest[0]
+        assert tree.nodes(0)[0] == "background" and tree.labels(torch.tensor([0, 1]), 1).tolist()[0] != \
+            tree.labels(torch.tensor([0, 1]), 1).tolist()[1]  # a branch of its own
+    else:
+        assert ds.classnames == classnames("caltech101") and len(ds) == 101
+
+
+def test_caltech101_without_the_background_folder_says_what_to_do(tmp_path):
+    top = tmp_path / "caltech101" / "101_ObjectCategories"
+    for i in range(101):
+        _image(top / f"c{i:03d}" / "image_0001.jpg")
+    with pytest.raises(FileNotFoundError, match="caltech101_background=false"):
+        get_dataset("caltech101", root=tmp_path, image_size=24)

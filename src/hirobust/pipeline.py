@@ -216,7 +216,7 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     kwargs = {}
     if data_cfg.dataset in ZEROSHOT_DATASETS:
         kwargs = {"image_size": image_size, "download": data_cfg.download, "num_workers": data_cfg.num_workers,
-                  "prompt_names": data_cfg.prompt_names}
+                  "prompt_names": data_cfg.prompt_names, "caltech101_background": data_cfg.caltech101_background}
     ds = get_dataset(data_cfg.dataset, split, root=data_cfg.root, **kwargs)
     if data_cfg.templates is not None:
         bad = [t for t in data_cfg.templates if t.count("{}") != 1]

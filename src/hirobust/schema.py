@@ -194,6 +194,9 @@ class DataConfig:
     # the text prompts name classes as CLIP_benchmark does (CIFAR-100 "aquarium_fish", ImageNet's two "missile" and
     # "sunglasses"), so zero-shot numbers compare with published ones | unique: hirobust's own names (the tree's)
     prompt_names: str = "clip_benchmark"
+    # Caltech-101 as CLIP_benchmark evaluates it: 102 classes, the BACKGROUND_Google folder kept as "background" (a
+    # leaf of its own in every tree) | false: torchvision's 101 classes (the background images dropped)
+    caltech101_background: bool = True
 
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)

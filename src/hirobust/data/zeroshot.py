@@ -180,13 +180,16 @@ def available(name: str, root: str | Path | None = None, split: str = "test") ->
 
 
 def load(name: str, split: str = "test", root: str | Path | None = None, image_size: int = 224,
-         download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark", **_) -> ZSDataset:
+         download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark",
+         caltech101_background: bool = True, **_) -> ZSDataset:
     """Registry loader of zero-shot dataset ``name``: images in [0, 1] at ``image_size``, leaf labels, class names,
     CLIP_benchmark templates and the shipped hierarchy ``name``.
 
     Missing data raises ``FileNotFoundError`` naming the expected files and how to get them (``download=True`` for
     the datasets torchvision can download, the layout to build by hand for the others). ``prompt_names``:
     ``clip_benchmark`` names classes in the prompts as CLIP_benchmark does, ``unique`` by the tree's names.
+    ``caltech101_background``: Caltech-101 with CLIP_benchmark's background class (102 classes; see
+    :func:`_caltech101_with_background`), else torchvision's 101.
     """
     spec, folder = _resolve(name, split, root)
     packages = _missing_packages(spec)
@@ -196,6 +199,8 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
     if why is not None and not (download and spec.downloadable):
         raise FileNotFoundError(f"{name}: {why}. {spec.how_to_get}")
     tf = image_transform(image_size)
+    if name == "caltech101" and caltech101_background:
+        return _caltech101_with_background(folder, tf, num_workers, prompt_names)
     if name == "imagenet":
         dataset = ImageFolderByWnid(_imagenet_folder(folder, split), transform=tf)
         labels = [lbl for _, lbl in dataset.samples]
@@ -218,3 +223,33 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
         num_workers=num_workers,
         prompt_names=clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {},
     )
+
+
+BACKGROUND = "background"  # CLIP_benchmark's name of Caltech-101's BACKGROUND_Google class
+# its ancestors, one per superclass level, added to every shipped Caltech-101 tree (a branch of its own)
+BACKGROUND_ANCESTORS = ["background clutter", "background scene", "background image", "background picture"]
+
+
+def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: str) -> ZSDataset:
+    """Caltech-101 as CLIP_benchmark loads it: every folder of ``101_ObjectCategories`` in sorted order, so
+    ``BACKGROUND_Google`` is class 0 ("background") and the 101 object classes follow in torchvision's order."""
+    from torchvision.datasets import ImageFolder
+
+    from ..hierarchy import load_tree_file
+
+    folder = root / "caltech101" / "101_ObjectCategories"
+    ds = ImageFolder(str(folder), transform=tf)
+    if len(ds.classes) != 102 or ds.classes[0] != "BACKGROUND_Google":
+        raise FileNotFoundError(f"caltech101: {str(folder)!r} holds {len(ds.classes)} class folders (first "
+                                f"{ds.classes[:1]}), expected BACKGROUND_Google and the 101 categories; or set "
+                                f"data.caltech101_background=false to read it as torchvision does")
+    tree = load_tree_file("caltech101")
+    for spec in tree["trees"].values():
+        levels = spec.get("num_levels", tree.get("num_levels"))
+        spec["paths"] = {BACKGROUND: BACKGROUND_ANCESTORS[:levels - 1], **spec["paths"]}
+    names = [BACKGROUND, *classnames("caltech101")]
+    tree["classes"] = names
+    return ZSDataset(name="caltech101", classnames=names, templates=list(TEMPLATES["caltech101"]), hierarchy=tree,
+                     labels=torch.as_tensor(ds.targets, dtype=torch.long), dataset=ds, num_workers=num_workers,
+                     prompt_names=clip_benchmark_prompt_names("caltech101") if prompt_names == "clip_benchmark"
+                     else {})

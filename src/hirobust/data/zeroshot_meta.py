@@ -5,8 +5,9 @@ Sources (reproduced as data):
 - prompt templates: CLIP_benchmark (LAION-AI/CLIP_benchmark, ``clip_benchmark/datasets/
   en_zeroshot_classification_templates.json``) with ``{c}`` written ``{}``. Caltech-256 has no entry there and gets
   CLIP_benchmark's fallback, the ImageNet templates.
-- class names, in label order: CLIP_benchmark's ``en_classnames.json`` where it lists the dataset (Caltech-101 without
-  its "background" class, which torchvision's ``Caltech101`` drops; Oxford Pets; Flowers-102; EuroSAT; PCAM), else the
+- class names, in label order: CLIP_benchmark's ``en_classnames.json`` where it lists the dataset (Caltech-101 here
+  without its "background" class, which the loader puts first unless ``data.caltech101_background=false``; Oxford
+  Pets; Flowers-102; EuroSAT; PCAM), else the
   names CLIP_benchmark takes from torchvision's ``dataset.classes``: CIFAR-10/100 and STL-10 (CIFAR-100 with ``_`` as
   spaces), FGVC-Aircraft variants (``variants.txt`` order), Stanford Cars (``cars_meta.mat`` order), DTD (sorted
   folders), Food-101 and SUN397 with ``_`` and ``/`` as spaces (equal to the lists in openai/CLIP ``data/prompts.md``).

@@ -19,9 +19,10 @@ ZEROSHOT_DATASETS = [
 ]
 
 # Images in each evaluation split (the official counts; "test" as mapped in zeroshot.py), for time projections
-# (hirobust.bench.project); the loaders count the images themselves.
+# (hirobust.bench.project); the loaders count the images themselves. Caltech-101: with its 467 background images
+# (CLIP_benchmark's form, the default; 8,677 without).
 EVAL_IMAGES = {
-    "cifar10": 10_000, "cifar100": 10_000, "stl10": 8_000, "imagenet": 50_000, "caltech101": 8_677,
+    "cifar10": 10_000, "cifar100": 10_000, "stl10": 8_000, "imagenet": 50_000, "caltech101": 9_144,
     "caltech256": 30_607, "oxford-pets": 3_669, "flowers102": 6_149, "fgvc-aircraft": 3_333, "stanford-cars": 8_041,
     "sun397": 108_754, "food101": 25_250, "eurosat": 27_000, "dtd": 1_880, "pcam": 32_768,
 }
@@ -204,7 +205,7 @@ SPECS: dict[str, Spec] = {
         None),
     "caltech101": Spec(
         {"test": None}, lambda s: ["caltech101/101_ObjectCategories"],
-        "root/caltech101/101_ObjectCategories/<category>/image_*.jpg (the BACKGROUND_Google folder is dropped)",
+        "root/caltech101/101_ObjectCategories/<category>/image_*.jpg (BACKGROUND_Google: class 0, as CLIP_benchmark)",
         "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip", _caltech101),
     "caltech256": Spec(
         {"test": None}, lambda s: ["caltech256/256_ObjectCategories"],
