@@ -65,10 +65,18 @@ def test_help_lists_every_key_with_its_default_type_and_doc(capsys):
 
 @pytest.mark.parametrize("argv", [["finetune", "--method", "tecoa", "train.epochs=abc"],
                                   ["evaluate", "--model", "a=b:c", "eval.stepz=2"],
-                                  ["pretrain", "epochs=abc"]])
+                                  ["pretrain", "epochs=abc"],
+                                  ["finetune", "--method", "hiro", "options.hita=maybe"],
+                                  ["finetune", "--method", "tecoa", "options.epsilon=1"]])
 def test_a_config_error_comes_before_torch_is_imported(argv):
     code = ("import sys; from hirobust.cli import main; rc = main(sys.argv[1:]); "
             "sys.exit(10 if 'torch' in sys.modules else rc)")
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_every_method_has_its_torch_free_config_registered():
+    from hirobust.methods import CONFIGS, METHODS
+
+    assert list(CONFIGS) == list(METHODS) and all(METHODS[k].Config is CONFIGS[k] for k in METHODS)

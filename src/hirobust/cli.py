@@ -185,6 +185,9 @@ def _cmd_finetune(args) -> int:
     if args.out:
         data["out"] = args.out
     cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))  # checked before torch loads
+    from .methods import method_config
+
+    method_config(cfg.method, cfg.options)  # the method's options too (its config is torch-free)
     if args.print_config:
         return _print_config(cfg)
     from .pipeline import finetune

@@ -12,26 +12,11 @@ which for L∞ equals plain sign steps; ``momentum_mode: sign`` reproduces it, `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..attacks import pgd
 from .base import Method
-
-
-@dataclass
-class FAREConfig:
-    eps: float = 4 / 255
-    steps: int = 10
-    alpha: float = 1 / 255
-    momentum: float = 0.9
-    momentum_mode: str = "sign"  # sign (the reference code's) | l1 (MI-FGSM)
-    cache_reference: bool = True  # f_orig(x) once per training sample (deterministic in-memory data only)
-
-    def __post_init__(self):
-        if self.momentum_mode not in ("sign", "l1"):
-            raise ValueError(f"FARE option momentum_mode={self.momentum_mode!r} is not 'sign' or 'l1'")
+from .configs import FAREConfig
 
 
 class FARE(Method):

@@ -17,7 +17,6 @@ tree's L_gap hinges that are > 0), ``alpha_img``, ``alpha_txt``, ``tau`` and ``d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,64 +27,7 @@ from ..hierarchy import Forest
 from ..models.hyperbolic import HyperbolicEmbedding, PoincareHead, pooled_text, text_projection_of
 from ..models.zeroshot import ZeroShotClassifier
 from .base import Method
-
-HNSA = ("both", "up", "down", "none")
-PERTURBATIONS = ("universal", "leaf", "per_level", "none")
-
-
-@dataclass
-class HiRoConfig:
-    eps: float = 1 / 255  # ε_X (pixels, L∞)
-    alpha: float | None = None  # α_X (default: ε_X)
-    steps: int = 3
-    text_eps: float = 2e-4  # ε_T (tangent text embedding, L∞; the paper's 2e-4 is in units of w)
-    text_alpha: float | None = None  # α_T (default: ε_T)
-    text_eps_mode: str = "absolute"  # absolute (units of w) | relative (ε_T, α_T times each node's ‖w_n‖₂/√D)
-    text_delta: str = "per_node"  # per_node | shared (one vector added to every node)
-    perturbation: str = "universal"  # universal | leaf (only the leaf term) | per_level (one δ per level) | none
-    hnsa: str = "both"  # both | up (parents' level) | down (children's level) | none
-    hita: bool = True  # False: the leaf term only (no superclass alignment)
-    image_levels: bool = False  # not in the paper: also align each single image with its level-l node, l >= 1
-    lambda_vic: float = 1.0
-    lambda_gap: float = 1.0
-    zeta_gap: float | None = None  # default 0.05/√c
-    zeta_vic: float | None = None  # default: median clean image-text distance at initialisation
-    curvature: float = 1.0
-    init_depth: float = 3.0  # hyperbolic depth of the median leaf text (and image) at initialisation
-    clip_r: float = 3.0  # tangent norms clipped before exp₀
-    tau: float = 0.07
-    tau_min: float = 0.01
-    tau_max: float = 1.0
-    level_weights: str = "linear"  # linear: ω_l = 1 − l/(L+1) | uniform
-    forest_leaf_once: bool = True  # False: plain sum over trees (the leaf term counted per tree)
-    train_text_projection: bool = True
-    lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)
-    lr_scale_text: float = 1.0  # learning-rate factor of W_T (hyp.proj...)
-
-    def __post_init__(self):
-        P.check_curvature(self.curvature)
-        for name, value, allowed in (("hnsa", self.hnsa, HNSA), ("perturbation", self.perturbation, PERTURBATIONS),
-                                     ("text_delta", self.text_delta, ("per_node", "shared")),
-                                     ("level_weights", self.level_weights, ("linear", "uniform")),
-                                     ("text_eps_mode", self.text_eps_mode, ("absolute", "relative"))):
-            if value not in allowed:
-                raise ValueError(f"HiRo option {name}={value!r} is not one of {allowed}")
-        if self.eps < 0 or self.text_eps < 0:
-            raise ValueError("HiRo eps and text_eps must be >= 0")
-        from ..checks import number
-
-        number("options.tau", self.tau, lo=0, lo_open=True)
-        number("options.tau_min", self.tau_min, lo=0, lo_open=True)
-        number("options.tau_max", self.tau_max, lo=self.tau_min)
-        number("options.clip_r", self.clip_r, lo=0, lo_open=True)
-        number("options.init_depth", self.init_depth, lo=0, lo_open=True)
-        for name in ("lambda_vic", "lambda_gap"):
-            number(f"options.{name}", getattr(self, name), lo=0)
-        for name in ("zeta_gap", "zeta_vic"):
-            number(f"options.{name}", getattr(self, name), lo=0, optional=True)
-        for name in ("lr_scale_head", "lr_scale_text"):
-            if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
+from .configs import HNSA, PERTURBATIONS, HiRoConfig  # noqa: F401 (re-exported)
 
 
 class _TreeIndex:

@@ -13,28 +13,12 @@ official settings (the defaults here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from ..attacks import ce, pgd
 from .base import Method
-
-
-@dataclass
-class PMGConfig:
-    eps: float = 1 / 255
-    steps: int = 2
-    alpha: float = 1 / 255
-    logit_scale: float | None = 1.0  # official code: raw cosine logits; None: the head's (the model's own)
-    kl_reduction: str = "sum"  # official code: sum over the batch; "batchmean": mean over samples
-    w_clean: float = 1.0  # weight of KL(P_θ(x) ‖ P_θ(x_adv))
-    w_orig: float = 1.0  # weight of KL(P_orig(x_adv) ‖ P_θ(x_adv))
-
-    def __post_init__(self):
-        if self.kl_reduction not in ("sum", "batchmean"):
-            raise ValueError(f"PMG option kl_reduction={self.kl_reduction!r} is not 'sum' or 'batchmean'")
+from .configs import PMGConfig
 
 
 class PMG(Method):

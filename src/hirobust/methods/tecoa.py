@@ -6,22 +6,11 @@ CE by L∞ PGD (ε = α = 1/255, 2 steps, random start in the reference code).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch.nn.functional as F
 
 from ..attacks import ce, pgd
 from .base import Method
-
-
-@dataclass
-class TeCoAConfig:
-    eps: float = 1 / 255
-    steps: int = 2
-    alpha: float = 1 / 255
-    logit_scale: float | None = None  # None: the head's (the model's own; 100 for OpenAI CLIP)
-    level: int = 0  # the level whose text the image is aligned to (0 = leaf, as TeCoA)
-    random_start: bool = True
+from .configs import TeCoAConfig
 
 
 class TeCoA(Method):

@@ -12,24 +12,13 @@ adversarial image twice), and A_orig(x) is computed once per training sample whe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..attacks import ce, pgd
 from .base import Method
-
-
-@dataclass
-class TGAConfig:
-    eps: float = 1 / 255
-    steps: int = 2
-    alpha: float = 1 / 255
-    attn_adv_weight: float = 0.08  # α
-    attn_clean_weight: float = 0.05  # β
-    logit_scale: float | None = None  # None: the head's (the model's own; 100 for OpenAI CLIP)
-    cache_reference: bool = True
+from .configs import TGAConfig
 
 
 def attention_lowres(tokens: torch.Tensor, text_y: torch.Tensor) -> torch.Tensor:
