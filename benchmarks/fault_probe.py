@@ -92,8 +92,8 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], str]]:
     out.append(("finetune train_classes=[]", ft("data.train_classes=[]"), "no class"))
     out.append(("finetune no pretrained weights", ["--quiet", "finetune", "--method", "tecoa", "--out", str(tmp / "r"),
                                                    "model.name=hirobust-tiny", "data.dataset=synthetic"], "random"))
-    out.append(("evaluate --datasets cars", ["--quiet", "evaluate", "--model", f"x={run}", "--datasets", "cars",
-                                            "--out", str(tmp / "e")], "cars"))
+    out.append(("evaluate --datasets carz", ["--quiet", "evaluate", "--model", f"x={run}", "--datasets", "carz",
+                                            "--out", str(tmp / "e")], "carz"))
     out.append(("compare no report", ["compare", str(bad), "--out", str(tmp / "c")], "report"))
     out.append(("pretrain epochs=abc", ["--quiet", "pretrain", "epochs=abc"], "epochs"))
     out.append(("study seeds 0", ["--quiet", "study", "--out", str(tmp / "s"), "parts.season.seeds.tecoa=0"], "seeds"))
