@@ -355,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = _parser()
         if "-h" in argv or "--help" in argv:  # list the subcommand's config keys under its options
-            cmd = next((a for a in argv if a in parser._subparsers._group_actions[0].choices), None)  # noqa: SLF001
+            subparsers = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+            cmd = next((a for a in argv if a in subparsers), None)
             if cmd:
-                sp = parser._subparsers._group_actions[0].choices[cmd]  # noqa: SLF001
+                sp = subparsers[cmd]
                 sp.epilog = _keys_help(cmd)
                 sp.formatter_class = argparse.RawDescriptionHelpFormatter
         args = parser.parse_args(argv)

@@ -154,16 +154,21 @@ class RunLog:
 
         for k, v in self.header.items():  # to the file only: the console shows what the run does, not its config
             v = dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-            self._h.handle(logging.makeLogRecord({"name": "hirobust", "levelno": logging.INFO, "levelname": "INFO",
-                                                  "msg": "%s: %s", "args": (k, json.dumps(v, default=str))}))
+            self._to_file(logging.INFO, "%s: %s", k, json.dumps(v, default=str))
         return self
+
+    def _to_file(self, level: int, msg: str, *args) -> None:
+        """A record for run.log alone (not the console handler the command line adds to the same logger)."""
+        import logging
+
+        self._h.handle(logging.makeLogRecord({"name": "hirobust", "levelno": level,
+                                              "levelname": logging.getLevelName(level), "msg": msg, "args": args}))
 
     def __exit__(self, *exc):
         import logging
 
         if exc[0] is not None:  # to the file only: the command line prints the error itself
-            self._h.handle(logging.makeLogRecord({"name": "hirobust", "levelno": logging.ERROR, "levelname": "ERROR",
-                                                  "msg": "stopped by %s: %s", "args": (exc[0].__name__, exc[1])}))
+            self._to_file(logging.ERROR, "stopped by %s: %s", exc[0].__name__, exc[1])
         logging.getLogger("hirobust").removeHandler(self._h)
         self._h.close()
         return False

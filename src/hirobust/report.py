@@ -275,6 +275,7 @@ def clip_benchmark_results(report: dict) -> dict[str, dict]:
     from .schema import CLIP_BENCHMARK_NAME
 
     dataset = CLIP_BENCHMARK_NAME.get(report["dataset"], report["dataset"])
+    slug = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "_", str(t))  # noqa: E731
     out = {}
     for name, m in report.get("models", {}).items():
         src = m.get("source")
@@ -287,7 +288,6 @@ def clip_benchmark_results(report: dict) -> dict[str, dict]:
                  "attack": report.get("attack", {}).get("type"), "tree": report.get("tree")}
         result = {"dataset": dataset, "model": arch, "pretrained": pretrained, "task": "zeroshot_classification",
                   "metrics": {"acc1": m.get("clean", {}).get("0")}, "language": "en", "hirobust": extra}
-        slug = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "_", str(t))  # noqa: E731
         out[f"{slug(dataset)}_{slug(name)}_{slug(arch)}_en_zeroshot_classification.json"] = result
     return out
 

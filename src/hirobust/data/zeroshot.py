@@ -199,8 +199,9 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
     if why is not None and not (download and spec.downloadable):
         raise FileNotFoundError(f"{name}: {why}. {spec.how_to_get}")
     tf = image_transform(image_size)
+    prompts = clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {}
     if name == "caltech101" and caltech101_background:
-        return _caltech101_with_background(folder, tf, num_workers, prompt_names)
+        return _caltech101_with_background(folder, tf, num_workers, prompts)
     if name == "imagenet":
         dataset = ImageFolderByWnid(_imagenet_folder(folder, split), transform=tf)
         labels = [lbl for _, lbl in dataset.samples]
@@ -221,7 +222,7 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         dataset=dataset,
         num_workers=num_workers,
-        prompt_names=clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {},
+        prompt_names=prompts,
     )
 
 
@@ -230,7 +231,7 @@ BACKGROUND = "background"  # CLIP_benchmark's name of Caltech-101's BACKGROUND_G
 BACKGROUND_ANCESTORS = ["background clutter", "background scene", "background image", "background picture"]
 
 
-def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: str) -> ZSDataset:
+def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: dict) -> ZSDataset:
     """Caltech-101 as CLIP_benchmark loads it: every folder of ``101_ObjectCategories`` in sorted order, so
     ``BACKGROUND_Google`` is class 0 ("background") and the 101 object classes follow in torchvision's order."""
     from torchvision.datasets import ImageFolder
@@ -251,5 +252,4 @@ def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: 
     tree["classes"] = names
     return ZSDataset(name="caltech101", classnames=names, templates=list(TEMPLATES["caltech101"]), hierarchy=tree,
                      labels=torch.as_tensor(ds.targets, dtype=torch.long), dataset=ds, num_workers=num_workers,
-                     prompt_names=clip_benchmark_prompt_names("caltech101") if prompt_names == "clip_benchmark"
-                     else {})
+                     prompt_names=prompt_names)
