@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hirobust.data.zeroshot_meta import TEMPLATES, classnames, clip_benchmark_prompt_names
-from hirobust.schema import CLIP_BENCHMARK_ALIASES, CLIP_BENCHMARK_NAME
+from hirobust.data.registry import (
+    CLIP_BENCHMARK_ALIASES,
+    CLIP_BENCHMARK_NAME,
+    classnames,
+    clip_benchmark_prompt_names,
+    templates,
+)
 
 
 def _clip_benchmark_file(name: str):
@@ -24,11 +29,11 @@ THEIRS = ["cifar10", "cifar100", "stl10", "imagenet1k", "caltech101", "pets", "f
 
 @pytest.mark.parametrize("theirs", THEIRS)
 def test_templates_are_clip_benchmarks(theirs):
-    templates = _clip_benchmark_file("en_zeroshot_classification_templates.json")
+    theirs_templates = _clip_benchmark_file("en_zeroshot_classification_templates.json")
     ours = CLIP_BENCHMARK_ALIASES.get(theirs, theirs)
     assert CLIP_BENCHMARK_NAME.get(ours, ours) == theirs
-    expected = templates.get(theirs, templates["imagenet1k"])  # CLIP_benchmark's fallback
-    assert TEMPLATES[ours] == [t.replace("{c}", "{}") for t in expected]
+    expected = theirs_templates.get(theirs, theirs_templates["imagenet1k"])  # CLIP_benchmark's fallback
+    assert templates(ours) == [t.replace("{c}", "{}") for t in expected]
 
 
 @pytest.mark.parametrize("theirs", ["imagenet1k", "pets", "flowers", "eurosat", "pcam", "caltech101"])
@@ -53,7 +58,7 @@ def test_cifar100_prompts_keep_torchvisions_underscores_as_clip_benchmark_does()
 
 
 def test_unique_names_remain_an_option():
-    from hirobust.schema import DataConfig
+    from hirobust.app.schema import DataConfig
 
     assert DataConfig().prompt_names == "clip_benchmark" and DataConfig(prompt_names="unique").prompt_names == "unique"
     with pytest.raises(ValueError, match="data.prompt_names='x'"):

@@ -1,9 +1,20 @@
+import importlib
+import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
+from hirobust.data.imagenet import imagenet_classnames, imagenet_lemmas, imagenet_wnids
 from hirobust.hierarchy import load_forest, load_tree
-from hirobust.hierarchy.imagenet import forest_stats, imagenet_classnames, imagenet_lemmas, imagenet_wnids
+
+
+def _tool(name: str):
+    """A build-time generator of ``tools/`` (outside the installed package)."""
+    tools = str(Path(__file__).resolve().parents[1] / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    return importlib.import_module(name)
 
 
 def test_wnids_and_lemmas_from_timm():
@@ -41,7 +52,7 @@ def test_trees_distinct_and_valid():
         assert not set(leaves) & {n for lvl in range(1, 6) for n in a.nodes(lvl)}
         for b in list(forest)[i + 1:]:
             assert any(a.path(leaf) != b.path(leaf) for leaf in leaves), (a.name, b.name)
-    stats = forest_stats(forest)
+    stats = _tool("imagenet_trees").forest_stats(forest)
     assert stats["wordnet"]["leaves_differing_from_first"] == 0
     assert all(0 < s["leaves_differing_from_first"] < 400 for n, s in stats.items() if n != "wordnet")
     # a name denotes one node per level: its parent is the same wherever it occurs
@@ -65,8 +76,10 @@ def _wordnet_available():
 
 @pytest.mark.skipif(not _wordnet_available(), reason="WordNet not installed (apt-get install wordnet-base)")
 def test_shipped_file_is_rebuilt_exactly_from_wordnet():
-    from hirobust.hierarchy.imagenet import dumps, hypernyms, imagenet_tree_data
     from hirobust.hierarchy.wordnet import wordnet
+
+    tool = _tool("imagenet_trees")
+    dumps, hypernyms, imagenet_tree_data = tool.dumps, tool.hypernyms, tool.imagenet_tree_data
 
     # WordNet's file order, independent of PYTHONHASHSEED (nltk's hypernyms() order is not)
     assert [s.name() for s in hypernyms(wordnet().synset("dog.n.01"))] == ["canine.n.02", "domestic_animal.n.01"]

@@ -1,79 +1,59 @@
-"""Dataset registry: name -> :class:`ZSDataset` (images in [0, 1], leaf labels, class names, templates, trees)."""
+"""Datasets by name: :func:`get_dataset` -> :class:`ZSDataset` (images in [0, 1], leaf labels, class names,
+templates, trees). Each dataset's facts live in :mod:`.registry` (one :class:`~.registry.DatasetSpec` each).
+
+Importing this package loads no torch: the registry is torch-free, and the torch-using names (``ZSDataset``,
+``resize``, ``make_synthetic``, ...) are imported on first use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..hierarchy import Forest, load_forest
-from .base import ZSDataset, resize
-from .synthetic import MIX_PREFIX, make_synthetic, make_synthetic_mix, parse_mix
-from .zeroshot_specs import ZEROSHOT_DATASETS
+from .registry import (
+    CLIP_BENCHMARK_ALIASES,
+    DATASETS,
+    SPECS,
+    ZEROSHOT_DATASETS,
+    DatasetSpec,
+    canonical_dataset,
+)
 
-__all__ = ["ZSDataset", "DATASETS", "get_dataset", "dataset_forest", "resize", "make_synthetic",
-           "make_synthetic_mix"]
+if TYPE_CHECKING:
+    from ..hierarchy import Forest
+    from .base import ZSDataset
+
+__all__ = ["ZSDataset", "DATASETS", "SPECS", "DatasetSpec", "ZEROSHOT_DATASETS", "get_dataset", "dataset_forest",
+           "resize", "make_synthetic", "make_synthetic_mix"]
+
+_LAZY = {"ZSDataset": "base", "resize": "base", "make_synthetic": "synthetic", "make_synthetic_mix": "synthetic"}
 
 
-def _fashion_mnist(split: str, root: str | Path | None = None, **_) -> ZSDataset:
-    from . import fashion_mnist
-
-    return fashion_mnist.load(split, root)
-
-
-_SYNTHETIC_KW = ("n_per_class", "branching", "num_levels", "image_size", "noise", "seed")
-
-
-def _synthetic(split: str, root=None, **kw) -> ZSDataset:
-    return make_synthetic(split, **{k: v for k, v in kw.items() if k in _SYNTHETIC_KW})
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _MIX_KW = ("n_per_class", "image_size", "noise", "seed")
-
-
-def _synthetic_mix(mix: float) -> Callable[..., ZSDataset]:
-    """Loader of ``synthetic-mix<mix>`` (:func:`make_synthetic_mix`; unknown keyword arguments are ignored)."""
-
-    def loader(split: str = "test", root=None, **kw) -> ZSDataset:
-        return make_synthetic_mix(split, mix, **{k: v for k, v in kw.items() if k in _MIX_KW})
-
-    return loader
-
-
-def _zeroshot(name: str) -> Callable[..., ZSDataset]:
-    """Loader of zero-shot evaluation dataset ``name`` (torchvision, imported only when called)."""
-
-    def loader(split: str = "test", root: str | Path | None = None, image_size: int = 224, download: bool = False,
-               **kw) -> ZSDataset:
-        from . import zeroshot
-
-        return zeroshot.load(name, split, root=root, image_size=image_size, download=download, **kw)
-
-    loader.__name__ = f"load_{name.replace('-', '_')}"
-    return loader
-
-
-DATASETS: dict[str, Callable[..., ZSDataset]] = {
-    "fashion-mnist": _fashion_mnist,
-    "synthetic": _synthetic,
-    "synthetic-unlabelled": lambda split, root=None, **kw: make_synthetic(
-        split, unlabelled=True, **{k: v for k, v in kw.items() if k in _SYNTHETIC_KW}),
-    # the 15 zero-shot evaluation datasets of METHOD.md §5 (hirobust.data.zeroshot; availability: zeroshot.available)
-    **{name: _zeroshot(name) for name in ZEROSHOT_DATASETS},
-}
 
 
 def get_dataset(name: str, split: str = "test", root: str | Path | None = None, **kwargs) -> ZSDataset:
     """Load dataset ``name``'s ``split``; unknown names raise ``ValueError`` listing the known ones.
 
     Besides :data:`DATASETS`, ``synthetic-mix<m>`` (e.g. ``synthetic-mix0``, ``synthetic-mix0.5``) is the control
-    dataset of :func:`make_synthetic_mix` with ``mix = m``; a malformed or out-of-range ``m`` raises ``ValueError``.
+    dataset of :func:`make_synthetic_mix` with ``mix = m`` (unknown keyword arguments are ignored); a malformed or
+    out-of-range ``m`` raises ``ValueError``. CLIP_benchmark's spelling of a name works too.
     """
-    from ..schema import CLIP_BENCHMARK_ALIASES, canonical_dataset
+    from .synthetic import MIX_PREFIX, make_synthetic_mix, parse_mix
 
     name = canonical_dataset(name)
     mix = parse_mix(name)  # synthetic-mix<m>, m in [0, 1]: any m, so not listed in DATASETS
     if mix is not None:
-        return _synthetic_mix(mix)(split, root=root, **kwargs)
+        return make_synthetic_mix(split, mix, **{k: v for k, v in kwargs.items() if k in _MIX_KW})
     if name not in DATASETS:
         known = ", ".join(sorted(DATASETS))
         raise ValueError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1]); CLIP_benchmark's "
@@ -83,5 +63,7 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
 
 def dataset_forest(ds: ZSDataset, trees: list[str] | None = None, hierarchy: str | Path | dict | None = None) -> Forest:
     """The dataset's trees (or those of ``hierarchy``), checked to cover exactly its classes."""
+    from ..hierarchy import load_forest
+
     return load_forest(hierarchy if hierarchy is not None else ds.hierarchy, trees=trees, classes=ds.classnames,
                        also=ds.held_out)

@@ -7,17 +7,11 @@ from pathlib import Path
 
 from .base import ZSDataset
 from .idx import read_idx
+from .registry import classnames, templates
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
-TEMPLATES = [
-    "a photo of a {}.",
-    "a black and white photo of a {}.",
-    "a low resolution photo of a {}.",
-    "a photo of the {}.",
-    "a picture of a {}.",
-    "an image of a {}.",
-]
+CLASSES = classnames("fashion-mnist")  # data/classnames/fashion-mnist.json (the registry's)
+TEMPLATES = templates("fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 HOW_TO_GET = (

@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from .base import ZSDataset
-from .zeroshot_meta import TEMPLATES, classnames, clip_benchmark_prompt_names
-from .zeroshot_specs import SPECS, ZEROSHOT_DATASETS, Spec
+from .imagenet import imagenet_wnids
+from .registry import SPECS, ZEROSHOT_DATASETS, Source, classnames, clip_benchmark_prompt_names, templates
 
 __all__ = ["ZEROSHOT_DATASETS", "available", "default_root", "image_transform", "imagenet_wnids", "load",
            "ImageFolderByWnid"]
@@ -61,17 +61,6 @@ def image_transform(image_size: int = 224) -> Callable:
 
 
 # ---------------------------------------------------------------------------------------------- ImageNet (a folder)
-def imagenet_wnids() -> list[str]:
-    """The 1000 ImageNet-1k WordNet ids in canonical label order (timm's ``imagenet_synsets.txt``)."""
-    from importlib import resources
-
-    text = resources.files("timm").joinpath("data", "_info", "imagenet_synsets.txt").read_text()
-    wnids = [w.strip() for w in text.split() if w.strip()]
-    if len(wnids) != 1000:
-        raise RuntimeError(f"timm's imagenet_synsets.txt lists {len(wnids)} wnids, expected 1000")
-    return wnids
-
-
 class ImageFolderByWnid(torch.utils.data.Dataset):
     """``folder/<wnid>/*.JPEG`` with labels indexing the full 1000-class list (some wnid folders may be absent).
 
@@ -124,18 +113,18 @@ def _check_imagenet(root: Path, split: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------- public API
-def _resolve(name: str, split: str, root: str | Path | None) -> tuple[Spec, Path]:
-    if name not in SPECS:
+def _resolve(name: str, split: str, root: str | Path | None) -> tuple[Source, Path]:
+    if name not in ZEROSHOT_DATASETS:
         raise ValueError(f"unknown zero-shot dataset {name!r}; known: {', '.join(ZEROSHOT_DATASETS)}")
-    spec = SPECS[name]
-    if split not in spec.splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; use one of {', '.join(spec.splits)}")
-    return spec, Path(root).expanduser() if root is not None else default_root()
+    source = SPECS[name].source
+    if split not in source.splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; use one of {', '.join(source.splits)}")
+    return source, Path(root).expanduser() if root is not None else default_root()
 
 
-def _missing_packages(spec: Spec) -> list[str]:
+def _missing_packages(source: Source) -> list[str]:
     out = []
-    for mod in spec.needs:
+    for mod in source.needs:
         try:
             __import__(mod)
         except ImportError:
@@ -143,11 +132,11 @@ def _missing_packages(spec: Spec) -> list[str]:
     return out
 
 
-def _missing(name: str, spec: Spec, root: Path, split: str) -> str | None:
+def _missing(name: str, source: Source, root: Path, split: str) -> str | None:
     """Why the data is not there (``None`` when it looks complete); cheap: looks at paths only."""
     if name == "imagenet":
         return _check_imagenet(root, split)
-    missing = [p for p in spec.files(split) if not (root / p).exists()]
+    missing = [p for p in source.files(split) if not (root / p).exists()]
     if missing:
         return f"missing under {str(root)!r}: {', '.join(missing)}"
     return None
@@ -169,21 +158,21 @@ def available(name: str, root: str | Path | None = None, split: str = "test") ->
         except FileNotFoundError as e:
             return False, str(e)
     try:
-        spec, folder = _resolve(name, split, root)
+        source, folder = _resolve(name, split, root)
     except ValueError as e:
         return False, str(e)
-    packages = _missing_packages(spec)
+    packages = _missing_packages(source)
     if packages:
         return False, f"dataset {name!r} needs the Python package(s) {', '.join(packages)} (pip install them)"
-    why = _missing(name, spec, folder, split)
-    return (True, f"found under {str(folder)!r}") if why is None else (False, f"{why}; expected {spec.layout}")
+    why = _missing(name, source, folder, split)
+    return (True, f"found under {str(folder)!r}") if why is None else (False, f"{why}; expected {source.layout}")
 
 
 def load(name: str, split: str = "test", root: str | Path | None = None, image_size: int = 224,
          download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark",
          caltech101_background: bool = True, **_) -> ZSDataset:
     """Registry loader of zero-shot dataset ``name``: images in [0, 1] at ``image_size``, leaf labels, class names,
-    CLIP_benchmark templates and the shipped hierarchy ``name``.
+    CLIP_benchmark templates and the shipped hierarchy (all as :data:`hirobust.data.registry.SPECS` says).
 
     Missing data raises ``FileNotFoundError`` naming the expected files and how to get them (``download=True`` for
     the datasets torchvision can download, the layout to build by hand for the others). ``prompt_names``:
@@ -191,13 +180,13 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
     ``caltech101_background``: Caltech-101 with CLIP_benchmark's background class (102 classes; see
     :func:`_caltech101_with_background`), else torchvision's 101.
     """
-    spec, folder = _resolve(name, split, root)
-    packages = _missing_packages(spec)
+    source, folder = _resolve(name, split, root)
+    packages = _missing_packages(source)
     if packages:
         raise ImportError(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
-    why = _missing(name, spec, folder, split)
-    if why is not None and not (download and spec.downloadable):
-        raise FileNotFoundError(f"{name}: {why}. {spec.how_to_get}")
+    why = _missing(name, source, folder, split)
+    if why is not None and not (download and source.downloadable):
+        raise FileNotFoundError(f"{name}: {why}. {source.how_to_get}")
     tf = image_transform(image_size)
     prompts = clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {}
     if name == "caltech101" and caltech101_background:
@@ -209,16 +198,16 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
         if download:
             folder.mkdir(parents=True, exist_ok=True)
         try:
-            dataset, labels = spec.build(folder, spec.splits[split], download and why is not None, tf)
+            dataset, labels = source.build(folder, source.splits[split], download and why is not None, tf)
         except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted", a failed download
             what = "the download failed" if download and why is not None else "could not load"
-            raise FileNotFoundError(f"{name}: {what} ({e}) under {str(folder)!r}. {spec.how_to_get}") from e
+            raise FileNotFoundError(f"{name}: {what} ({e}) under {str(folder)!r}. {source.how_to_get}") from e
     names = classnames(name)
     return ZSDataset(
         name=name,
         classnames=names,
-        templates=list(TEMPLATES[name]),
-        hierarchy=name,
+        templates=templates(name),
+        hierarchy=SPECS[name].trees,
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         dataset=dataset,
         num_workers=num_workers,
@@ -244,12 +233,12 @@ def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: 
         raise FileNotFoundError(f"caltech101: {str(folder)!r} holds {len(ds.classes)} class folders (first "
                                 f"{ds.classes[:1]}), expected BACKGROUND_Google and the 101 categories; or set "
                                 f"data.caltech101_background=false to read it as torchvision does")
-    tree = load_tree_file("caltech101")
+    tree = load_tree_file(SPECS["caltech101"].trees)
     for spec in tree["trees"].values():
         levels = spec.get("num_levels", tree.get("num_levels"))
         spec["paths"] = {BACKGROUND: BACKGROUND_ANCESTORS[:levels - 1], **spec["paths"]}
     names = [BACKGROUND, *classnames("caltech101")]
     tree["classes"] = names
-    return ZSDataset(name="caltech101", classnames=names, templates=list(TEMPLATES["caltech101"]), hierarchy=tree,
+    return ZSDataset(name="caltech101", classnames=names, templates=templates("caltech101"), hierarchy=tree,
                      labels=torch.as_tensor(ds.targets, dtype=torch.long), dataset=ds, num_workers=num_workers,
                      prompt_names=prompt_names)

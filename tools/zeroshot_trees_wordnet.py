@@ -1,10 +1,11 @@
-"""WordNet-checked trees of CIFAR-10, STL-10, CIFAR-100, Caltech-101 and Caltech-256 (data for zeroshot_trees.py).
+"""WordNet senses of the WordNet-checked trees of CIFAR-10, STL-10, CIFAR-100, Caltech-101 and Caltech-256 (data for
+zeroshot_trees.py; the trees themselves are in zeroshot_trees_wordnet_trees.py).
 
 Each tree is written top-down as nested groups ``{level L: {level L-1: ... {level 1: [leaves]}}}`` whose node names are
 prompt-usable English. ``LEAF_SYNSETS`` gives each leaf's WordNet 3.0 sense, chosen and checked by hand (the first
 sense of a name is often wrong: see ``SENSE_FIXES``); ``NODE_SYNSETS`` the senses a node name stands for. The
 generator checks every (leaf, node) pair against WordNet's hypernym closure and lists the placements WordNet does
-not make (``python -m hirobust.data.zeroshot_trees --report``); each of those was decided by hand.
+not make (``python tools/zeroshot_trees.py --report``); each of those was decided by hand.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ SENSE_FIXES = {
     "CIFAR-100's 'fruit and vegetables')",
 }
 
-_FELINE_BODY = "body of a cougar cat"
-_FELINE_FACE = "face of a cougar cat"
+FELINE_BODY = "body of a cougar cat"
+FELINE_FACE = "face of a cougar cat"
 
 LEAF_SYNSETS: dict[str, dict[str, str | None]] = {
     "cifar10": {
@@ -88,7 +89,7 @@ LEAF_SYNSETS: dict[str, dict[str, str | None]] = {
         "brontosaurus": "apatosaur.n.01", "buddha": None, "butterfly": "butterfly.n.01", "camera": "camera.n.01",
         "cannon": "cannon.n.01", "side of a car": "car.n.01", "ceiling fan": "fan.n.01",
         "cellphone": "cellular_telephone.n.01", "chair": "chair.n.01", "chandelier": "chandelier.n.01",
-        _FELINE_BODY: "cougar.n.01", _FELINE_FACE: "cougar.n.01", "crab": "crab.n.01", "crayfish": "crayfish.n.03",
+        FELINE_BODY: "cougar.n.01", FELINE_FACE: "cougar.n.01", "crab": "crab.n.01", "crayfish": "crayfish.n.03",
         "crocodile": "crocodile.n.01", "head of a  crocodile": "crocodile.n.01", "cup": "cup.n.01",
         "dalmatian": "dalmatian.n.02", "dollar bill": "dollar.n.02", "dolphin": "dolphin.n.02",
         "dragonfly": "dragonfly.n.01", "electric guitar": "electric_guitar.n.01", "elephant": "elephant.n.01",
@@ -255,209 +256,4 @@ NODE_SYNSETS: dict[str, tuple[str, ...]] = {
     "sky phenomenon": ("atmospheric_phenomenon.n.01",), "weather phenomenon": ("atmospheric_phenomenon.n.01",),
     "sky or space": (), "celestial body": ("celestial_body.n.01", "extraterrestrial_object.n.01"),
     "landscape": (), "watercourse": ("watercourse.n.01",), "cluttered scene": (),
-}
-
-# ------------------------------------------------------------------------------------------------------ the trees
-_ANIMALS_CIFAR100 = {
-    "mammal": ["bear", "beaver", "camel", "cattle", "chimpanzee", "dolphin", "elephant", "fox", "hamster", "kangaroo",
-               "leopard", "lion", "mouse", "otter", "porcupine", "possum", "rabbit", "raccoon", "seal", "shrew",
-               "skunk", "squirrel", "tiger", "whale", "wolf"],
-    "fish": ["aquarium fish", "flatfish", "ray", "shark", "trout"],
-    "reptile": ["crocodile", "dinosaur", "lizard", "snake", "turtle"],
-    "insect": ["bee", "beetle", "butterfly", "caterpillar", "cockroach"],
-    "arachnid": ["spider"],
-    "crustacean": ["crab", "lobster"],
-    "soft-bodied invertebrate": ["snail", "worm"],
-}
-
-TREES: dict[str, dict] = {
-    "cifar10": {
-        "animal": {"mammal": ["cat", "deer", "dog", "horse"], "feathered animal": ["bird"], "amphibian": ["frog"]},
-        "vehicle": {"aircraft": ["airplane"], "motor vehicle": ["automobile", "truck"], "watercraft": ["ship"]},
-    },
-    "stl10": {
-        "animal": {"mammal": ["cat", "deer", "dog", "horse", "monkey"], "feathered animal": ["bird"]},
-        "vehicle": {"aircraft": ["airplane"], "motor vehicle": ["car", "truck"], "watercraft": ["ship"]},
-    },
-    "cifar100": {
-        "living thing": {
-            "animal": _ANIMALS_CIFAR100,
-            "person": {"child": ["baby", "boy", "girl"], "adult": ["man", "woman"]},
-            "plant": {"flower": ["orchid", "poppy", "rose", "sunflower", "tulip"],
-                      "tree": ["maple tree", "oak tree", "palm tree", "pine tree", "willow tree"]},
-        },
-        "food": {"fruit or vegetable": {"fruit": ["apple", "orange", "pear"],
-                                        "vegetable": ["mushroom", "sweet pepper"]}},
-        "man-made object": {
-            "vehicle": {"motor vehicle": ["bus", "motorcycle", "pickup truck", "tractor"], "military vehicle": ["tank"],
-                        "rail vehicle": ["streetcar", "train"], "human-powered vehicle": ["bicycle"],
-                        "spacecraft": ["rocket"]},
-            "household item": {"furniture": ["bed", "chair", "couch", "table", "wardrobe"],
-                               "tableware": ["bowl", "cup", "plate"], "container": ["bottle", "can"],
-                               "electrical device": ["clock", "keyboard", "lamp", "telephone", "television"]},
-            "tool": {"garden tool": ["lawn mower"]},
-            "building or structure": {"building": ["castle", "house", "skyscraper"],
-                                      "transport infrastructure": ["bridge", "road"]},
-        },
-        "natural scene": {"natural landscape": {"landform": ["mountain", "plain"], "body of water": ["sea"],
-                                                "vegetation": ["forest"], "sky phenomenon": ["cloud"]}},
-    },
-    "caltech101": {
-        "living thing": {
-            "animal": {
-                "mammal": ["leopard", "beaver", _FELINE_BODY, _FELINE_FACE, "dalmatian", "dolphin", "elephant",
-                           "gerenuk", "hedgehog", "kangaroo", "llama", "okapi", "panda", "platypus", "rhino",
-                           "wild cat"],
-                "bird": ["emu", "flamingo", "head of a flamingo", "ibis", "pigeon", "rooster"],
-                "reptile": ["brontosaurus", "crocodile", "head of a  crocodile", "hawksbill", "stegosaurus"],
-                "fish": ["bass", "sea horse"],
-                "insect": ["ant", "butterfly", "dragonfly", "mayfly"],
-                "arachnid": ["scorpion", "tick"],
-                "crustacean": ["crab", "crayfish", "lobster"],
-                "mollusk": ["nautilus", "octopus"],
-                "echinoderm": ["starfish"],
-                "many-legged arthropod": ["trilobite"],
-            },
-            "person": {"body part": ["off-center face", "centered face", "brain"]},
-            "plant": {"flower": ["lotus", "sunflower", "water lilly"], "tree": ["bonsai", "joshua tree"]},
-        },
-        "food": {"fruit or vegetable": {"fruit": ["strawberry"]}, "prepared food": {"dish": ["pizza"]}},
-        "man-made object": {
-            "vehicle": {"motor vehicle": ["motorbike", "side of a car"], "aircraft": ["airplane", "helicopter"],
-                        "watercraft": ["ferry", "ketch", "schooner"]},
-            "musical instrument": {"wind instrument": ["accordion", "euphonium", "saxophone"],
-                                   "stringed instrument": ["electric guitar", "mandolin"],
-                                   "keyboard instrument": ["grand piano"], "musical accessory": ["metronome"]},
-            "weapon": {"gun": ["cannon", "revolver"]},
-            "electrical device": {"media device": ["camera", "gramophone", "headphone"],
-                                  "computer equipment": ["laptop"], "telephone": ["cellphone"],
-                                  "light source": ["chandelier", "lamp"], "home appliance": ["ceiling fan"]},
-            "household item": {"furniture": ["chair", "windsor chair", "wheelchair"]},
-            "container": {"drink container": ["barrel", "cup", "ewer"]},
-            "tool or equipment": {"hand tool": ["scissors", "stapler", "wrench"],
-                                  "scientific instrument": ["binocular"], "measuring instrument": ["watch"],
-                                  "nautical equipment": ["anchor"]},
-            "clothing or accessory": {"accessory": ["umbrella"]},
-            "sports equipment": {"ball": ["soccer ball"], "sports implement": ["inline skate"]},
-            "building or structure": {"tower": ["minaret"], "religious building": ["pagoda"],
-                                      "monument": ["pyramid"]},
-            "artwork or symbol": {"cartoon character": ["garfield", "snoopy (cartoon beagle)"],
-                                  "religious figure": ["buddha"], "religious object": ["menorah"],
-                                  "sign or symbol": ["stop sign", "yin and yang symbol"], "money": ["dollar bill"]},
-        },
-    },
-    "caltech256": {
-        "living thing": {
-            "animal": {
-                "mammal": ["bat", "bear", "camel", "chimpanzee", "dog", "dolphin", "elephant", "elk", "giraffe",
-                           "goat", "gorilla", "greyhound", "horse", "kangaroo", "killer whale", "leopard", "llama",
-                           "porcupine", "raccoon", "skunk", "zebra"],
-                "bird": ["cormorant", "duck", "goose", "hummingbird", "ibis", "ostrich", "owl", "penguin", "swan"],
-                "reptile": ["hawksbill turtle", "iguana", "snake", "triceratops"],
-                "amphibian": ["frog", "toad"],
-                "fish": ["goldfish"],
-                "insect": ["butterfly", "cockroach", "grasshopper", "house fly", "praying mantis"],
-                "arachnid": ["scorpion", "spider"],
-                "crustacean": ["crab"],
-                "mollusk": ["conch", "mussel", "octopus", "snail"],
-                "echinoderm": ["starfish"],
-                "many-legged arthropod": ["centipede", "horseshoe crab", "trilobite"],
-            },
-            "person": {"body part": ["brain", "human face", "human skeleton"], "group of people": ["people"]},
-            "plant": {"flower": ["hibiscus", "iris", "sunflower"], "tree": ["bonsai", "palm tree"],
-                      "succulent": ["cactus"], "spore-bearing plant": ["fern"]},
-        },
-        "food": {
-            "fruit or vegetable": {"fruit": ["grapes", "watermelon"], "vegetable": ["mushroom", "tomato"]},
-            "prepared food": {"dish": ["fried egg", "spaghetti", "sushi"], "fast food": ["hamburger", "hot dog"],
-                              "dessert": ["cake", "ice cream cone"]},
-        },
-        "man-made object": {
-            "vehicle": {
-                "motor vehicle": ["bulldozer", "fire truck", "motorbike", "school bus", "segway", "side of a car",
-                                  "snowmobile"],
-                "aircraft": ["airplane", "blimp", "fighter jet", "helicopter", "hot air balloon"],
-                "watercraft": ["canoe", "kayak", "ketch", "speed boat"],
-                "human-powered vehicle": ["mountain bike", "pram", "skateboard", "touring bike", "tricycle"],
-                "horse-drawn vehicle": ["covered wagon"],
-            },
-            "musical instrument": {
-                "wind instrument": ["french horn", "harmonica"],
-                "stringed instrument": ["electric guitar", "harp", "mandolin"],
-                "keyboard instrument": ["grand piano", "harpsichord"],
-                "percussion instrument": ["tambourine", "xylophone"],
-                "musical accessory": ["guitar pick", "tuning fork"],
-            },
-            "weapon": {"gun": ["ak-47", "cannon", "revolver", "rifle"], "bladed weapon": ["sword"]},
-            "electrical device": {
-                "home appliance": ["breadmaker", "microwave", "refrigerator", "toaster", "washing machine"],
-                "media device": ["boom box", "headphones", "ipod", "megaphone", "vcr", "video projector"],
-                "computer equipment": ["compact disc", "computer keyboard", "computer monitor", "computer mouse",
-                                       "floppy disk", "joystick", "laptop", "palm pilot", "pci card"],
-                "office machine": ["calculator", "paper shredder", "photocopier"],
-                "telephone": ["rotary phone"],
-                "light source": ["chandelier", "flashlight", "lightbulb"],
-            },
-            "household item": {"furniture": ["hammock", "mattress", "picnic table"],
-                               "household fixture": ["bathtub", "doorknob", "hot tub"]},
-            "kitchen utensil": {"cookware": ["frying pan"],
-                                "eating utensil": ["chopsticks", "drinking straw", "spoon"]},
-            "container": {"drink container": ["beer mug", "coffee mug", "ewer", "soda can", "teapot", "wine bottle"],
-                          "box": ["cereal box", "coffin"], "bag": ["backpack"]},
-            "clothing or accessory": {"hat": ["cowboy hat", "top hat", "yarmulke"],
-                                      "footwear": ["sneaker", "tennis shoes"],
-                                      "garment": ["necktie", "socks", "t-shirt"],
-                                      "accessory": ["diamond ring", "eyeglasses", "umbrella"]},
-            "sports equipment": {
-                "ball": ["bowling ball", "golf ball", "soccer ball", "tennis ball"],
-                "sports implement": ["baseball bat", "tennis racket"],
-                "protective gear": ["baseball glove", "boxing glove", "football helmet"],
-                "exercise equipment": ["dumbbell", "treadmill"],
-                "game equipment": ["basketball hoop", "billiards", "bowling pin"],
-                "equestrian gear": ["saddle", "stirrups"],
-            },
-            "toy or game": {"toy": ["frisbee", "pez dispenser", "teddy bear", "yo-yo"],
-                            "game": ["chess board", "dice", "playing card", "roulette wheel"]},
-            "tool or equipment": {
-                "hand tool": ["knife", "screwdriver", "swiss army knife", "tweezers"],
-                "scientific instrument": ["binoculars", "microscope", "radio telescope"],
-                "measuring instrument": ["hourglass", "sextant", "theodolite", "watch"],
-                "safety equipment": ["fire extinguisher", "welding mask"],
-                "machine tool": ["lathe"],
-                "garden tool": ["self-propelled lawn mower"],
-                "work equipment": ["ladder", "tripod", "wheelbarrow"],
-                "office supply": ["paperclip"],
-                "medical instrument": ["syringe"],
-            },
-            "outdoor fixture": {"street fixture": ["fire hydrant", "gas pump", "mailbox", "telephone box",
-                                                   "traffic light"],
-                                "garden fixture": ["birdbath"]},
-            "vehicle part": {"car part": ["car tire", "license plate", "steering wheel"]},
-            "building or structure": {
-                "tower": ["eiffel tower", "leaning tower of pisa", "lighthouse", "minaret", "smokestack"],
-                "building": ["skyscraper", "teepee", "windmill"],
-                "bridge": ["golden gate bridge"],
-                "monument": ["pyramid", "tombstone"],
-                "sports venue": ["tennis court"],
-            },
-            "artwork or symbol": {
-                "cartoon character": ["cartman", "homer simpson", "superman"],
-                "mythical creature": ["minotaur", "unicorn"],
-                "religious figure": ["buddha", "jesus christ"],
-                "religious object": ["menorah"],
-                "sign or symbol": ["american flag"],
-                "scale model": ["desk globe"],
-                "money": ["coin"],
-                "printed matter": ["sheet music"],
-                "decorative art": ["stained glass"],
-                "pyrotechnic display": ["fireworks"],
-            },
-        },
-        "natural scene": {
-            "sky or space": {"celestial body": ["comet", "galaxy", "mars", "saturn"],
-                             "weather phenomenon": ["lightning", "rainbow"]},
-            "landscape": {"watercourse": ["waterfall"]},
-        },
-        "cluttered scene": ["clutter"],
-    },
 }

@@ -1,11 +1,13 @@
-"""Regenerates the shipped hierarchy files of the zero-shot datasets: ``python -m hirobust.data.zeroshot_trees``.
+"""Regenerates the shipped hierarchy files of the zero-shot datasets: ``python tools/zeroshot_trees.py``.
 
-Sources: ``zeroshot_trees_wordnet`` (WordNet-checked trees of CIFAR-10/100, STL-10, Caltech-101/256),
+Sources: ``zeroshot_trees_wordnet[_trees]`` (WordNet-checked trees of CIFAR-10/100, STL-10, Caltech-101/256),
 ``zeroshot_trees_taxonomy`` (FGVC-Aircraft's own variant/family/manufacturer labels; Stanford Cars' make and body
 type, parsed from the class names) and ``zeroshot_trees_hand`` (SUN397's official categories, Food-101, Flowers-102,
 Pets, DTD, EuroSAT, PCAM). ``--check`` verifies that the shipped files are what this script writes; ``--report NAME``
 lists, for a WordNet-checked tree, the placements WordNet's hypernyms do not make (each decided by hand). ImageNet's
-file is written elsewhere. CIFAR-100's file keeps its official ``coarse`` tree (the default) and gains ``wordnet``.
+file is written by ``tools/imagenet_trees.py``. CIFAR-100's file keeps its official ``coarse`` tree (the default) and
+gains ``wordnet``. The class names come from the registry (:func:`hirobust.data.registry.classnames`); the files go to
+``src/hirobust/hierarchy/data/`` of this checkout. Run with hirobust importable (``pip install -e .``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import argparse
 import json
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
-from . import zeroshot_trees_hand as hand
-from . import zeroshot_trees_taxonomy as tax
-from . import zeroshot_trees_wordnet as wnt
-from .zeroshot_meta import CLASSNAMES
+import zeroshot_trees_hand as hand
+import zeroshot_trees_taxonomy as tax
+import zeroshot_trees_wordnet as wnt
+from zeroshot_trees_wordnet_trees import TREES as WORDNET_TREES
+
+from hirobust.data.registry import classnames
+
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "hirobust" / "hierarchy" / "data"
 
 DATASETS = ["cifar10", "cifar100", "stl10", "caltech101", "caltech256", "oxford-pets", "flowers102", "fgvc-aircraft",
             "stanford-cars", "sun397", "food101", "eurosat", "dtd", "pcam"]
@@ -52,7 +57,7 @@ def _tree(description: str, paths: dict[str, list[str]], classes: list[str]) -> 
 # ------------------------------------------------------------------------------------------------- WordNet check
 def hypernym_closure(name: str) -> set[str]:
     """Names of all hypernyms (and instance hypernyms) of synset ``name``, transitively."""
-    from ..hierarchy.wordnet import wordnet
+    from hirobust.hierarchy.wordnet import wordnet
 
     wn = wordnet()
     seen: set[str] = set()
@@ -67,7 +72,7 @@ def hypernym_closure(name: str) -> set[str]:
 
 def hand_placements(name: str) -> tuple[int, list[tuple[str, str]]]:
     """(number of WordNet-checked (leaf, node) pairs, the pairs WordNet's hypernyms do not make)."""
-    paths = nested_paths(wnt.TREES[name])
+    paths = nested_paths(WORDNET_TREES[name])
     checked, hand_made = 0, []
     for leaf, path in paths.items():
         syn = wnt.LEAF_SYNSETS[name][leaf]
@@ -90,21 +95,22 @@ _WN_LEVELS = {
 
 
 def _wordnet_tree(name: str) -> dict:
-    paths = nested_paths(wnt.TREES[name])
+    paths = nested_paths(WORDNET_TREES[name])
     depth = max(len(p) for p in paths.values())
     checked, hand_made = hand_placements(name)
     fixes = sorted({leaf for leaf in paths if leaf in wnt.SENSE_FIXES})
     fixed = f"; first-sense errors fixed for {', '.join(fixes)}" if fixes else ""
+    # (the text names the generator's old modules; kept so that the shipped files stay byte-identical)
     text = (f"L={depth}, WordNet-checked: {_WN_LEVELS[depth]}. Leaves are WordNet 3.0 senses chosen by hand "
             f"(hirobust.data.zeroshot_trees_wordnet.LEAF_SYNSETS{fixed}); node names are prompt-usable group names. "
             f"{checked - len(hand_made)} of {checked} (leaf, node) placements follow WordNet's hypernyms; "
             f"{len(hand_made)} were decided by hand where WordNet lacks the link or the leaf is not a WordNet concept "
             f"(python -m hirobust.data.zeroshot_trees --report {name}). Shorter paths repeat their top node.")
-    return _tree(text, paths, CLASSNAMES[name])
+    return _tree(text, paths, classnames(name))
 
 
 def _aircraft() -> dict:
-    classes = CLASSNAMES["fgvc-aircraft"]
+    classes = classnames("fgvc-aircraft")
     fam = {v: tax.AIRCRAFT_FAMILIES[tax.aircraft_family(v)] for v in classes}
     maker = {v: [f[0], f[1]] for v, f in fam.items()}
     role = {v: [f[0], f[2]] for v, f in fam.items()}
@@ -122,7 +128,7 @@ def _aircraft() -> dict:
 
 
 def _cars() -> dict:
-    classes = CLASSNAMES["stanford-cars"]
+    classes = classnames("stanford-cars")
     make = {c: [tax.car_make(c), f"{tax.CAR_MAKE_COUNTRY[tax.car_make(c)]} car"] for c in classes}
     body = {c: [tax.car_body(c), tax.CAR_BODY_GROUP[tax.car_body(c)]] for c in classes}
     return {
@@ -166,14 +172,14 @@ _HAND = {
 
 
 def _cifar100_coarse() -> dict:
-    data = json.loads(resources.files("hirobust.hierarchy").joinpath("data", "cifar100.json").read_text())
+    data = json.loads((SHIPPED / "cifar100.json").read_text())
     return data["trees"]["coarse"]
 
 
 def build(name: str) -> dict:
     """The JSON of dataset ``name``'s hierarchy file."""
-    classes = CLASSNAMES[name]
-    if name in wnt.TREES and name != "cifar100":
+    classes = classnames(name)
+    if name in WORDNET_TREES and name != "cifar100":
         trees, default = {"wordnet": _wordnet_tree(name)}, "wordnet"
     elif name == "cifar100":
         coarse = dict(_cifar100_coarse())
@@ -215,7 +221,7 @@ def dumps(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hirobust.data.zeroshot_trees", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python tools/zeroshot_trees.py", description=__doc__.splitlines()[0])
     p.add_argument("datasets", nargs="*", default=DATASETS, help="which files (default: all but imagenet)")
     p.add_argument("--out", type=Path, default=None, help="folder to write to (default: the package's hierarchy data)")
     p.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
@@ -227,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         for leaf, node in made:
             print(f"  {leaf!r} -> {node!r}")
         return 0
-    out = args.out or Path(str(resources.files("hirobust.hierarchy").joinpath("data")))
+    out = args.out or SHIPPED
     stale = []
     for name in args.datasets:
         text = dumps(build(name))
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.replace(path)
         print(f"wrote {path}")
     if stale:
-        print(f"out of date: {', '.join(stale)} (regenerate with python -m hirobust.data.zeroshot_trees)")
+        print(f"out of date: {', '.join(stale)} (regenerate with python tools/zeroshot_trees.py)")
         return 1
     return 0
 

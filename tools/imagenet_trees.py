@@ -1,9 +1,9 @@
-"""The ImageNet-1k hierarchy forest, built from WordNet 3.0 hypernym paths.
+"""Build-time generator of the ImageNet-1k hierarchy forest from WordNet 3.0 hypernym paths.
 
 Leaves are the 1000 ImageNet-1k classes in class-index order, named by open_clip's curated
-``IMAGENET_CLASSNAMES`` (the names CLIP prompts use); their WordNet ids come from the timm wheel.
-The result ships as ``data/imagenet.json`` (``python -m hirobust.hierarchy.imagenet --write``), so
-WordNet is needed only to rebuild it.
+``IMAGENET_CLASSNAMES`` (the names CLIP prompts use; :mod:`hirobust.data.imagenet`); their WordNet ids
+come from the timm wheel. The result ships as ``src/hirobust/hierarchy/data/imagenet.json``
+(``python tools/imagenet_trees.py --write``), so WordNet is needed only to rebuild it.
 
 Construction (deterministic; METHOD.md §1 counts levels from the leaf, so level 1 is always the leaf's
 own parent and no leaf needs its name repeated below it):
@@ -37,10 +37,11 @@ import json
 import os
 import tempfile
 from collections import Counter, defaultdict
-from importlib import resources
 from pathlib import Path
 
-from .core import Forest, Hierarchy
+from hirobust.data.imagenet import imagenet_classnames, imagenet_wnids
+from hirobust.hierarchy import Forest, Hierarchy
+from hirobust.hierarchy.wordnet import synset_from_wnid, wordnet
 
 # WordNet's abstract top: every synset of min depth <= 2 met on an ImageNet path, plus whole.n.02 and the
 # two "part" senses (a piece of some whole). A chain stops below the first of these.
@@ -51,49 +52,6 @@ GENERIC_TOP = frozenset({
 TREE_NAMES = ["wordnet"] + [f"wordnet-{k}" for k in range(1, 16)]
 
 
-# ---------------------------------------------------------------------------------------------- classes
-def _timm_info(name: str) -> str:
-    return resources.files("timm").joinpath("data", "_info", name).read_text()
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k WordNet ids (``'n01440764'``, ...) in class-index order (timm's list)."""
-    wnids = tuple(_timm_info("imagenet_synsets.txt").split())
-    if len(wnids) != 1000:
-        raise RuntimeError(f"timm's imagenet_synsets.txt lists {len(wnids)} ids, expected 1000")
-    return wnids
-
-
-def imagenet_lemmas() -> list[str]:
-    """WordNet lemmas of each class as timm lists them (``'kit fox, Vulpes macrotis'``), class order."""
-    table = dict(line.split("\t", 1) for line in _timm_info("imagenet_synset_to_lemma.txt").splitlines() if line)
-    return [table[w] for w in imagenet_wnids()]
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_classnames() -> tuple[str, ...]:
-    """open_clip's curated ImageNet-1k names, class order, made unique (the hierarchy's leaves).
-
-    The curated list names two pairs of classes alike ("missile" for n03773504 and n04008634,
-    "sunglasses" for n04355933 and n04356056). A leaf must be unique, so within such a pair every class
-    whose first WordNet lemma differs from the shared name takes that lemma ("projectile", "sunglass").
-    """
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
-    names, lemmas = list(IMAGENET_CLASSNAMES), imagenet_lemmas()
-    if len(names) != len(lemmas):
-        raise RuntimeError(f"open_clip has {len(names)} ImageNet class names, timm {len(lemmas)} synsets")
-    counts = {n: names.count(n) for n in names}
-    for i, n in enumerate(names):
-        first = lemmas[i].split(",")[0].strip()
-        if counts[n] > 1 and first != n:
-            names[i] = first
-    if len(set(names)) != len(names):
-        raise RuntimeError("ImageNet class names are still not unique after disambiguation")
-    return tuple(names)
-
-
 # ---------------------------------------------------------------------------------------------- trees
 def hypernyms(syn) -> list:
     """``syn``'s hypernyms (and instance hypernyms) in WordNet's file order: the lexicographer's primary first.
@@ -101,8 +59,6 @@ def hypernyms(syn) -> list:
     nltk keeps a synset's pointers in a set, so its ``hypernyms()`` order changes with ``PYTHONHASHSEED``;
     we read the order from the synset's line in ``data.<pos>`` instead.
     """
-    from .wordnet import wordnet
-
     wn = wordnet()
     f = _data_file(syn.pos())
     f.seek(syn.offset())
@@ -118,8 +74,6 @@ def hypernyms(syn) -> list:
 
 @functools.cache
 def _data_file(pos: str):
-    from .wordnet import wordnet
-
     return wordnet().open({"n": "data.noun", "v": "data.verb"}[pos])
 
 
@@ -198,8 +152,6 @@ def imagenet_tree_data(num_trees: int = 5, L: int = 5) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _tree_data(num_trees: int, L: int) -> dict:
-    from .wordnet import synset_from_wnid
-
     classes = list(imagenet_classnames())
     syns = [synset_from_wnid(w) for w in imagenet_wnids()]
     chains_per_tree, seen = [], set()
@@ -212,6 +164,7 @@ def _tree_data(num_trees: int, L: int) -> dict:
     names = node_names([s for _, chains in chains_per_tree for c in chains for s in c], classes)
     trees = {}
     for i, (k, chains) in enumerate(chains_per_tree):
+        # (the text names the generator's old module; kept so that the shipped file stays byte-identical)
         desc = (f"WordNet 3.0 hypernyms of the ImageNet-1k synsets, level l = l-th ancestor of the leaf: each leaf "
                 f"takes its hypernym path {k} (cycling over its distinct paths in WordNet's file order, primary "
                 f"hypernym first; the first leaf in class order through a synset fixes the path above it), cut "
@@ -256,7 +209,8 @@ def dumps(data: dict) -> str:
 
 
 def shipped_path() -> Path:
-    return Path(__file__).with_name("data") / "imagenet.json"
+    """The shipped file in this checkout: ``src/hirobust/hierarchy/data/imagenet.json``."""
+    return Path(__file__).resolve().parents[1] / "src" / "hirobust" / "hierarchy" / "data" / "imagenet.json"
 
 
 def write_json(path: str | Path | None = None, num_trees: int = 5, L: int = 5) -> Path:
@@ -271,7 +225,7 @@ def write_json(path: str | Path | None = None, num_trees: int = 5, L: int = 5) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m hirobust.hierarchy.imagenet", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python tools/imagenet_trees.py", description=__doc__.split("\n")[0])
     ap.add_argument("--write", nargs="?", const="", default=None, help="write the JSON (default: the shipped file)")
     ap.add_argument("--trees", type=int, default=5)
     ap.add_argument("--levels", type=int, default=5, help="L, superclass levels above the leaves")
