@@ -109,7 +109,7 @@ def cases(tmp: Path, run: Path) -> list[tuple[str, list[str], str]]:
 
 
 def main() -> int:
-    from hirobust.cli import main as cli
+    from hirobust.app.cli import main as cli
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from hirobust.bench import IMAGENET_TRAIN_IMAGES, eval_passes, paper_eval_config, project
+from hirobust.app.projection import IMAGENET_TRAIN_IMAGES, eval_passes, paper_eval_config, project
 
 
 def test_bench_cli_reports_rates_fractions_and_projection(tmp_path):
-    from hirobust.cli import main
+    from hirobust.app.cli import main
 
     out = tmp_path / "b"
     rc = main(["bench", "model=hirobust-tiny", "device=cpu", "batch_size=8", "num_classes=8", "num_levels=3",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hirobust.cli import main
+from hirobust.app.cli import main
 
 TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
         "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32",
@@ -140,10 +140,11 @@ def test_evaluate_over_a_fake_imagenet_folder_and_skip_missing_datasets(tmp_path
 def test_paper_reproduction_configs_parse():
     from pathlib import Path
 
-    from hirobust.bench import paper_eval_config
-    from hirobust.config import from_dict, load_yaml
+    from hirobust.app.config import load_yaml
+    from hirobust.app.projection import paper_eval_config
+    from hirobust.app.schema import ReproduceConfig
     from hirobust.methods import method_config
-    from hirobust.pipeline import ReproduceConfig
+    from hirobust.typed import from_dict
 
     files = sorted(Path(__file__).parent.parent.joinpath("src", "hirobust", "configs", "paper").glob("*.yaml"))
     assert {f.stem for f in files} == {"tecoa", "pmg", "fare", "tga", "hiro", "hiro-5trees"}
@@ -160,9 +161,8 @@ def test_paper_reproduction_configs_parse():
 
 
 def test_packaged_demo_and_ablation_configs_validate():
-    from hirobust.demo import load_demo_config
+    from hirobust.app.demo import load_demo_config
     from hirobust.methods import method_config
-
     for name in ("demo", "ablation"):
         cfg = load_demo_config(default=name)
         assert cfg.methods and all(method_config(s["method"], s.get("options")) for s in cfg.methods.values())
@@ -202,7 +202,7 @@ def test_demo_end_to_end_on_a_tiny_config(tmp_path, capsys):
 
 
 def test_override_values_keep_words_like_off_as_strings():
-    from hirobust.config import parse_value
+    from hirobust.typed import parse_value
 
     assert parse_value("off") == "off" and parse_value("no") == "no" and parse_value("true") is True
     assert parse_value("2/255") == 2 / 255 and parse_value("1e-3") == 1e-3 and parse_value("[pgd, cw]") == ["pgd", "cw"]

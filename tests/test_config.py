@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from hirobust.cli import main
-from hirobust.config import apply_overrides, describe_keys, from_dict
-from hirobust.schema import EvalConfig, FinetuneConfig, TrainConfig
+from hirobust.app.cli import main
+from hirobust.app.config import apply_overrides, describe_keys
+from hirobust.app.schema import EvalConfig, FinetuneConfig, TrainConfig
+from hirobust.typed import from_dict
 
 
 @pytest.mark.parametrize("text", ["pgd,cw", "[pgd,cw]", "[pgd, cw]"])
@@ -69,7 +70,7 @@ def test_help_lists_every_key_with_its_default_type_and_doc(capsys):
                                   ["finetune", "--method", "hiro", "options.hita=maybe"],
                                   ["finetune", "--method", "tecoa", "options.epsilon=1"]])
 def test_a_config_error_comes_before_torch_is_imported(argv):
-    code = ("import sys; from hirobust.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from hirobust.app.cli import main; rc = main(sys.argv[1:]); "
             "sys.exit(10 if 'torch' in sys.modules else rc)")
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)

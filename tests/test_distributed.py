@@ -33,13 +33,13 @@ def _run(rank: int, world: int, port: int, fn, arg, queue) -> None:
 
 
 def _train_and_eval(out_dir: str) -> dict:
+    from hirobust.app.env import resolve_device
     from hirobust.data import dataset_forest, make_synthetic
     from hirobust.evaluate import evaluate_model
     from hirobust.methods import build_method
     from hirobust.models.clip import load_clip
     from hirobust.models.zeroshot import build_cosine_classifier
-    from hirobust.pipeline import resolve_device
-    from hirobust.schema import EvalConfig, TrainConfig
+    from hirobust.settings import EvalConfig, TrainConfig
     from hirobust.train import Trainer
 
     device = resolve_device("cpu")  # joins the process group when WORLD_SIZE > 1
@@ -79,12 +79,12 @@ def _attacked(args: tuple[int, int]) -> dict:
     matters), CW and random noise, on n images in batches of 16 (n = 40: 3 batches, the last one short, and 2 ranks
     get 1 and 2 of them; n = 16: one batch, rank 0 gets none); ``args`` = (seed, n)."""
     seed, n = args
+    from hirobust.app.env import resolve_device
     from hirobust.data import dataset_forest, make_synthetic
     from hirobust.evaluate import attacked_predictions, noise_accuracy, predict
     from hirobust.models.clip import load_clip
     from hirobust.models.zeroshot import build_cosine_classifier
-    from hirobust.pipeline import resolve_device
-    from hirobust.schema import EvalConfig
+    from hirobust.settings import EvalConfig
 
     device = resolve_device("cpu")
     torch.manual_seed(0)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from test_train import _method, _weights
 
-from hirobust.cli import main
+from hirobust.app.cli import main
 from hirobust.io import RunLock, write_json
-from hirobust.schema import TrainConfig
+from hirobust.settings import TrainConfig
 from hirobust.train import Interrupted, Trainer
 
 TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
@@ -160,7 +160,7 @@ def test_resume_accepts_changed_log_and_checkpoint_intervals(tmp_path, tiny_clip
 def test_reports_never_hold_nan_and_compare_leaves_undefined_values_out(tmp_path):
     import json
 
-    from hirobust.compare import rows
+    from hirobust.app.compare import rows
 
     p = write_json({"a": float("nan"), "b": [1.0, float("inf")]}, tmp_path / "r.json")
     assert json.loads(p.read_text()) == {"a": None, "b": [1.0, None]}
@@ -172,7 +172,7 @@ def test_reports_never_hold_nan_and_compare_leaves_undefined_values_out(tmp_path
 
 
 def test_a_real_bug_keeps_its_traceback(monkeypatch):
-    import hirobust.cli as cli
+    import hirobust.app.cli as cli
 
     def boom(args):
         raise RuntimeError("a bug")
@@ -213,7 +213,7 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, tiny_run, capsys):
 def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     import json
 
-    from hirobust import report as rep
+    from hirobust.app import report as rep
 
     out = tmp_path / "ev"
     first = {"dataset": "d", "eps": 0.1, "num_levels": 1, "models": {}}
@@ -234,7 +234,7 @@ def test_a_failed_report_write_leaves_the_previous_report_whole(tmp_path, monkey
 def test_a_failed_evaluation_resumes_without_redoing_finished_models(tmp_path, tiny_run, monkeypatch, capsys):
     import json
 
-    from hirobust import pipeline
+    from hirobust.app import evaluation as pipeline
 
     out = tmp_path / "ev"
     ev = ["--quiet", "evaluate", "--model", f"a={tiny_run}", "--model", "b=hirobust-tiny:", "--out", str(out),
@@ -299,7 +299,7 @@ def test_finetune_into_a_file_is_refused(tmp_path, capsys):
 def test_a_resumed_evaluation_gives_the_same_report(tmp_path, tiny_run, monkeypatch):
     import json
 
-    from hirobust import pipeline
+    from hirobust.app import evaluation as pipeline
 
     ev = lambda out: ["--quiet", "evaluate", "--model", f"a={tiny_run}", "--model", f"b={tiny_run}",  # noqa: E731
                       "--out", str(out), "data.dataset=synthetic", "eval.steps=2", "eval.robust_samples=16",

@@ -3,7 +3,7 @@
 import logging
 
 from hirobust import progress
-from hirobust.cli import main
+from hirobust.app.cli import main
 from hirobust.progress import Stages, label
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from hirobust.cli import main
+from hirobust.app.cli import main
 
 LEAVES = [f"item {i}" for i in range(8)]
 
@@ -89,7 +89,8 @@ def test_bad_study_configs_fail_before_any_work(tmp_path, capsys, change, msg):
 
 
 def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
-    from hirobust import pipeline
+    from hirobust.app import finetune as pipeline
+    from hirobust.data import get_dataset
     from hirobust.train import Trainer
 
     seen = {}
@@ -100,7 +101,7 @@ def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # stop before any step
 
     monkeypatch.setattr(Trainer, "fit", fit)
-    from hirobust.schema import DataConfig, FinetuneConfig, ModelConfig, TrainConfig
+    from hirobust.app.schema import DataConfig, FinetuneConfig, ModelConfig, TrainConfig
 
     cfg = FinetuneConfig(out=str(tmp_path / "ft"), device="cpu", method="tecoa",
                          model=ModelConfig(name="hirobust-tiny", pretrained="random"),
@@ -111,6 +112,6 @@ def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
     assert seen["classes"] == ["item 1", "item 6"]
     assert set(seen["labels"].tolist()) == {0, 1} and len(seen["labels"]) == 2 * 64
     assert seen["forest_leaves"] == 2  # the held-out leaves' names are not in the fine-tuning head either
-    full = pipeline.get_dataset("synthetic", "train")
+    full = get_dataset("synthetic", "train")
     kept = full.restrict_classes(["item 1", "item 6"])
     assert torch.equal(kept.images, full.images[(full.labels == 1) | (full.labels == 6)])

@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from hirobust.cli import main
-from hirobust.pipeline import default_pretrained, resolve_pretrained
-from hirobust.schema import ModelConfig
+from hirobust.app.cli import main
+from hirobust.app.inputs import default_pretrained, resolve_pretrained
+from hirobust.app.schema import ModelConfig
 
 
 def test_finetune_starts_from_pretrained_weights_by_default():
@@ -47,7 +47,7 @@ def test_an_unknown_dataset_is_refused_before_any_work(tmp_path, capsys):
                                          ("flowers", "flowers102"), ("fgvc_aircraft", "fgvc-aircraft"),
                                          ("cifar100", "cifar100")])
 def test_clip_benchmark_dataset_names_are_accepted(tmp_path, capsys, theirs, ours):
-    from hirobust.schema import DataConfig
+    from hirobust.app.schema import DataConfig
 
     assert DataConfig(dataset=theirs).dataset == ours
     rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--datasets", theirs, "--out",
@@ -78,7 +78,7 @@ def test_results_are_also_written_in_clip_benchmark_shape(tmp_path):
 
 
 def test_paper_configs_are_package_data_found_by_name(tmp_path, monkeypatch):
-    from hirobust.config import load_yaml, packaged_config
+    from hirobust.app.config import load_yaml, packaged_config
 
     monkeypatch.chdir(tmp_path)  # outside the checkout, as from an installed wheel
     for name in ("configs/paper/hiro.yaml", "paper/hiro.yaml", "paper/hiro"):
@@ -93,11 +93,11 @@ def test_an_unknown_method_is_refused_by_the_parser_before_torch_is_imported():
     import subprocess
     import sys
 
-    from hirobust.cli import METHOD_NAMES
+    from hirobust.app.cli import METHOD_NAMES
     from hirobust.methods import METHODS
 
     assert set(METHOD_NAMES) == set(METHODS)
-    code = ("import sys; from hirobust.cli import main\n"
+    code = ("import sys; from hirobust.app.cli import main\n"
             "rc = main(['finetune', '--method', 'nosuch'])\n"
             "assert rc == 2 and 'torch' not in sys.modules, sys.modules.keys()\nprint('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

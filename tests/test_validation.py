@@ -2,7 +2,7 @@
 
 import pytest
 
-from hirobust.cli import main
+from hirobust.app.cli import main
 
 TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
         "data.dataset=synthetic", "train.epochs=1", "train.batch_size=32"]

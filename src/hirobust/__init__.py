@@ -11,14 +11,14 @@ __version__ = "0.1.0"
 _WHERE = {
     "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks", "targeted_ce": "attacks",
     "ZSDataset": "data", "dataset_forest": "data", "get_dataset": "data", "make_synthetic": "data",
-    "EvalConfig": "evaluate", "evaluate_model": "evaluate",
+    "EvalConfig": "settings", "evaluate_model": "evaluate",
     "Forest": "hierarchy", "Hierarchy": "hierarchy", "load_forest": "hierarchy", "load_tree": "hierarchy",
     "METHODS": "methods", "FrozenReference": "methods", "Method": "methods", "build_method": "methods",
     "LoadedCLIP": "models.clip", "export_open_clip": "models.clip", "load_clip": "models.clip",
     "register_configs": "models.clip",
     "CosineHead": "models.zeroshot", "ZeroShotClassifier": "models.zeroshot",
     "build_cosine_classifier": "models.zeroshot", "encode_prompts": "models.zeroshot",
-    "TrainConfig": "train", "Trainer": "train",
+    "TrainConfig": "settings", "Trainer": "train",
 }
 
 __all__ = ["__version__", *_WHERE]

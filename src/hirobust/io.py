@@ -17,7 +17,9 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: str | Path, write) -> Path:
+def atomic_write(path: str | Path, write) -> Path:
+    """The one way hirobust writes a file: ``write(tmp)`` fills a temporary file beside ``path``, which then
+    replaces ``path`` in one step; a failure (full disk, a kill) leaves the old file, or none, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,7 +42,7 @@ def save_safetensors(
     from safetensors.torch import save_file
 
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    return _atomic(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -56,6 +58,13 @@ def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> di
         ) from e
 
 
+def copy_file(src: str | Path, dst: str | Path) -> Path:
+    """``src`` copied to ``dst`` atomically (:func:`atomic_write`)."""
+    import shutil
+
+    return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
 def _finite(obj):
     """NaN and inf (an undefined rate, e.g. a TSR with no correct image) become null: reports stay strict JSON."""
     if isinstance(obj, float):
@@ -69,11 +78,11 @@ def _finite(obj):
 
 def write_json(obj, path: str | Path) -> Path:
     text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 def write_text(text: str, path: str | Path) -> Path:
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _json_default(o):

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import torch
 
-from .config import from_dict, load_yaml
-from .io import write_json
-from .pipeline import environment, evaluate_models, finetune, resolve_device
+from ..io import write_json
+from ..typed import from_dict
+from .config import load_yaml
+from .env import environment, resolve_device
+from .evaluation import evaluate_models
+from .finetune import finetune
 from .pretrain import pretrain
-from .report import summary_table, write_report
+from .report import ablation_markdown, ablation_rows, summary_table, write_report
 from .schema import DataConfig, EvalConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
 
 
@@ -55,25 +58,25 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     for name, spec in cfg.methods.items():  # validate every method before any work
-        from .methods import method_config
+        from ..methods import method_config
 
         if "method" not in spec:
             raise ValueError(f"demo run {name!r} needs a 'method' key")
         method_config(spec["method"], spec.get("options"))
     if cfg.data.train_classes is not None:  # held-out classes checked before any training (pretraining included)
-        from .data import get_dataset
+        from ..data import get_dataset
 
         get_dataset(cfg.data.dataset, "test", root=cfg.data.root).restrict_classes(cfg.data.train_classes)
     out = Path(cfg.out)
-    from .io import RunLock, RunLog
-    from .pipeline import provenance
+    from ..io import RunLock, RunLog
+    from .env import provenance
 
     with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}):
         return _run_demo(cfg, out, device, progress, log)
 
 
 def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
-    from .progress import Stages
+    from ..progress import Stages
 
     timing: dict[str, float] = {}
     stages = Stages(1 + len(cfg.methods) + len(cfg.methods) + bool(cfg.include_clip), log=logging.getLogger(
@@ -120,7 +123,7 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
     report["pretrained"] = pretrained_entry(path, meta, cfg.pretrain)
     report["demo_config"] = asdict(cfg)
     report["environment"] = environment()
-    from .pipeline import provenance
+    from .env import provenance
 
     report["provenance"] = provenance(asdict(cfg))
     train_s = {n: timing[f"finetune {n}"] for n in cfg.methods}
@@ -137,34 +140,11 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
 
 def pretrained_entry(path, meta: dict, cfg: PretrainConfig) -> dict:
     """The pretrained model's zero-shot accuracy per tree and level on the test split, with n and intervals."""
-    from .data import get_dataset
-    from .stats import wilson
+    from ..data import get_dataset
+    from ..stats import wilson
 
     n = meta.get("zero_shot_n") or len(get_dataset(cfg.dataset, "test", root=cfg.data_root))
     acc = meta["zero_shot_accuracy"]
     return {"path": str(path), "zero_shot_accuracy": acc, "n": n,
             "zero_shot_accuracy_ci95": {t: {b: wilson(round(v * n), n) for b, v in lv.items()}
                                         for t, lv in acc.items()}}
-
-
-def ablation_rows(report: dict, names: list[str], train_seconds: dict, epochs: float) -> list[dict]:
-    """One row per run: clean leaf accuracy, leaf PGD, superclass PGD (each level attacked at itself),
-    TSR(1→0), and training seconds per epoch."""
-    rows = []
-    for n in names:
-        if n not in report["models"]:
-            raise ValueError(f"ablation table names run {n!r}, which is not among the runs {list(report['models'])}")
-        m = report["models"][n]
-        L = report["num_levels"]
-        rows.append({"run": n, "clean_leaf": m["clean"]["0"], "leaf_pgd": m["robust"]["0"]["0"],
-                     **{f"L{b}_pgd": m["robust"][str(b)][str(b)] for b in range(1, L)},
-                     "tsr_1_0": m["transfer_success"]["1"]["0"] if L > 1 else None,
-                     "train_seconds_per_epoch": train_seconds.get(n, float("nan")) / epochs})
-    return rows
-
-
-def ablation_markdown(rows: list[dict]) -> str:
-    keys = [k for k in rows[0] if k != "run"]
-    head = "| run | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys)
-    fmt = lambda k, v: f"{v:.1f}" if k.startswith("train") else f"{100 * v:.1f}"  # noqa: E731
-    return head + "".join("\n| " + r["run"] + " | " + " | ".join(fmt(k, r[k]) for k in keys) + " |" for r in rows)

@@ -26,7 +26,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .hierarchy import Forest, Hierarchy
+from ..hierarchy import Forest, Hierarchy
+from .loader_rate import jpeg_folder_rate, loader_line, loader_rate
+from .markdown import rate as _r
+from .markdown import table_lines
+from .projection import project, projection_markdown
 
 
 @dataclass
@@ -80,11 +84,6 @@ def _timed(fns: dict, device, steps: int, warmup: int) -> dict[str, float]:
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
-def _r(v: float) -> str:
-    """An img/s rate: whole numbers when large, three significant figures when small (CPU, big models)."""
-    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
-
-
 def _mem(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f} GiB"  # None: the device has no peak counter (CPU)
 
@@ -118,12 +117,12 @@ def passes(name: str, method) -> tuple[int, int, int]:
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
-    from .methods import FrozenReference, build_method
-    from .models.clip import load_clip
-    from .models.zeroshot import build_cosine_classifier
-    from .pipeline import environment, resolve_device
+    from ..methods import FrozenReference, build_method
+    from ..models.clip import load_clip
+    from ..models.zeroshot import build_cosine_classifier
+    from ..train import Trainer, autocast_dtype, step_generator
+    from .env import environment, resolve_device
     from .schema import TrainConfig
-    from .train import Trainer, autocast_dtype, step_generator
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -224,7 +223,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         del m, model, ref, opt
 
     # ---- evaluation: PGD-k at the leaf level
-    from .attacks import level_objective, pgd
+    from ..attacks import level_objective, pgd
 
     def evaluate():
         fn = level_objective(clf, 0, y)
@@ -270,99 +269,6 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     return res
 
 
-# ------------------------------------------------------------------------------------------------ projections
-IMAGENET_TRAIN_IMAGES = 1_281_167
-
-
-def paper_eval_config():
-    """The evaluation protocol of ``configs/paper/*.yaml`` (PGD-20, CW-20, AutoAttack; 1,000 / 500 attacked images
-    per dataset, the 2x-steps check). A test keeps the two equal."""
-    from .schema import EvalConfig
-
-    return EvalConfig(eps=1 / 255, steps=20, attacks=["pgd", "cw", "autoattack"], robust_samples=1000,
-                      autoattack_samples=500, check_more_steps=True, batch_size=256)
-
-
-def eval_passes(dataset: str, cfg) -> tuple[int, int]:
-    """(input-gradient passes, forward passes) that ``evaluate_model`` spends on one model and one dataset under
-    ``cfg`` (an ``EvalConfig``), on the dataset's default tree. AutoAttack is counted as an upper bound: every image
-    stays robust through APGD-CE and every APGD-T target (pyautoattack drops the images it has already broken)."""
-    from .data.zeroshot_specs import EVAL_IMAGES
-    from .hierarchy import load_forest
-
-    tree = load_forest(dataset)[0]
-    n = EVAL_IMAGES[dataset] if cfg.clean_samples is None else min(cfg.clean_samples, EVAL_IMAGES[dataset])
-    r = EVAL_IMAGES[dataset] if cfg.robust_samples is None else min(cfg.robust_samples, EVAL_IMAGES[dataset])
-    levels = range(tree.num_levels) if cfg.attack_levels is None else cfg.attack_levels
-    levels = [a for a in levels if tree.num_nodes(a) > 1]
-    grad, fwd = 0, n + 2 * r  # clean split, clean robust subset, random-noise accuracy
-    for attack in cfg.attacks:
-        if attack == "autoattack":
-            m = r if cfg.autoattack_samples is None else min(cfg.autoattack_samples, r)
-            fwd += m
-            for a in levels:
-                c = tree.num_nodes(a)
-                runs = 1 + (min(9, c - 1) if c >= 4 else 0)  # APGD-CE, then APGD-T per target class
-                grad += m * runs * cfg.autoattack_iters
-                fwd += 2 * m  # pyautoattack's clean check, then our predictions
-        else:  # pgd, cw
-            grad += len(levels) * r * cfg.steps
-            fwd += len(levels) * r
-    if cfg.check_more_steps and 0 in levels:
-        grad += r * 2 * cfg.steps
-        fwd += r
-    if cfg.eps_sweep:
-        s = r if cfg.sweep_samples is None else min(cfg.sweep_samples, EVAL_IMAGES[dataset])
-        grad += len(cfg.eps_sweep) * s * cfg.steps
-        fwd += s + len(cfg.eps_sweep) * s
-    return grad, fwd
-
-
-def project(res: dict, devices: list[int], eval_cfg=None) -> dict:
-    """Projected times from a bench result: minutes per ImageNet-1k epoch per method, and hours to evaluate one
-    model on the 15 datasets under ``eval_cfg`` (default: the paper protocol), for each device count in ``devices``.
-    Evaluation time is the passes of :func:`eval_passes` at the bare input-gradient and forward rates, divided by
-    the measured evaluation fraction of ceiling. Scaling over devices is taken as linear (an upper bound)."""
-    from .data.zeroshot_specs import ZEROSHOT_DATASETS
-
-    eval_cfg = eval_cfg or paper_eval_config()
-    bare = res["evaluation"].get("bare", res["bare"])  # measured in the same rounds as the evaluation fraction
-    t_ig, t_f = 1 / bare["input_grad_img_s"], 1 / bare["forward_img_s"]
-    frac = res["evaluation"]["fraction_of_ceiling"]
-    epoch = {name: IMAGENET_TRAIN_IMAGES / m["train_img_s"] / 60 for name, m in res["methods"].items()}
-    per_dataset = {}
-    for d in ZEROSHOT_DATASETS:
-        grad, fwd = eval_passes(d, eval_cfg)
-        per_dataset[d] = {"input_grad_passes": grad, "forward_passes": fwd,
-                          "minutes": (grad * t_ig + fwd * t_f) / frac / 60}
-    total_h = sum(v["minutes"] for v in per_dataset.values()) / 60
-    return {
-        "precision": res["amp"],
-        "devices": list(devices),
-        "imagenet_epoch_minutes": {name: {str(g): m / g for g in devices} for name, m in epoch.items()},
-        "eval_15_datasets_hours": {str(g): total_h / g for g in devices},
-        "eval_per_dataset": per_dataset,
-        "eval_protocol": {"attacks": eval_cfg.attacks, "steps": eval_cfg.steps, "robust_samples":
-                          eval_cfg.robust_samples, "autoattack_samples": eval_cfg.autoattack_samples,
-                          "autoattack": "upper bound (no image dropped)"},
-        "scaling": "linear in devices (an upper bound; DDP's all-reduce and per-rank set-up are not counted)",
-    }
-
-
-def projection_markdown(p: dict) -> list[str]:
-    g = p["devices"]
-    e = p["eval_protocol"]
-    lines = ["", f"Projected from these rates ({p['precision']}; {p['scaling']}):", "",
-             "| projected time | " + " | ".join(f"{d} device{'s' if d > 1 else ''}" for d in g) + " |",
-             "|---|" + "---|" * len(g)]
-    for name, row in p["imagenet_epoch_minutes"].items():
-        lines.append(f"| ImageNet-1k epoch, {name} (min) | " + " | ".join(_r(row[str(d)]) for d in g) + " |")
-    lines.append(f"| evaluation of one model on the 15 datasets (h): {', '.join(e['attacks'])}, "
-                 f"{e['robust_samples']} / {e['autoattack_samples']} attacked images, AutoAttack as an upper bound | "
-                 + " | ".join(_r(p["eval_15_datasets_hours"][str(d)]) for d in g) + " |")
-    return lines
-
-
 def reference_style_step(clip, clf, names, templates, x, y, device) -> tuple[Callable[[], None], bool]:
     """TeCoA as its reference code runs: fp16 autocast, every class prompt re-encoded in every model call,
     ``loss.backward()`` (parameter gradients) inside the 2-step attack. Returns the step and whether fp16 is on
@@ -395,68 +301,21 @@ def reference_style_step(clip, clf, names, templates, x, y, device) -> tuple[Cal
     return step, enabled
 
 
-def loader_rate(size: int, batch: int, n: int = 4096) -> dict:
-    from .data import ZSDataset
-
-    ds = ZSDataset("bench", ["a"], ["{}"], {"paths": {"a": []}}, labels=torch.zeros(n, dtype=torch.long),
-                   images=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8))
-    t = time.perf_counter()
-    seen = sum(xb.shape[0] for xb, _ in ds.batches(batch, shuffle=True, generator=torch.Generator().manual_seed(0)))
-    return {"in_memory_img_s": seen / (time.perf_counter() - t)}
-
-
-def jpeg_folder_rate(size: int, workers: int, batch: int = 64) -> dict:
-    """img/s of the ImageNet folder loader (PIL decode, bicubic resize of the short side, centre crop, to tensor)
-    over synthetic JPEGs of ImageNet's typical size (500 x 375, quality 90, ~105 KB: smooth content plus noise), in the
-    main process and with ``workers`` DataLoader workers. Written to a temporary folder, removed afterwards."""
-    import tempfile
-
-    import numpy as np
-    from PIL import Image
-
-    from .data import zeroshot
-
-    n = batch * max(2, 2 * workers)
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory(prefix="hirobust-bench-") as d:
-        wnids = zeroshot.imagenet_wnids()[:8]
-        for w in wnids:
-            os.makedirs(os.path.join(d, "val", w))
-        for i in range(n):
-            base = Image.fromarray(rng.integers(0, 256, (15, 20, 3), dtype=np.uint8)).resize((500, 375),
-                                                                                              Image.BICUBIC)
-            img = np.asarray(base, dtype=np.int16) + rng.integers(-36, 37, (375, 500, 3))
-            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(
-                os.path.join(d, "val", wnids[i % 8], f"{i}.JPEG"), quality=90)
-        out = {"jpeg_workers": workers}
-        for key, nw, m in (("jpeg_main_process_img_s", 0, batch), ("jpeg_workers_img_s", workers, n)):
-            ds = zeroshot.load("imagenet", "test", root=d, image_size=size, num_workers=nw).seeded_subset(m, 0)
-            t = time.perf_counter()
-            seen = sum(xb.shape[0] for xb, _ in ds.batches(batch))
-            out[key] = seen / (time.perf_counter() - t)
-    return out
-
-
-def loader_line(r: dict) -> str:
-    return (f"loader: in-memory {r['in_memory_img_s']:.0f} img/s; JPEG folder (synthetic 500x375) "
-            f"{_r(r['jpeg_main_process_img_s'])} img/s in the main process, {_r(r['jpeg_workers_img_s'])} img/s with "
-            f"{r['jpeg_workers']} workers")
-
-
 def to_markdown(res: dict) -> str:
     bare = res["bare"]
     lines = [f"# hirobust bench: {res['config']['model']} @ {res['image_size']} px, batch "
              f"{res['config']['batch_size']}, {res['config']['num_classes']} classes, {res['device']}, amp "
              f"{res['amp']}{', compiled' if res['config']['compile'] else ''}", "",
              f"Bare model: forward {_r(bare['forward_img_s'])} img/s, forward+backward "
-             f"{_r(bare['forward_backward_img_s'])} img/s, input-gradient {_r(bare['input_grad_img_s'])} img/s.", "",
-             "| method | train img/s | ceiling img/s | fraction of ceiling | passes (input-grad / fwd+bwd / fwd) "
-             "| peak GiB |", "|---|---|---|---|---|---|"]
+             f"{_r(bare['forward_backward_img_s'])} img/s, input-gradient {_r(bare['input_grad_img_s'])} img/s.", ""]
+    rows = []
     for name, m in res["methods"].items():
         p = m["passes"]
         mem = "—" if m["peak_memory_gib"] is None else f"{m['peak_memory_gib']:.1f}"
-        lines.append(f"| {name} | {_r(m['train_img_s'])} | {_r(m['ceiling_img_s'])} | {m['fraction_of_ceiling']:.2f} | "
-                     f"{p['input_grad']} / {p['forward_backward']} / {p['forward']} | {mem} |")
+        rows.append([name, _r(m["train_img_s"]), _r(m["ceiling_img_s"]), f"{m['fraction_of_ceiling']:.2f}",
+                     f"{p['input_grad']} / {p['forward_backward']} / {p['forward']}", mem])
+    lines += table_lines(["method", "train img/s", "ceiling img/s", "fraction of ceiling",
+                          "passes (input-grad / fwd+bwd / fwd)", "peak GiB"], rows)
     e = res["evaluation"]
     lines += ["", f"Evaluation {e['attack']}: {_r(e['img_s'])} img/s (ceiling {_r(e['ceiling_img_s'])}, fraction "
               f"{e['fraction_of_ceiling']:.2f})."]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import correct, subset_of
-from .io import write_json, write_text
-from .stats import accuracy, fmt_ci, seed_paired_difference, seed_summary, two_level_bootstrap, verdict
+from ..evaluate import correct, subset_of
+from ..io import write_json, write_text
+from ..stats import accuracy, fmt_ci, seed_paired_difference, seed_summary, two_level_bootstrap, verdict
 
 ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
 
@@ -282,8 +282,8 @@ def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
 def knob_rows(study: dict, cfg) -> list[dict]:
     """The synthetic control against its knob: per synthetic part, the measured visual coherence of the level-1
     superclasses, the baseline's premise statistic and HiRo's paired difference to it at level 1."""
-    from .data import get_dataset
-    from .data.synthetic import visual_coherence
+    from ..data import get_dataset
+    from ..data.synthetic import visual_coherence
 
     rows = []
     for pname, part in study["parts"].items():
@@ -320,7 +320,7 @@ def write_study(cfg, out: Path) -> dict:
     study["tune"] = json.loads(tune.read_text()) if tune.exists() else None
     from dataclasses import asdict
 
-    from .pipeline import provenance
+    from .env import provenance
 
     study["provenance"] = provenance(asdict(cfg))
     study["plots"] = plot_study(study, out, loaded)

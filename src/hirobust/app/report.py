@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import write_json, write_text
-from .stats import fmt_ci
+from ..io import write_json, write_text
+from ..stats import fmt_ci
+from .markdown import table, table_lines
 
 
 def _pct(v) -> str:
@@ -25,14 +26,14 @@ def summary_table(report: dict) -> str:
     its 95% Wilson interval."""
     L = report["num_levels"]
     head = ["model"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + ["TSR(1→0)"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, m in report["models"].items():
         cells = [name] + [fmt_ci(m["clean"][str(b)], _get(m, "clean_ci95", str(b))) for b in range(L)]
         cells += [fmt_ci(_get(m, "robust", str(b), str(b)), _get(m, "robust_ci95", str(b), str(b))) for b in range(L)]
         tsr = _get(m, "transfer_success", "1", "0") if L > 1 else None
         cells.append(fmt_ci(tsr, _get(m, "transfer_success_ci95", "1", "0")))
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append(cells)
+    return table(head, rows)
 
 
 def group_table(report: dict) -> str | None:
@@ -49,7 +50,7 @@ def group_table(report: dict) -> str | None:
         "; ".join(f"L{b}: {', '.join(n)}" for b, n in only.items()) if only else "none") + ".")
     attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
     head = ["model", "leaves", "n"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name, m in models.items():
         for group in ("seen", "unseen"):
             g = m["by_class_group"][group]
@@ -58,16 +59,14 @@ def group_table(report: dict) -> str | None:
             cells += [fmt_ci(g["clean"][str(b)], g["clean_ci95"][str(b)]) for b in range(L)]
             cells += [fmt_ci(_get(at, "robust", str(b), str(b)), _get(at, "robust_ci95", str(b), str(b)))
                       for b in range(L)]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append(cells)
+    return "\n".join(lines + [""] + table_lines(head, rows))
 
 
 def _matrix(title: str, mat: dict, L: int) -> str:
-    lines = [f"{title}", "", "| attack level a \\ read level b | " + " | ".join(f"L{b}" for b in range(L)) + " |",
-             "|---|" + "---|" * L]
-    for a, row in mat.items():
-        lines.append(f"| L{a} | " + " | ".join(_pct(row.get(str(b))) for b in range(L)) + " |")
-    return "\n".join(lines)
+    head = ["attack level a \\ read level b"] + [f"L{b}" for b in range(L)]
+    rows = [[f"L{a}"] + [_pct(row.get(str(b))) for b in range(L)] for a, row in mat.items()]
+    return "\n".join([f"{title}", "", table(head, rows)])
 
 
 def to_markdown(report: dict) -> str:
@@ -121,39 +120,58 @@ def to_markdown(report: dict) -> str:
                 _matrix("Transfer success rate TSR(a→b) (%) — lower is better", m["transfer_success"], L), ""]
         for a_lvl, rows in (m.get("eps_sweep_by_level") or {}).items():
             out += [f"ε sweep, level-{a_lvl} {att.get('type', 'PGD')} attack, robust accuracy (%), n = "
-                    f"{m.get('n', {}).get('sweep', '?')}:", "", "| ε | " + " | ".join(f"L{b}" for b in range(L)) +
-                    " |", "|---|" + "---|" * L]
-            for e, r in sorted(rows.items(), key=lambda kv: float(kv[0])):
-                out.append(f"| {float(e) * 255:.3g}/255 | " + " | ".join(fmt_ci(r["acc"][str(b)], r["ci95"][str(b)])
-                                                                      for b in range(L)) + " |")
+                    f"{m.get('n', {}).get('sweep', '?')}:", ""]
+            out += table_lines(["ε"] + [f"L{b}" for b in range(L)],
+                               [[f"{float(e) * 255:.3g}/255"] + [fmt_ci(r["acc"][str(b)], r["ci95"][str(b)])
+                                                                 for b in range(L)]
+                                for e, r in sorted(rows.items(), key=lambda kv: float(kv[0]))])
             out.append("")
         if len(m.get("attacks", {})) > 1:
-            out += ["Robust accuracy by attack (each level attacked at itself), %:", "",
-                    "| attack | n | " + " | ".join(f"L{b}" for b in range(L)) + " |", "|---|---|" + "---|" * L]
-            for aname, a in m["attacks"].items():
-                out.append(f"| {aname} | {a['samples']} | " + " | ".join(
-                    fmt_ci(_get(a, "robust", str(b), str(b)), _get(a, "robust_ci95", str(b), str(b)))
-                    for b in range(L)) + " |")
+            out += ["Robust accuracy by attack (each level attacked at itself), %:", ""]
+            out += table_lines(["attack", "n"] + [f"L{b}" for b in range(L)],
+                               [[aname, str(a["samples"])] + [fmt_ci(_get(a, "robust", str(b), str(b)),
+                                                                     _get(a, "robust_ci95", str(b), str(b)))
+                                                              for b in range(L)] for aname, a in m["attacks"].items()])
             out.append("")
         if m.get("hierarchical"):
-            out += ["Hierarchical metrics:", "", "| images | mistake severity | consistency (mean) | full-path acc. |",
-                    "|---|---|---|---|"]
-            for name, h in m["hierarchical"].items():
-                sev = h["mistake_severity"]
-                out.append(f"| {name} | {'—' if sev != sev else f'{sev:.2f}'} | "
-                           f"{_pct(h['consistency'].get('mean'))} | {_pct(h['full_path_accuracy'])} |")
+            out += ["Hierarchical metrics:", ""]
+            out += table_lines(["images", "mistake severity", "consistency (mean)", "full-path acc."],
+                               [[name, "—" if h["mistake_severity"] != h["mistake_severity"]
+                                 else f"{h['mistake_severity']:.2f}", _pct(h["consistency"].get("mean")),
+                                 _pct(h["full_path_accuracy"])] for name, h in m["hierarchical"].items()])
             out.append("")
         failed = [c for c in m.get("checks", []) if not c["passed"]]
         out += [f"Sanity checks: {len(m.get('checks', [])) - len(failed)} passed, {len(failed)} failed"
                 + ("".join(f"\n- FAILED: {c}" for c in failed)), ""]
     for title, rows in report.get("ablation", {}).items():
-        from .demo import ablation_markdown
-
         out += [f"## Ablation: {title}", "", "(accuracies and TSR in %, training time in seconds per epoch)", "",
                 ablation_markdown(rows), ""]
     if report.get("timing"):
         out += ["## Timing (seconds)", ""] + [f"- {k}: {v:.1f}" for k, v in report["timing"].items()] + [""]
     return "\n".join(out)
+
+
+def ablation_rows(report: dict, names: list[str], train_seconds: dict, epochs: float) -> list[dict]:
+    """One row per run: clean leaf accuracy, leaf PGD, superclass PGD (each level attacked at itself),
+    TSR(1→0), and training seconds per epoch."""
+    rows = []
+    for n in names:
+        if n not in report["models"]:
+            raise ValueError(f"ablation table names run {n!r}, which is not among the runs {list(report['models'])}")
+        m = report["models"][n]
+        L = report["num_levels"]
+        rows.append({"run": n, "clean_leaf": m["clean"]["0"], "leaf_pgd": m["robust"]["0"]["0"],
+                     **{f"L{b}_pgd": m["robust"][str(b)][str(b)] for b in range(1, L)},
+                     "tsr_1_0": m["transfer_success"]["1"]["0"] if L > 1 else None,
+                     "train_seconds_per_epoch": train_seconds.get(n, float("nan")) / epochs})
+    return rows
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    """Markdown of :func:`ablation_rows`: accuracies and TSR in %, training time in seconds per epoch."""
+    keys = [k for k in rows[0] if k != "run"]
+    fmt = lambda k, v: f"{v:.1f}" if k.startswith("train") else f"{100 * v:.1f}"  # noqa: E731
+    return table(["run", *keys], [[r["run"]] + [fmt(k, r[k]) for k in keys] for r in rows])
 
 
 def _errbars(vals, cis):
@@ -259,9 +277,10 @@ def _save(fig, path: Path, tight: bool = False) -> None:
     """Save a figure atomically (a temp file renamed into place)."""
     import matplotlib.pyplot as plt
 
-    from .io import _atomic
+    from ..io import atomic_write
 
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", **({"bbox_inches": "tight"} if tight else {})))
+    extra = {"bbox_inches": "tight"} if tight else {}
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", **extra))
     plt.close(fig)
 
 
@@ -272,7 +291,7 @@ def clip_benchmark_results(report: dict) -> dict[str, dict]:
     are not computed and are absent. hirobust's own numbers at the leaf level are added under ``hirobust``."""
     import re
 
-    from .schema import CLIP_BENCHMARK_NAME
+    from ..data.registry import CLIP_BENCHMARK_NAME
 
     dataset = CLIP_BENCHMARK_NAME.get(report["dataset"], report["dataset"])
     slug = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "_", str(t))  # noqa: E731

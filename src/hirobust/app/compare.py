@@ -15,8 +15,9 @@ import json
 import math
 from pathlib import Path
 
-from .io import write_json, write_text
-from .stats import fmt_ci, paired_difference, verdict
+from ..io import write_json, write_text
+from ..stats import fmt_ci, paired_difference, verdict
+from .markdown import table as md_table
 
 
 def load_reports(paths: list[str | Path]) -> list[dict]:
@@ -63,7 +64,7 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
     """(baseline, per model the paired differences to the baseline on the same images): clean accuracy and
     robust accuracy under each same-level attack of the report's main attack, per level, with the paired
     bootstrap interval, the exact McNemar p and the verdict. Needs the report's per-image results."""
-    from .evaluate import correct
+    from ..evaluate import correct
 
     models = {n: m for n, m in report["models"].items() if m.get("per_image")}
     if len(models) < 2:
@@ -72,7 +73,7 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
     if base not in models:
         raise ValueError(f"--baseline {base!r} is not a model of {report.get('_path', 'the report')}; "
                          f"models: {', '.join(models)}")
-    from .evaluate import subset_of
+    from ..evaluate import subset_of
 
     attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
     L = report["num_levels"]
@@ -99,20 +100,16 @@ def paired_markdown(report: dict, base: str, prows: list[dict]) -> str:
     """Markdown of :func:`paired_rows`: Δ in points [95% interval] (p McNemar); * marks an interval without 0."""
     L = report["num_levels"]
     head = ["model − " + base] + [f"Δclean L{b}" for b in range(L)] + [f"Δrobust L{b}" for b in range(L)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cell = lambda d: "—" if d is None else (fmt_ci(d["diff"], d["ci95"]) + f" p={d['p_mcnemar']:.2g}"  # noqa: E731
                                             + (" *" if d["verdict"] in ("higher", "lower") else ""))
-    for r in prows:
-        lines.append("| " + " | ".join([r["model"]] + [cell(r["clean"].get(str(b))) for b in range(L)]
-                                       + [cell(r["robust"].get(str(b))) for b in range(L)]) + " |")
-    return "\n".join(lines)
+    return md_table(head, [[r["model"]] + [cell(r["clean"].get(str(b))) for b in range(L)]
+                           + [cell(r["robust"].get(str(b))) for b in range(L)] for r in prows])
 
 
 def markdown(cols: list[str], table: list[dict], title: str) -> str:
-    head = f"### {title}\n\n| model | datasets | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols)
-    body = "".join("\n| " + r["model"] + f" | {r['datasets']} | " +
-                   " | ".join("—" if r[c] is None else f"{100 * r[c]:.2f}" for c in cols) + " |" for r in table)
-    return head + body + "\n"
+    rows = [[r["model"], str(r["datasets"])] + ["—" if r[c] is None else f"{100 * r[c]:.2f}" for c in cols]
+            for r in table]
+    return f"### {title}\n\n" + md_table(["model", "datasets", *cols], rows) + "\n"
 
 
 def to_csv(cols: list[str], table: list[dict]) -> str:

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import torch
 
-from .config import apply_overrides, from_dict, load_yaml
-from .io import write_json
-from .pipeline import evaluate_models, finetune, resolve_device
+from ..io import copy_file, write_json
+from ..typed import from_dict
+from .config import apply_overrides, load_yaml
+from .env import resolve_device
+from .evaluation import evaluate_models
+from .finetune import finetune
 from .pretrain import pretrain
 from .schema import DataConfig, EvalConfig, FinetuneConfig, ModelConfig, PretrainConfig, TrainConfig
 
@@ -99,8 +102,8 @@ def _part(cfg: StudyConfig, name: str) -> PartConfig:
 
 def validate(cfg: StudyConfig) -> None:
     """Everything that can be wrong with a study config, before any work."""
-    from .data import dataset_forest, get_dataset
-    from .methods import method_config
+    from ..data import dataset_forest, get_dataset
+    from ..methods import method_config
 
     if not cfg.parts:
         raise ValueError("study config has no parts; give at least one under `parts:`")
@@ -155,16 +158,12 @@ def _pretrained(cfg: StudyConfig, part: PartConfig, pname: str, out: Path, devic
     """The part's pretrained model. Its weights are kept in the study (``pretrained/<part>.safetensors``), so
     later cells, in this session or another on another machine, use the same model even though pretraining is
     not bit-reproducible across machines."""
-    import shutil
-
     pcfg = from_dict(PretrainConfig, {**asdict(cfg.pretrain), "dataset": part.dataset, **part.pretrain})
     kept = out / "pretrained" / f"{pname}-{pcfg.key()}.safetensors"
     if not kept.exists():
         path, _ = pretrain(pcfg, device=str(device), progress=progress)
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, kept.with_suffix(".tmp"))
-        kept.with_suffix(".tmp").replace(kept)
-        shutil.copyfile(path.with_suffix(".json"), kept.with_suffix(".json"))
+        copy_file(path, kept)
+        copy_file(path.with_suffix(".json"), kept.with_suffix(".json"))
     return ModelConfig(name=pcfg.model, pretrained=str(kept))
 
 
@@ -258,14 +257,14 @@ def cells(cfg: StudyConfig) -> list[tuple[str, str, int]]:
 
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     """Run every cell that is not done yet, then rebuild the analysis; returns study.json's content."""
-    from .io import RunLock
+    from ..io import RunLock
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
-    from .io import RunLog
-    from .pipeline import provenance
+    from ..io import RunLog
+    from .env import provenance
 
     with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg))}):  # one study process per directory
         return _run(cfg, out, device, progress)
@@ -288,7 +287,7 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
 
     if cfg.tune is not None and cfg.tune.candidates:
         _tune(cfg, main_part, model_of(main_part), out, progress)
-    from .progress import Stages
+    from ..progress import Stages
 
     dests = [out / p / "evals" / f"{r if r == 'clip' else f'{r}-s{s}'}.json" for p, r, s in cells(cfg)]
     dests += [out / p / "autoattack" / f"{r if r == 'clip' else f'{r}-s0'}.json" for p in cfg.parts

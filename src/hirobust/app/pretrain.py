@@ -17,18 +17,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .data import ZSDataset, dataset_forest, get_dataset
-from .hierarchy import Forest
-from .hierarchy.wordnet import cache_dir
-from .io import write_json
-from .models.clip import LoadedCLIP, load_clip
+from ..data import ZSDataset, dataset_forest, get_dataset
+from ..hierarchy import Forest
+from ..hierarchy.wordnet import cache_dir
+from ..io import write_json
+from ..methods.base import Trainable
+from ..models.clip import LoadedCLIP, load_clip
+from ..train import Trainer
 from .schema import PretrainConfig, TrainConfig
-from .train import Trainer
 
 
-class ContrastivePretrain(nn.Module):
+class ContrastivePretrain(Trainable):
     """Multi-positive image-text contrastive loss over the concepts of a forest (trains the whole CLIP)."""
 
     name = "pretrain"
@@ -115,7 +115,7 @@ def pretrained_path(cfg: PretrainConfig) -> Path:
 @torch.no_grad()
 def zero_shot_accuracy(clip: LoadedCLIP, data: ZSDataset, forest: Forest, batch_size: int = 1000) -> dict:
     """{tree: {level: accuracy}} of the cosine zero-shot classifier on ``data``."""
-    from .models.zeroshot import build_cosine_classifier
+    from ..models.zeroshot import build_cosine_classifier
 
     clf = build_cosine_classifier(clip, forest, data.templates, prompt_names=data.prompt_names).eval()
     device = next(clf.parameters()).device
@@ -149,7 +149,7 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
     summary = Trainer(tcfg, device).fit(task, train, run_dir, progress=progress, describe=asdict(cfg))
     clip.model.eval()
     acc = zero_shot_accuracy(clip, test, forest)
-    from .models.clip import export_open_clip
+    from ..models.clip import export_open_clip
 
     export_open_clip(clip.model, cfg.model, run_dir / "export")
     path.parent.mkdir(parents=True, exist_ok=True)

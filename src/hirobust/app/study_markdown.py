@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .stats import fmt_ci
+from ..stats import fmt_ci
+from .markdown import table_lines
 
 
 def _cell(s: dict | None) -> str:
@@ -23,19 +24,19 @@ def _table(part: dict, key: str = "table") -> list[str]:
     L = len(part["levels"])
     head = ["run", "seeds"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + \
         [f"TSR({a}→0)" for a in range(1, L)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for run, row in part[key].items():
         cells = [run, str(row["seeds"])] + [_cell(row["clean"].get(str(b))) for b in range(L)]
         cells += [_cell(row["robust"].get(str(b))) for b in range(L)]
         cells += [_cell(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return table_lines(head, rows)
 
 
 def _paired(paired: dict, L: int, base: str, clean: bool = True) -> list[str]:
     head = [f"run − {base}", "seeds"] + ([f"Δclean L{b}" for b in range(L)] if clean else []) + \
         [f"Δrobust L{b}" for b in range(L)] + ([f"ΔTSR({a}→0)" for a in range(1, L)] if clean else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for run, row in paired.items():
         cells = [run, str(row["seeds"])]
         if clean:
@@ -43,15 +44,14 @@ def _paired(paired: dict, L: int, base: str, clean: bool = True) -> list[str]:
         cells += [_diff(row["robust"].get(str(b))) for b in range(L)]
         if clean:
             cells += [_diff(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return table_lines(head, rows)
 
 
 def _mechanism(mech: dict, L: int) -> list[str]:
     head = ["run", "seeds"] + [f"text depth L{b}" for b in range(L)] + [f"image depth L{b}" for b in range(L)] + \
         ["gap_label active", "τ", "α_I", "α_T", "δ_T/‖w‖", "text parents shallower", "image parents shallower"]
-    lines = ["Each cell: first step → end of training (mean of the last tenth of the steps), mean over seeds.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     f = lambda m, k: "—" if k not in m else f"{m[k][0]:.3g} → {m[k][1]:.3g}"  # noqa: E731
     for run, m in mech.items():
         cells = [run, str(m["seeds"])] + [f(m, f"depth_text_L{b}") for b in range(L)]
@@ -60,8 +60,9 @@ def _mechanism(mech: dict, L: int) -> list[str]:
         d = m.get("delta_t_rel")
         cells += ["—" if d is None else f"{d[0]:.2g} → {d[1]:.2g}", str(m["text_parents_shallower"]),
                   str(m["img_parents_shallower"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return ["Each cell: first step → end of training (mean of the last tenth of the steps), mean over seeds.", "",
+            *table_lines(head, rows)]
 
 
 def to_markdown(study: dict, cfg) -> str:

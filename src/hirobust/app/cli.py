@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import apply_overrides, from_dict, load_yaml
+from ..typed import from_dict
+from .config import apply_overrides, load_yaml
 
 METHOD_NAMES = ("tecoa", "pmg", "fare", "tga", "hiro")  # = hirobust.METHODS (a test keeps them equal)
 
@@ -109,7 +110,7 @@ def _model_source(text: str):
         raise ValueError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
     arch, pretrained = src.split(":", 1)
     if pretrained == "embedded":
-        from .pipeline import resolve_pretrained
+        from .inputs import resolve_pretrained
         from .schema import ModelConfig
 
         pretrained = resolve_pretrained(ModelConfig(name=arch, pretrained="embedded"))
@@ -185,12 +186,12 @@ def _cmd_finetune(args) -> int:
     if args.out:
         data["out"] = args.out
     cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))  # checked before torch loads
-    from .methods import method_config
+    from ..methods import method_config
 
     method_config(cfg.method, cfg.options)  # the method's options too (its config is torch-free)
     if args.print_config:
         return _print_config(cfg)
-    from .pipeline import finetune
+    from .finetune import finetune
 
     out = finetune(cfg, progress=not args.quiet, resume=args.resume)
     print(f"fine-tuned {cfg.method}: {out}")
@@ -219,7 +220,7 @@ def _cmd_evaluate(args) -> int:
     import os
     from contextlib import nullcontext
 
-    from .io import RunLock, RunLog
+    from ..io import RunLock, RunLog
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
     with RunLock(args.out) if main_rank else nullcontext(), \
@@ -232,7 +233,7 @@ def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
     from .report import summary_table, write_report
 
     if args.datasets:
-        from .pipeline import evaluate_datasets
+        from .evaluation import evaluate_datasets
 
         names = "all" if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
         summary = evaluate_datasets(models, names, data_cfg, eval_cfg, args.out, data.get("device", "auto"),
@@ -242,8 +243,8 @@ def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
             print(f"skipped {name}: {why}")
         print(f"reports: {args.out}/<dataset>/report.md, average table: {args.out}/compare.md")
         return 0
-    from . import distributed
-    from .pipeline import evaluate_models_resumable
+    from .. import distributed
+    from .evaluation import evaluate_models_resumable
 
     report = evaluate_models_resumable(models, data_cfg, eval_cfg, Path(args.out), data.get("device", "auto"),
                                        progress=not args.quiet, resume=args.resume)
@@ -255,8 +256,8 @@ def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
 
 
 def _cmd_bench(args) -> int:
+    from ..io import write_json, write_text
     from .bench import BenchConfig, run_bench, to_markdown
-    from .io import write_json, write_text
 
     cfg = from_dict(BenchConfig, apply_overrides({}, args.overrides))
     res = run_bench(cfg)
@@ -275,7 +276,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .pipeline import ReproduceConfig, reproduce
+    from .reproduce import reproduce
+    from .schema import ReproduceConfig
 
     cfg = from_dict(ReproduceConfig, apply_overrides(load_yaml(args.config), args.overrides))
     if args.print_config:
@@ -288,7 +290,7 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_tree(args) -> int:
-    from .hierarchy import available, load_forest
+    from ..hierarchy import available, load_forest
 
     if args.action == "list":
         print("\n".join(available()))
@@ -318,7 +320,7 @@ def _keys_help(command: str) -> str | None:
     from .config import describe_keys
 
     if command == "finetune":
-        from .methods import METHODS
+        from ..methods import METHODS
         from .schema import FinetuneConfig
 
         lines = describe_keys(FinetuneConfig, skip=("options", "reference"))

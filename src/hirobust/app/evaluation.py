@@ -1,0 +1,181 @@
+"""The evaluation jobs: models x one dataset -> report.json's content (resumable cell by cell), and models x
+many datasets -> one report per dataset plus the average table."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .. import distributed
+from ..data import DATASETS
+from ..evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates, class_group_breakdown, evaluate_model
+from ..io import load_safetensors, save_safetensors, write_json
+from ..models.rundir import is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
+from ..progress import Stages, active
+from .env import environment, provenance, resolve_device
+from .inputs import load_data, trees_of
+from .schema import DataConfig, EvalConfig
+
+_log = logging.getLogger("hirobust.evaluate")
+
+
+class AttackCells:
+    """Finished (attack, level) predictions of one model's evaluation, one safetensors file each, tagged with the
+    evaluation's key (source, data, attack settings): a result of other settings is never reused."""
+
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = Path(folder), key
+
+    def get(self, name: str):
+        f = self.folder / f"{name}.safetensors"
+        if not f.exists():
+            return None
+        from safetensors import safe_open
+
+        with safe_open(str(f), "pt") as h:
+            if (h.metadata() or {}).get("key") != self.key:
+                return None
+        return load_safetensors(f)["pred"]
+
+    def put(self, name: str, pred) -> None:
+        if distributed.is_main():
+            save_safetensors({"pred": pred}, self.folder / f"{name}.safetensors", metadata={"key": self.key})
+
+
+def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
+                    progress: bool = True, cells: dict | None = None) -> dict:
+    """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
+    device = resolve_device(device)
+    for name, source in models.items():
+        if isinstance(source, (str, Path)) and not is_run_dir(source):
+            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+    ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
+    eval_forest, _ = trees_of(data_cfg, ds)
+    hier = eval_forest[0]
+
+    report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
+              "robust_definition": ROBUST_DEFINITION, "chance": chance_rates(hier, ds.labels),
+              "num_levels": hier.num_levels, "tree": hier.name,
+              "levels": [hier.nodes(lvl) for lvl in range(hier.num_levels)],
+              "attack": {"type": {"pgd": f"PGD-{eval_cfg.steps}", "cw": f"CW-{eval_cfg.steps}",
+                                  "autoattack": AUTOATTACK_NAMES[eval_cfg.autoattack_version]}[eval_cfg.attacks[0]],
+                         "autoattack": AUTOATTACK_NAMES[eval_cfg.autoattack_version]
+                         if "autoattack" in eval_cfg.attacks else None,
+                         "attacks": list(eval_cfg.attacks), "norm": eval_cfg.norm,
+                         "objective": {"pgd": "ce", "cw": "cw margin", "autoattack": "ce + targeted dlr"}[
+                             eval_cfg.attacks[0]],
+                         "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
+                         "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
+              "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
+              "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
+    stages = None if active() else Stages(len(models))
+    for name, source in models.items():
+        t0 = time.perf_counter()
+        _log.info("evaluating %s (%s) on %s/%s", name, source, data_cfg.dataset, data_cfg.eval_split)
+        with stages.stage(f"evaluate {name}") if stages else contextlib.nullcontext():
+            clf = load_classifier(source, eval_forest, ds.templates, ds.prompt_names, device)
+            report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
+                                                    (cells or {}).get(name))
+        seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)
+        if seen is not None:
+            report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
+        report["models"][name]["source"] = str(source) if not isinstance(source, dict) else source
+        report["models"][name]["seconds"] = time.perf_counter() - t0
+        _log.info("evaluated %s in %.1f s", name, report["models"][name]["seconds"])
+    return report
+
+
+def _cell_key(name: str, source, data_cfg: DataConfig, eval_cfg: EvalConfig) -> str:
+    """What identifies one model's evaluation: its source (with its weights' size and mtime), data and attacks."""
+    import hashlib
+
+    src = source
+    if isinstance(source, (str, Path)):
+        w = Path(read_run_meta(source)["weights_path"])
+        src = [str(source), w.stat().st_size, w.stat().st_mtime_ns]
+    text = json.dumps([name, src, asdict(data_cfg), asdict(eval_cfg)], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: EvalConfig, out: Path, device="auto",
+                              progress: bool = True, resume: bool = False) -> dict:
+    """:func:`evaluate_models`, one model at a time, each model's result kept in ``out/.cells/`` as soon as it is
+    done, and within a model every finished (attack, level) cell (:class:`AttackCells`): a killed or failed
+    evaluation loses at most the cell it was on, and ``resume`` reuses the rest (only if the model's source, the
+    data and the attack settings are unchanged)."""
+    for name, source in models.items():
+        if isinstance(source, (str, Path)) and not is_run_dir(source):
+            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+    report, stages = None, Stages(len(models))
+    for name, source in models.items():
+        cell = out / ".cells" / f"{name}.json"
+        key = _cell_key(name, source, data_cfg, eval_cfg)
+        part = None
+        if resume and cell.exists():
+            kept = json.loads(cell.read_text())
+            part = kept["report"] if kept.get("key") == key else None
+        if part is None:
+            folder = out / ".cells" / name
+            if not resume and folder.exists():  # a fresh evaluation: nothing of an earlier one is reused
+                import shutil
+
+                shutil.rmtree(folder)
+            with stages.stage(f"evaluate {name}"):
+                part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
+                                       cells={name: AttackCells(folder, key)})
+            if distributed.is_main():
+                write_json({"key": key, "report": part}, cell)
+        else:
+            stages.skip()
+        if report is None:
+            report = part
+        else:
+            report["models"].update(part["models"])
+    return report
+
+
+def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, data_cfg: DataConfig,
+                      eval_cfg: EvalConfig, out: str | Path, device="auto", progress: bool = True) -> dict:
+    """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
+    under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
+    (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
+    from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, canonical_dataset
+    from ..data.zeroshot import available
+    from .compare import compare
+    from .report import write_report
+
+    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [canonical_dataset(n) for n in names]
+    unknown = [n for n in names if n not in ZEROSHOT_DATASETS and n not in DATASETS]
+    if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
+        known = ", ".join(sorted(set(ZEROSHOT_DATASETS) | set(DATASETS)))
+        raise ValueError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
+                         f"{', '.join(CLIP_BENCHMARK_ALIASES)} also work)")
+    out = Path(out)
+    done, skipped = [], {}
+    for name in names:
+        ok, why = (True, "") if data_cfg.download else available(name, data_cfg.root, data_cfg.eval_split)
+        if not ok:
+            skipped[name] = why
+            continue
+        cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
+                                  hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
+        try:
+            report = evaluate_models(models, cfg, eval_cfg, device, progress)
+        except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
+            skipped[name] = str(e)
+            continue
+        if distributed.is_main():
+            write_report(report, out / name)
+        done.append(name)
+    summary = {"evaluated": done, "skipped": skipped}
+    if distributed.is_main():
+        if done:
+            compare([out / n for n in done], out)
+        write_json(summary, out / "datasets.json")
+    return summary
+

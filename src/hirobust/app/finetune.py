@@ -1,0 +1,76 @@
+"""The fine-tuning job: a config in, a run directory out (:mod:`hirobust.models.rundir`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..io import write_json
+from ..methods import METHODS, FrozenReference, build_method
+from ..models.clip import load_clip
+from ..models.rundir import save_run
+from ..models.zeroshot import build_cosine_classifier
+from ..train import Trainer
+from .env import environment, provenance, resolve_device
+from .inputs import load_data, resolve_pretrained, trees_of
+from .schema import FinetuneConfig
+
+_log = logging.getLogger("hirobust.finetune")
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, callback=None) -> Path:
+    """Fine-tune ``cfg.method``; writes ``out/model/`` (open_clip-loadable), ``out/hirobust.json``, ``report.json``."""
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    pretrained = resolve_pretrained(cfg.model, progress, device)
+    torch.manual_seed(cfg.train.seed)
+    clip = load_clip(cfg.model.name, pretrained, device=device)
+    train = load_data(cfg.data, "train", clip.image_size)
+    if cfg.data.train_classes is not None:  # held-out classes never reach the trainer
+        train = train.restrict_classes(cfg.data.train_classes)
+    _, forest = trees_of(cfg.data, train)
+    classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
+    if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
+        raise ValueError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
+                         f"use an unsupervised method (fare) or a labelled dataset")
+    reference = None
+    if getattr(METHODS.get(cfg.method), "needs_reference", False):
+        source = None
+        if cfg.reference is not None:
+            ref_clip = load_clip(cfg.reference.name, resolve_pretrained(cfg.reference, progress, device), device)
+            source = build_cosine_classifier(ref_clip, forest, train.templates, prompt_names=train.prompt_names)
+        reference = FrozenReference(classifier, source)
+    method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
+    describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
+                "data": asdict(cfg.data)}
+    from contextlib import nullcontext
+
+    from .. import distributed
+    from ..io import RunLock, RunLog
+
+    main = distributed.is_main()
+    with RunLock(out) if main else nullcontext(), \
+            RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
+        t0 = time.perf_counter()
+        summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
+                                                 callback=callback, describe=describe)
+        _log.info("fine-tuned %s: %d steps in %.1f s (%.1f img/s)", cfg.method, summary["steps"],
+                  time.perf_counter() - t0, summary["images_per_second"])
+        if main:
+            _export(out, method, clip, cfg, pretrained, summary)
+            _log.info("exported %s", out / "model")
+    distributed.barrier()
+    return out
+
+
+def _export(out: Path, method, clip, cfg: FinetuneConfig, pretrained: str | None, summary: dict) -> None:
+    """The run directory (:mod:`hirobust.models.rundir`) and the fine-tuning's ``report.json``."""
+    prov = provenance(asdict(cfg))
+    save_run(out, method, clip, method_name=cfg.method, model_name=cfg.model.name, source=pretrained,
+             extra={"config": asdict(cfg), "environment": environment(), "provenance": prov})
+    write_json({"kind": "finetune", "method": cfg.method, "provenance": prov,
+                "train": {k: v for k, v in summary.items()}, "config": asdict(cfg)}, out / "report.json")

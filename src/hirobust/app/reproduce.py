@@ -1,0 +1,23 @@
+"""One command per paper row: fine-tune, then evaluate zero-shot on every dataset present."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .evaluation import evaluate_datasets
+from .finetune import finetune
+from .inputs import resolve_pretrained
+from .schema import ReproduceConfig
+
+
+def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False) -> dict:
+    """One command per paper row: fine-tune, then evaluate zero-shot on every dataset present."""
+    run = finetune(cfg.finetune, progress=progress, resume=resume)
+    models: dict = {cfg.finetune.method: str(run)}
+    if cfg.evaluate.include_clip:
+        models = {"clip": {"name": cfg.finetune.model.name,
+                           "pretrained": resolve_pretrained(cfg.finetune.model, progress)}, **models}
+    base = dataclasses.replace(cfg.finetune.data, tree=None, trees=None)
+    return evaluate_datasets(models, cfg.evaluate.datasets, base, cfg.evaluate.eval, Path(cfg.finetune.out) / "eval",
+                             cfg.finetune.device, progress)
