@@ -21,8 +21,8 @@ def _setup(tiny_clip, synth, name, options=None, monkeypatch=None):
     ref = FrozenReference(clf)
     m = build_method(name, clf, forest, options or {}, reference=ref, clip=clip)
     if monkeypatch is not None:  # a fixed, known "adversarial" image: x + DELTA * sign pattern
-        module = __import__(f"hirobust.methods.{name}", fromlist=["pgd"])
-        monkeypatch.setattr(module, "pgd", lambda fn, x, *a, **k: (x + DELTA * _pattern(x)).clamp(0, 1))
+        # every method's training attack runs through its ThreatModel, which calls the one PGD loop
+        monkeypatch.setattr("hirobust.attacks.threat.pgd", lambda fn, x, *a, **k: (x + DELTA * _pattern(x)).clamp(0, 1))
     return m, clip, ref
 
 
@@ -83,7 +83,7 @@ def test_fare_loss_and_reference_cache(tiny_clip, synth, monkeypatch):
     expected = ((_encode(clip.model, clip, x_adv) - target) ** 2).sum(1).mean()
     assert torch.allclose(m(x, y)["loss"], expected, rtol=1e-5)
     # with the per-sample cache: the same loss, read by index
-    m.prepare_data(synth[0])
+    m.reference_cache.compute(m.reference_outputs(), synth[0], "cpu", m.image_size)  # as the trainer does
     idx = torch.arange(16)
     xi, yi = synth[0].images[idx].float() / 255, synth[0].labels[idx]
     with torch.no_grad():
@@ -135,7 +135,7 @@ def test_tecoa_loss(tiny_clip, synth, monkeypatch):
 
 @pytest.mark.parametrize("name", ["pmg", "fare", "tga"])
 def test_frozen_reference_is_bit_identical_after_training(tmp_path, tiny_clip, synth, name):
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     m, clip, ref = _setup(tiny_clip, synth, name, {"eps": 4 / 255})
@@ -170,7 +170,7 @@ def test_reference_of_another_architecture_is_refused(tiny_clip, synth):
 
 
 def test_labels_needed(tmp_path, capsys):
-    from hirobust.cli import main
+    from hirobust.app.cli import main
 
     args = ["--quiet", "finetune", "--out", str(tmp_path / "r"), "model.name=hirobust-tiny", "model.pretrained=random",
             "data.dataset=synthetic-unlabelled", "train.epochs=1", "train.batch_size=32"]

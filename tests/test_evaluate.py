@@ -6,7 +6,7 @@ import torch
 from hirobust.evaluate import evaluate_model
 from hirobust.hierarchy import Hierarchy
 from hirobust.metrics import hierarchical_metrics
-from hirobust.schema import EvalConfig
+from hirobust.settings import EvalConfig
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def trained(tiny_clip, synth):
     """A tiny classifier trained (clean, eps = 0) until it is well above chance on the synthetic data."""
     from hirobust.methods import build_method
     from hirobust.models.zeroshot import build_cosine_classifier
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     clip = copy.copy(tiny_clip)

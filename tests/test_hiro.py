@@ -189,7 +189,7 @@ def test_bad_inputs(tiny_clip, synth):
 
 
 def test_nan_embeddings_are_a_clear_error(tmp_path, tiny_clip, synth):
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     train, _, forest = synth
@@ -204,7 +204,7 @@ def test_nan_embeddings_are_a_clear_error(tmp_path, tiny_clip, synth):
 
 
 def test_hiro_resume_is_exact(tmp_path, tiny_clip, synth):
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Interrupted, Trainer
 
     train, _, forest = synth
@@ -229,7 +229,7 @@ DIAGNOSTICS = ("gap_label_active", "gap_intra_active", "alpha_img", "alpha_txt",
 
 
 def test_diagnostics_are_logged_per_step(tmp_path, tiny_clip, synth):
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     train, _, forest = synth
@@ -300,7 +300,7 @@ def test_relative_text_eps_bounds_each_node_by_its_norm(tiny_clip, synth):
 
 
 def test_lr_scales_make_their_own_optimizer_groups(tiny_clip, synth):
-    from hirobust.schema import TrainConfig
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     train, _, forest = synth
@@ -333,23 +333,15 @@ def test_max_margin_plot_data():
 
 
 def test_exported_run_rebuilds_the_same_poincare_classifier(tmp_path, tiny_clip, synth):
-    from hirobust.pipeline import export_run, load_classifier
-    from hirobust.schema import TrainConfig
+    from hirobust.models.rundir import load_classifier, save_run
+    from hirobust.settings import TrainConfig
     from hirobust.train import Trainer
 
     train, test, forest = synth
     m, clip = _hiro(tiny_clip, forest, train.templates)
-    summary = Trainer(TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3)).fit(m, train, tmp_path,
-                                                                                            progress=False)
-
-    import dataclasses
-
-    from hirobust.schema import FinetuneConfig, ModelConfig
-
-    cfg = dataclasses.replace(FinetuneConfig(), method="hiro", model=ModelConfig(name="hirobust-tiny",
-                                                                                       pretrained="random"))
-    export_run(tmp_path, m, clip, cfg, None, summary)
-    rebuilt = load_classifier(str(tmp_path), test, forest).eval()
+    Trainer(TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3)).fit(m, train, tmp_path, progress=False)
+    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
+    rebuilt = load_classifier(str(tmp_path), forest, test.templates, test.prompt_names).eval()
     m.model.eval()
     x, _ = next(test.batches(16))
     with torch.no_grad():

@@ -44,11 +44,11 @@ def test_one_head_per_tree_and_level(tiny_classifier, synth):
 
 
 def test_template_average_of_pre_projection_equals_projected_mean(tiny_clip):
-    from hirobust.models.zeroshot import apply_text_projection
+    from hirobust.models.zeroshot import apply_text_projection, text_projection_of
 
     names, templates = ["item 0", "group 1"], ["a photo of a {}.", "an image of the {}."]
     pooled = encode_prompts(tiny_clip, names, templates, pre_projection=True)
-    proj = apply_text_projection(tiny_clip.model, pooled)
+    proj = apply_text_projection(text_projection_of(tiny_clip.model), pooled)
     tokens = tiny_clip.tokenizer([t.format(n) for n in names for t in templates])
     with torch.no_grad():
         direct = tiny_clip.model.encode_text(tokens).view(2, 2, -1).mean(1)

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
-from hirobust.methods import build_method
+from hirobust.methods import Trainable, build_method
 from hirobust.models.zeroshot import build_cosine_classifier
-from hirobust.schema import TrainConfig
+from hirobust.settings import TrainConfig
 from hirobust.train import Interrupted, Trainer
 
 
@@ -86,8 +86,8 @@ def test_optimizer_groups_by_decay_and_lr_scale(tiny_clip, synth):
     for g in groups:  # the parameters keep the method's order inside a group
         order = [i for i, (_, p) in enumerate(named) if any(p is q for q in g["params"])]
         assert order == sorted(order)
-    # unnamed parameters (the benchmark) or a module without the hook (pretraining): today's two groups
-    for opt in (trainer._optimizer([p for _, p in named]), trainer._optimizer(named, torch.nn.Linear(2, 2))):
+    # unnamed parameters (the benchmark) or a task with the default hook (pretraining): today's two groups
+    for opt in (trainer._optimizer([p for _, p in named]), trainer._optimizer(named, Trainable())):
         assert [(g["weight_decay"], g["lr_scale"], len(g["params"])) for g in opt.param_groups] == [
             (0.1, 1.0, sum(p.dim() >= 2 for _, p in named)), (0.0, 1.0, sum(p.dim() < 2 for _, p in named))]
     assert _method(tiny_clip, synth).lr_scale("model.visual.proj") == 1.0  # the base class's declared hook

@@ -22,12 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .attacks import level_objective, pgd, random_init
+from .attacks import ThreatModel, level_objective, random_init
 from .data import ZSDataset
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
 from .progress import label
-from .schema import EvalConfig
+from .settings import EvalConfig
 from .stats import accuracy, pack_bits, unpack_bits
 
 AUTOATTACK_NAMES = {"reduced": "AutoAttack, reduced (APGD-CE + APGD-T, pyautoattack)",
@@ -37,6 +37,13 @@ ROBUST_DEFINITION = (
     "prediction is right both on the clean image and on the attacked one (the clean image lies in the ε-ball too, "
     "as in RobustBench), so it never exceeds the clean accuracy of the same images; the same definition holds for "
     "every attack, level and ε of a report")
+
+
+def threat_model(cfg: EvalConfig, eps: float | None = None, steps: int | None = None) -> ThreatModel:
+    """The evaluation's threat model: ``cfg``'s ε (or ``eps``, e.g. a sweep's), norm, steps (or ``steps``) and step
+    size, from a random start (the PGD attacks of every report)."""
+    return ThreatModel(cfg.eps if eps is None else eps, cfg.steps if steps is None else steps, cfg.alpha, cfg.norm,
+                       random_start=True)
 
 
 def _autocast(cfg: EvalConfig, device: torch.device):
@@ -112,22 +119,22 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
     data, first = _shard(data, cfg.batch_size)
     g = torch.Generator(device=device)
     g.manual_seed((cfg.seed * 7 + level) * 1009)
-    steps = cfg.steps if steps is None else steps
+    threat = threat_model(cfg, eps, steps)
     for i, (x, y) in enumerate(tqdm(data.batches(cfg.batch_size, image_size=model.image_size),
                                     total=-(-len(data) // cfg.batch_size), desc=label(desc), disable=not progress,
                                     leave=False, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
-        if i == 0 and attack != "autoattack" and eps > 0:  # pgd draws a random start only when eps > 0
+        if i == 0 and attack != "autoattack" and threat.eps > 0:  # pgd draws a random start only when eps > 0
             _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
         y_level = hier.labels(y, level)
         with _autocast(cfg, device):
             if attack == "autoattack":
-                x_adv = autoattack(lambda z: model(z, tree=hier.name)[level], x, y_level, eps, cfg.norm,
+                x_adv = autoattack(lambda z: model(z, tree=hier.name)[level], x, y_level, threat.eps, threat.norm,
                                    seed=cfg.seed, batch_size=cfg.batch_size, owner=model, n_iter=cfg.autoattack_iters,
                                    version=cfg.autoattack_version)
             else:
                 fn = level_objective(model, level, y_level, "ce" if attack == "pgd" else "cw", tree=hier.name)
-                x_adv = pgd(fn, x, eps, steps, cfg.alpha, cfg.norm, random_start=True, generator=g)
+                x_adv = threat.attack(fn, x, generator=g)
             with torch.no_grad():
                 preds.append(_preds(model(x_adv, tree=hier.name)))
     return _gather(_cat(preds, model, hier.name), device)
@@ -335,13 +342,14 @@ def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     """Accuracy per level under uniform random noise of the same ε (a gradient-masking reference)."""
     g = torch.Generator(device=device)
     g.manual_seed(cfg.seed + 99)
+    threat = threat_model(cfg)
     data, first = _shard(data, cfg.batch_size)
     right = [torch.zeros(0, hier.num_levels, dtype=torch.bool)]
     for i, (x, y) in enumerate(data.batches(cfg.batch_size, image_size=model.image_size)):
         x, y = x.to(device), y.to(device)
         if i == 0:
             _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
-        xn = (x + random_init(x, cfg.eps, cfg.norm, g)).clamp(0, 1)
+        xn = (x + threat.noise(x, g)).clamp(0, 1)
         right.append(_preds(model(xn, tree=hier.name)) == level_labels(hier, y.cpu()))
     return _acc_dict(_gather(torch.cat(right).to(torch.uint8), device).bool())
 

@@ -1,8 +1,10 @@
 """One trainer for every method (and for the embedded CLIP's pretraining).
 
-A method is an ``nn.Module`` whose ``forward(x, y, generator)`` returns a dict with a scalar ``"loss"``
-(and any other scalars to log), and whose ``trainable_parameters()`` names what the optimiser updates.
-The trainer owns the optimiser, schedule, precision, data order, checkpoints and resume.
+What it trains is a :class:`~hirobust.methods.base.Trainable` (every method, and the embedded CLIP's
+pretraining task): its ``forward(x, y, generator=None, index=None)`` returns a dict with a scalar ``"loss"`` (and
+any other scalars to log), and the trainer calls the hooks that class declares, nothing else. The trainer owns
+the optimiser, schedule, precision, data order, checkpoints, resume, and the per-sample cache of the frozen
+reference's outputs (computed here over the dataset, so methods see tensors only).
 
 Determinism: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
 randomness of step ``s`` (attack starts) from one seeded with ``(seed, s)``, so a run resumed from a
@@ -20,14 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .data import ZSDataset
 from .io import load_safetensors, save_safetensors, write_json
+from .methods.base import Trainable
 from .progress import label
-from .schema import TrainConfig
+from .settings import TrainConfig
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -58,11 +60,11 @@ class Trainer:
         self.device = torch.device(device)
 
     # ------------------------------------------------------------------ pieces
-    def _optimizer(self, params: list, method: nn.Module | None = None) -> torch.optim.Optimizer:
+    def _optimizer(self, params: list, method: Trainable | None = None) -> torch.optim.Optimizer:
         """The optimiser over ``params`` (Parameters, or ``(name, Parameter)`` pairs to consult
         ``method.lr_scale(name)``), one group per (weight-decay class, lr scale), see :meth:`param_groups`."""
         c = self.cfg
-        groups = self.param_groups(params, getattr(method, "lr_scale", None))
+        groups = self.param_groups(params, method.lr_scale if method is not None else None)
         if c.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum)
         return torch.optim.AdamW(groups, lr=c.lr, betas=c.betas)
@@ -103,7 +105,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod
-    def _check_finite(method: nn.Module, step: int) -> None:
+    def _check_finite(method: Trainable, step: int) -> None:
         """Raise before anything non-finite is saved: the first trainable tensor with NaN or inf, by name."""
         for name, t in method.trainable_state():
             if not bool(torch.isfinite(t).all()):
@@ -129,7 +131,7 @@ class Trainer:
             shutil.rmtree(tmp)
 
     @staticmethod
-    def _save(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
+    def _save(run_dir: Path, method: Trainable, opt: torch.optim.Optimizer, state: dict) -> None:
         Trainer._check_finite(method, state["step"])
         ck, tmp = run_dir / "checkpoint", run_dir / "checkpoint.tmp"
         Trainer.recover(run_dir)
@@ -153,7 +155,7 @@ class Trainer:
             shutil.rmtree(old)
 
     @staticmethod
-    def _load(run_dir: Path, method: nn.Module, opt: torch.optim.Optimizer, device) -> dict:
+    def _load(run_dir: Path, method: Trainable, opt: torch.optim.Optimizer, device) -> dict:
         from .hierarchy import read_json
 
         ck = run_dir / "checkpoint"
@@ -176,7 +178,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(
         self,
-        method: nn.Module,
+        method: Trainable,
         data: ZSDataset,
         run_dir: str | Path,
         resume: bool = False,
@@ -214,14 +216,14 @@ class Trainer:
         world, rank = dist.world(), dist.rank()
         if c.batch_size % world:
             raise ValueError(f"batch_size {c.batch_size} (the global batch) must be divisible by the {world} ranks")
-        if hasattr(method, "prepare_data"):  # e.g. cache the frozen reference's outputs per training sample
-            method.prepare_data(data)
-        if start == 0 and hasattr(method, "prepare"):  # data-dependent init on the first global batch, every rank
+        # the frozen reference's outputs the method declares, once per training sample (in-memory data only)
+        method.reference_cache.compute(method.reference_outputs(), data, self.device, method.image_size)
+        if start == 0 and method.needs_first_batch:  # data-dependent init on the first global batch, every rank
             x0, y0 = next(data.batches(c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(
-                c.seed * 7919), drop_last=True, image_size=getattr(method, "image_size", None)))
+                c.seed * 7919), drop_last=True, image_size=method.image_size))
             method.prepare(x0.to(self.device), y0.to(self.device))
-        if c.compile and hasattr(method, "model") and not hasattr(method.model.visual, "_orig_mod"):
-            method.model.visual = torch.compile(method.model.visual)  # shares the parameters; exports stay eager
+        if c.compile:
+            method.compile_image_tower()
         model = method
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -233,7 +235,7 @@ class Trainer:
         method.train()
         pending: list[dict] = []
         t0, seen = time.perf_counter(), 0
-        bar = tqdm(total=total, initial=start, desc=label(f"train {getattr(method, 'name', '')}"),
+        bar = tqdm(total=total, initial=start, desc=label(f"train {method.name}"),
                    disable=not progress or rank != 0, dynamic_ncols=True)
         step = start
         try:
@@ -241,7 +243,7 @@ class Trainer:
                 epoch, first = divmod(step, spe)
                 g = torch.Generator().manual_seed(c.seed * 7919 + epoch)
                 for x, y, idx in data.batches(c.batch_size, shuffle=True, generator=g, drop_last=True, start=first,
-                                              image_size=getattr(method, "image_size", None), with_index=True,
+                                              image_size=method.image_size, with_index=True,
                                               shard=(rank, world) if world > 1 else None):
                     if step >= total:
                         break

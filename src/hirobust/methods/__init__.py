@@ -1,4 +1,6 @@
-"""Fine-tuning methods, by name. Each is an ``nn.Module`` with a ``Config`` dataclass; see :mod:`.base`.
+"""Fine-tuning methods, by name. Each is a :class:`~.base.Method` with a ``Config`` dataclass; see :mod:`.base`
+(the hooks the trainer calls) and :mod:`.reference` (the frozen reference and its per-sample cache). Adding a
+method = one module + one line in ``_MODULES`` (+ its config in :mod:`.configs`).
 
 Importing this package loads no torch: the method classes (``METHODS``, ``Method``, ...) are imported on first
 use, while the configs (:mod:`.configs`, ``method_config``) are torch-free, so the command line checks a method's
@@ -12,9 +14,11 @@ from .configs import CONFIGS, method_config
 
 _MODULES = {"tecoa": ("tecoa", "TeCoA"), "pmg": ("pmg", "PMG"), "fare": ("fare", "FARE"), "tga": ("tga", "TGA"),
             "hiro": ("hiro", "HiRo")}
-_LAZY = {"Method": "base", "FrozenReference": "base", **{cls: mod for mod, cls in _MODULES.values()}}
+_LAZY = {"Method": "base", "Trainable": "base", "StepPasses": "base", "FrozenReference": "reference",
+         "ReferenceCache": "reference", **{cls: mod for mod, cls in _MODULES.values()}}
 
-__all__ = ["METHODS", "CONFIGS", "Method", "FrozenReference", "build_method", "method_config"]
+__all__ = ["METHODS", "CONFIGS", "Method", "Trainable", "StepPasses", "FrozenReference", "ReferenceCache",
+           "build_method", "method_config"]
 
 
 def __getattr__(name: str):

@@ -1,19 +1,110 @@
-"""What every method shares: the trainable state, checkpoints, and the frozen reference task."""
+"""What the trainer trains (:class:`Trainable`: every hook it calls, declared with its default) and what every
+fine-tuning method shares (:class:`Method`: the trained image tower, the fixed text of the cosine baselines,
+checkpoints, the head it saves, its passes per step)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
 
-from ..models.zeroshot import ZeroShotClassifier
+from .reference import FrozenReference, ReferenceCache, ReferenceFn, check_same_architecture
+
+if TYPE_CHECKING:
+    from ..models.zeroshot import ZeroShotClassifier
+
+__all__ = ["Trainable", "Method", "StepPasses", "FrozenReference", "ReferenceCache", "check_same_architecture"]
 
 
-class Method(nn.Module):
-    """Base of the fine-tuning methods. Subclasses set ``name`` and implement ``forward(x, y, generator)``
-    returning a dict of scalars with ``"loss"``; by default the image tower is what is trained."""
+class StepPasses(NamedTuple):
+    """A training step's encoder passes per image: input-gradient passes (the attack's iterations),
+    forward+backward passes (the loss), forward-only passes (e.g. the frozen reference)."""
+
+    input_grad: int
+    forward_backward: int
+    forward: int
+
+
+class Trainable(nn.Module):
+    """What :class:`hirobust.train.Trainer` trains: an ``nn.Module`` whose ``forward(x, y, generator=None,
+    index=None)`` returns a dict of scalars with ``"loss"`` (``index``: the batch's sample indices, for
+    :attr:`reference_cache`). The trainer calls exactly the hooks below, in this order:
+
+    1. :meth:`reference_outputs`, computed once into :attr:`reference_cache` over in-memory training data;
+    2. :meth:`prepare` on the first global batch of a fresh run, when :attr:`needs_first_batch`;
+    3. :meth:`compile_image_tower` when the config asks for ``torch.compile``;
+    4. per step: ``forward``, then :meth:`after_step` after the optimiser step;
+    5. :meth:`trainable_parameters` (with :meth:`lr_scale`) for the optimiser, :meth:`trainable_state` /
+       :meth:`load_trainable_state` for checkpoints.
+
+    ``model`` is the network being trained; its ``.visual`` is the image tower.
+    """
+
+    name = "task"
+    image_size: int | None = None  # the input size data is resized to (None: as stored)
+    needs_first_batch = False  # whether :meth:`prepare` wants the first global batch of a fresh run
+    model: nn.Module
+
+    def __init__(self):
+        super().__init__()
+        self.reference_cache = ReferenceCache()  # filled by the trainer from :meth:`reference_outputs`
+
+    def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(name, Parameter) of everything the optimiser updates, in a fixed order."""
+        raise NotImplementedError
+
+    def trainable_state(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """What a checkpoint holds: the trainable tensors (frozen parts are rebuilt from the model source)."""
+        yield from ((n, p.detach()) for n, p in self.trainable_parameters())
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a checkpoint's :meth:`trainable_state`; ``ValueError`` when names or shapes differ."""
+        own = dict(self.trainable_parameters())
+        missing, unexpected = set(own) - set(state), set(state) - set(own)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint does not match method {self.name!r}: missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]}")
+        with torch.no_grad():
+            for n, p in own.items():
+                if p.shape != state[n].shape:
+                    raise ValueError(f"checkpoint tensor {n} has shape {tuple(state[n].shape)}, model has "
+                                     f"{tuple(p.shape)}: it was trained with another architecture")
+                p.copy_(state[n])
+
+    def reference_outputs(self) -> dict[str, ReferenceFn]:
+        """The frozen reference's outputs to cache per training sample, ``name -> fn(x, y)`` (fixed, deterministic
+        functions of an image and its label). Default: none."""
+        return {}
+
+    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Data-dependent initialisation from the first global batch (images [B, 3, H, W] in [0, 1], leaf labels
+        [B]); called only when :attr:`needs_first_batch`. Default: nothing."""
+
+    def compile_image_tower(self) -> None:
+        """``torch.compile`` the image tower in place (it shares its parameters; exports stay eager); once."""
+        if not hasattr(self.model.visual, "_orig_mod"):
+            self.model.visual = torch.compile(self.model.visual)
+
+    def after_step(self) -> None:
+        """After each optimiser step (e.g. clamping a temperature). Default: nothing."""
+
+    def lr_scale(self, name: str) -> float:
+        """The factor on the learning rate of the trainable parameter ``name`` (a name from
+        :meth:`trainable_parameters`); the trainer puts each (weight-decay class, scale) in its own group.
+        Default: 1."""
+        return 1.0
+
+
+class Method(Trainable):
+    """Base of the fine-tuning methods. Subclasses set ``name``, ``Config`` (their options, :mod:`.configs`) and
+    implement ``forward(x, y, generator=None, index=None)`` and :meth:`passes`; by default the image tower is
+    what is trained and the classifier's head is what is saved.
+
+    ``needs_labels``: the method's loss uses the labels (an unlabelled dataset is refused);
+    ``needs_reference``: it needs the frozen starting model (a :class:`FrozenReference`) at construction.
+    """
 
     name = "method"
     needs_labels = True
@@ -23,7 +114,6 @@ class Method(nn.Module):
         super().__init__()
         self.model = model
         self.image_size = model.image_size
-        self._ref_cache: dict[str, torch.Tensor] = {}  # per-training-sample outputs of the frozen reference
 
     def use_fixed_text(self, level: int = 0, logit_scale: float | None = None,
                        reference: nn.Module | None = None, needs_reference: bool = False) -> None:
@@ -45,100 +135,24 @@ class Method(nn.Module):
         return self.text_logits(self.model.image_features(x))
 
     def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """The image tower's parameters that require gradients, as ``model.visual.<name>``."""
         visual = getattr(self.model.visual, "_orig_mod", self.model.visual)  # the same names when compiled
         for n, p in visual.named_parameters():
             if p.requires_grad:
                 yield f"model.visual.{n}", p
 
-    def trainable_state(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """What a checkpoint holds: the trainable tensors (frozen parts are rebuilt from the model source)."""
-        yield from ((n, p.detach()) for n, p in self.trainable_parameters())
-
-    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        own = dict(self.trainable_parameters())
-        missing, unexpected = set(own) - set(state), set(state) - set(own)
-        if missing or unexpected:
-            raise ValueError(f"checkpoint does not match method {self.name!r}: missing {sorted(missing)[:3]}, "
-                             f"unexpected {sorted(unexpected)[:3]}")
-        with torch.no_grad():
-            for n, p in own.items():
-                if p.shape != state[n].shape:
-                    raise ValueError(f"checkpoint tensor {n} has shape {tuple(state[n].shape)}, model has "
-                                     f"{tuple(p.shape)}: it was trained with another architecture")
-                p.copy_(state[n])
-
-    @torch.no_grad()
-    def cache_reference(self, name: str, fn, data, batch_size: int = 500) -> None:
-        """Compute ``fn(x, y)`` (a frozen, deterministic function of images and labels) once for every training
-        sample, so steps read it by sample index instead of recomputing it. Only for in-memory data (a fixed,
-        augmentation-free pipeline); otherwise steps compute it per batch."""
-        self._ref_cache.pop(name, None)
-        if data.images is None:
-            return
-        device = next(self.model.parameters()).device
-        out = [fn(x.to(device), y.to(device)) for x, y in data.batches(batch_size, image_size=self.image_size)]
-        self._ref_cache[name] = torch.cat(out)
-
-    def reference(self, name: str, fn, x: torch.Tensor, y: torch.Tensor | None,
+    def reference(self, name: str, fn: ReferenceFn, x: torch.Tensor, y: torch.Tensor | None,
                   index: torch.Tensor | None) -> torch.Tensor:
-        """The frozen reference's ``fn(x, y)``: from the cache by sample index, else computed without autograd."""
-        cache = self._ref_cache.get(name)
-        if cache is not None and index is not None:
-            return cache[index.to(cache.device)]
-        with torch.no_grad():
-            return fn(x, y)
-
-    def after_step(self) -> None:
-        """Hook after each optimiser step (e.g. clamping a temperature)."""
-
-    def lr_scale(self, name: str) -> float:
-        """Hook: the factor on the learning rate of the trainable parameter ``name`` (a name from
-        :meth:`trainable_parameters`); the trainer puts each (weight-decay class, scale) in its own group."""
-        return 1.0
+        """The frozen reference's ``fn(x, y)`` (declared under ``name`` in :meth:`reference_outputs`): the cached
+        rows of samples ``index`` when cached, else computed without autograd."""
+        return self.reference_cache.get(name, fn, x, y, index)
 
     def head_state(self) -> dict:
-        """What rebuilds the trained classifier's head (saved in hirobust.json; a ``"tensors"`` entry is saved
-        as safetensors beside the weights)."""
-        return {"head": "cosine", "logit_scale": float(self.model.head().logit_scale)}
+        """What rebuilds the trained classifier's head (saved by :mod:`hirobust.models.rundir`): its default head's
+        ``head_state`` (:mod:`hirobust.models.heads`)."""
+        return self.model.head().head_state()
 
-    def sync_to_clip(self) -> None:
-        """Write trained parts that live outside the image tower back into the open_clip model (for export)."""
-
-
-class FrozenReference(nn.Module):
-    """A frozen copy of the starting classifier (PMG-AFT's and FARE's f_orig, TGA-ZSR's A_orig).
-
-    Eval mode, no gradients, never updated: ``train()`` is a no-op and its parameters have
-    ``requires_grad=False``, so optimisers never see them. ``source`` may be another classifier (e.g. another
-    checkpoint); its image tower must have the model's architecture.
-    """
-
-    def __init__(self, model: ZeroShotClassifier, source: ZeroShotClassifier | None = None):
-        super().__init__()
-        if source is not None:
-            check_same_architecture(model.visual, source.visual)
-        self.model = copy.deepcopy(source if source is not None else model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    def train(self, mode: bool = True):  # noqa: ARG002 - stays in eval mode
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.model(x)
-
-    @torch.no_grad()
-    def image_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.image_features(x)
-
-
-def check_same_architecture(a: nn.Module, b: nn.Module) -> None:
-    """Raise ``ValueError`` unless the two modules have the same parameter names and shapes."""
-    sa = {k: tuple(v.shape) for k, v in a.state_dict().items()}
-    sb = {k: tuple(v.shape) for k, v in b.state_dict().items()}
-    if sa != sb:
-        diff = sorted(set(sa) ^ set(sb)) or [k for k in sa if sa[k] != sb[k]]
-        k = diff[0]
-        raise ValueError(f"the frozen reference's architecture differs from the model's (first difference: {k}: "
-                         f"{sa.get(k)} vs {sb.get(k)}); give a reference checkpoint of the same architecture")
+    def passes(self, cached: bool = False) -> StepPasses:
+        """The encoder passes per image of one training step (:class:`StepPasses`), from the method's config;
+        ``cached``: with the frozen reference's outputs cached per sample (in-memory data)."""
+        raise NotImplementedError(f"method {self.name!r} does not declare its passes per step")

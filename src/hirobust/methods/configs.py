@@ -124,7 +124,7 @@ def method_config(name: str, options: dict | None = None):
     from dataclasses import fields
 
     from ..checks import attack_fields
-    from ..config import from_dict
+    from ..typed import from_dict
 
     if name not in CONFIGS:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(CONFIGS))}")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..attacks import pgd
-from .base import Method
+from ..attacks import ThreatModel
+from .base import Method, StepPasses
 from .configs import FAREConfig
 
 
@@ -31,10 +31,14 @@ class FARE(Method):
             raise ValueError("method 'fare' needs the frozen reference model")
         self.cfg = cfg
         self.reference_model = reference
+        self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.alpha, momentum=cfg.momentum,
+                                  momentum_mode=cfg.momentum_mode)
 
-    def prepare_data(self, data) -> None:
-        if self.cfg.cache_reference:
-            self.cache_reference("f_orig", self._target, data)
+    def reference_outputs(self) -> dict:
+        return {"f_orig": self._target} if self.cfg.cache_reference else {}
+
+    def passes(self, cached: bool = False) -> StepPasses:
+        return StepPasses(self.cfg.steps, 1, 0 if cached and self.cfg.cache_reference else 1)  # f_orig(x)
 
     def _target(self, x: torch.Tensor, y=None) -> torch.Tensor:
         return self.reference_model.image_features(x)
@@ -45,9 +49,7 @@ class FARE(Method):
         return (a.float() - b.float()).pow(2).sum(dim=-1)
 
     def forward(self, x, y=None, generator=None, index=None) -> dict:
-        c = self.cfg
         target = self.reference("f_orig", self._target, x, y, index)
-        x_adv = pgd(lambda xa: self.distance(self.model.image_features(xa), target), x, c.eps, c.steps, c.alpha,
-                    momentum=c.momentum, momentum_mode=c.momentum_mode, generator=generator)
+        x_adv = self.threat.attack(lambda xa: self.distance(self.model.image_features(xa), target), x, generator)
         loss = self.distance(self.model.image_features(x_adv), target).mean()
         return {"loss": loss}

@@ -21,12 +21,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..attacks import pgd_joint
+from ..attacks import ThreatModel, attack_jointly
 from ..geometry import poincare as P
 from ..hierarchy import Forest
-from ..models.hyperbolic import HyperbolicEmbedding, PoincareHead, pooled_text, text_projection_of
-from ..models.zeroshot import ZeroShotClassifier
-from .base import Method
+from ..models.hyperbolic import HyperbolicEmbedding, poincare_classifier, pooled_text
+from ..models.zeroshot import ZeroShotClassifier, text_projection_of
+from .base import Method, StepPasses
 from .configs import HNSA, PERTURBATIONS, HiRoConfig  # noqa: F401 (re-exported)
 
 
@@ -75,6 +75,7 @@ class _TreeIndex:
 class HiRo(Method):
     name = "hiro"
     Config = HiRoConfig
+    needs_first_batch = True  # α_I and ζ_vic are initialised from the first batch (:meth:`prepare`)
 
     def __init__(self, model: ZeroShotClassifier, forest: Forest, cfg: HiRoConfig, reference=None, clip=None):
         if clip is None:
@@ -86,14 +87,18 @@ class HiRo(Method):
         proj = text_projection_of(clip.model)
         if proj is None:
             raise ValueError(f"model {clip.name!r} has no text projection W_T for HiRo to train")
-        pooled = pooled_text(clip, forest, self_templates(model, clip), getattr(model, "prompt_names", None))
+        if model.text_spec is None:
+            raise ValueError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
+        pooled = pooled_text(clip, forest, model.text_spec)
         hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max))
-        heads = {name: PoincareHead(levels, hyp) for name, levels in pooled.items()}
-        hmodel = ZeroShotClassifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(), heads,
-                                    model.image_size)
-        super().__init__(hmodel)
+        super().__init__(poincare_classifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(),
+                                             model.image_size, pooled, hyp, model.text_spec))
         self.cfg = cfg
         self.hyp = hyp
+        # the joint attack: ε_X, α_X on pixels; ε_T, α_T on the tangent texts (step sizes default to the radius)
+        self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.eps if cfg.alpha is None else cfg.alpha)
+        self.text_threat = ThreatModel(cfg.text_eps, cfg.steps, cfg.text_eps if cfg.text_alpha is None else
+                                       cfg.text_alpha)
         self.forest = forest
         if isinstance(proj, torch.nn.Parameter):
             proj.requires_grad_(cfg.train_text_projection)
@@ -148,9 +153,10 @@ class HiRo(Method):
             return self.cfg.lr_scale_head
         return self.cfg.lr_scale_text if name.startswith("hyp.proj") else 1.0
 
-    def head_state(self) -> dict:
-        return {"head": "poincare", "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
-                "tensors": {k: getattr(self.hyp, k).detach() for k in ("log_alpha_img", "log_alpha_txt", "log_tau")}}
+    def passes(self, cached: bool = False) -> StepPasses:
+        """One joint attack and one encoding per step; ``per_level``: one of each per level."""
+        n = self.trees[0].L + 1 if self.cfg.perturbation == "per_level" else 1
+        return StepPasses(self.cfg.steps * n, n, 0)
 
     @torch.no_grad()
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -249,9 +255,8 @@ class HiRo(Method):
 
         was = self.training
         self.model.eval()
-        alphas = [c.eps if c.alpha is None else c.alpha, c.text_eps if c.text_alpha is None else c.text_alpha]
-        xa, ta = pgd_joint(objective, [x, text], [c.eps, c.text_eps], c.steps, alphas, generator=generator,
-                           boxes=[(0.0, 1.0), None])
+        xa, ta = attack_jointly(objective, [x, text], [self.threat, self.text_threat], boxes=[(0.0, 1.0), None],
+                                generator=generator)
         self.model.train(was)
         delta_t = (ta - text) * scale if not shared else ta * scale
         return xa, delta_t.detach()
@@ -371,11 +376,3 @@ class HiRo(Method):
 def _mean_or_zero(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The mean of ``v``, or a zero scalar (on ``like``'s device) when ``v`` is empty."""
     return v.mean() if v.numel() else like.new_zeros(())
-
-
-def self_templates(model: ZeroShotClassifier, clip) -> list[str]:
-    """The prompt templates the cosine classifier was built with (stored on it by the pipeline)."""
-    templates = getattr(model, "templates", None)
-    if not templates:
-        raise ValueError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
-    return list(templates)

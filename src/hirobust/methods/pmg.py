@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..attacks import ce, pgd
-from .base import Method
+from ..attacks import ThreatModel, ce
+from .base import Method, StepPasses
 from .configs import PMGConfig
 
 
@@ -30,10 +30,14 @@ class PMG(Method):
         super().__init__(model)
         self.cfg = cfg
         self.use_fixed_text(0, cfg.logit_scale, reference, needs_reference=True)
+        self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.alpha)
+
+    def passes(self, cached: bool = False) -> StepPasses:
+        return StepPasses(self.cfg.steps, 2, 1)  # adv + clean in one 2B pass; the frozen model on x_adv
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         c = self.cfg
-        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
+        x_adv = self.threat.attack(lambda xa: ce(self.logits(xa), y), x, generator)
         both = self.text_logits(self.model.image_features(torch.cat([x_adv, x])))  # one pass for adv and clean
         z_adv, z_clean = both.split(x.shape[0])
         with torch.no_grad():

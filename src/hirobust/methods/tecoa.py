@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..attacks import ce, pgd
-from .base import Method
+from ..attacks import ThreatModel, ce
+from .base import Method, StepPasses
 from .configs import TeCoAConfig
 
 
@@ -22,11 +22,13 @@ class TeCoA(Method):
         self.cfg = cfg
         self.use_fixed_text(cfg.level, cfg.logit_scale)
         self.tree = forest[0]
+        self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.alpha, random_start=cfg.random_start)
+
+    def passes(self, cached: bool = False) -> StepPasses:
+        return StepPasses(self.cfg.steps, 1, 0)
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         y = self.tree.labels(y, self.cfg.level)
-        c = self.cfg
-        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, random_start=c.random_start,
-                    generator=generator)
+        x_adv = self.threat.attack(lambda xa: ce(self.logits(xa), y), x, generator)
         loss = F.cross_entropy(self.logits(x_adv), y)
         return {"loss": loss}

@@ -16,8 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..attacks import ce, pgd
-from .base import Method
+from ..attacks import ThreatModel, ce
+from .base import Method, StepPasses
 from .configs import TGAConfig
 
 
@@ -47,18 +47,21 @@ class TGA(Method):
         super().__init__(model)
         self.cfg = cfg
         self.use_fixed_text(0, cfg.logit_scale, reference, needs_reference=True)
+        self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.alpha)
 
     def _orig_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _, tokens = self.reference_model.model.image_features_and_tokens(x)
         return attention_lowres(tokens, self.text[y])
 
-    def prepare_data(self, data) -> None:
-        if self.cfg.cache_reference:
-            self.cache_reference("a_orig", self._orig_map, data)
+    def reference_outputs(self) -> dict:
+        return {"a_orig": self._orig_map} if self.cfg.cache_reference else {}
+
+    def passes(self, cached: bool = False) -> StepPasses:  # adv + clean in one 2B pass; A_orig(x) unless cached
+        return StepPasses(self.cfg.steps, 2, 0 if cached and self.cfg.cache_reference else 1)
 
     def forward(self, x, y, generator=None, index=None) -> dict:
         c = self.cfg
-        x_adv = pgd(lambda xa: ce(self.logits(xa), y), x, c.eps, c.steps, c.alpha, generator=generator)
+        x_adv = self.threat.attack(lambda xa: ce(self.logits(xa), y), x, generator)
         feats, tokens = self.model.image_features_and_tokens(torch.cat([x_adv, x]))  # one pass per image
         b = x.shape[0]
         z_adv = self.text_logits(feats[:b])

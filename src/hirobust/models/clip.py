@@ -143,7 +143,7 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
 def export_open_clip(model: torch.nn.Module, name: str, out_dir: str | Path, mean=None, std=None) -> Path:
     """Write ``out_dir/open_clip_model.safetensors`` + ``open_clip_config.json``, loadable unchanged by
     ``open_clip.create_model_and_transforms(name, pretrained=<file>)`` or ``("local-dir:" + out_dir)``."""
-    from ..io import save_safetensors
+    from ..io import atomic_write, save_safetensors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,5 @@ def export_open_clip(model: torch.nn.Module, name: str, out_dir: str | Path, mea
     cfg = {"model_cfg": model_config(name)}
     if mean is not None:
         cfg["preprocess_cfg"] = {"mean": list(mean), "std": list(std)}
-    tmp = out / "open_clip_config.json.tmp"
-    tmp.write_text(json.dumps(cfg, indent=1))
-    tmp.replace(out / "open_clip_config.json")
+    atomic_write(out / "open_clip_config.json", lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=1)))
     return path

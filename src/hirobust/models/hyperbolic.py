@@ -17,7 +17,8 @@ from torch import nn
 from ..geometry import poincare as P
 from ..hierarchy import Forest
 from .clip import LoadedCLIP
-from .zeroshot import ZeroShotClassifier, _text_module, encode_prompts
+from .heads import Head, TextSpec
+from .zeroshot import ZeroShotClassifier, apply_text_projection, encode_prompts, text_projection_of
 
 
 def clip_tangent(v: torch.Tensor, r: float) -> torch.Tensor:
@@ -55,9 +56,7 @@ class HyperbolicEmbedding(nn.Module):
 
     def project_text(self, pooled: torch.Tensor) -> torch.Tensor:
         """W_T applied to cached pooled text outputs, [N, width] -> [N, D]."""
-        if self.proj_module is not None:
-            return self.proj_module(pooled)
-        return pooled @ self.proj if self.proj is not None else pooled
+        return apply_text_projection(self.proj_module if self.proj_module is not None else self.proj, pooled)
 
     def text_tangent(self, pooled: torch.Tensor) -> torch.Tensor:
         """w = α_T W_T T, [N, width] -> [N, D] (before clipping; HiRo's δ_T is added here)."""
@@ -85,11 +84,14 @@ class HyperbolicEmbedding(nn.Module):
             self.log_tau.clamp_(math.log(lo), math.log(hi))
 
 
-class PoincareHead(nn.Module):
+class PoincareHead(Head):
     """The Poincaré zero-shot head at every level of one tree: logits −d_c(φ(x), ψ_k)/τ.
 
     In eval mode the node embeddings ψ are computed once and reused until a parameter they depend on changes.
     """
+
+    kind = "poincare"
+    TENSORS = ("log_alpha_img", "log_alpha_txt", "log_tau")  # the HyperbolicEmbedding scalars a run saves
 
     def __init__(self, pooled: Sequence[torch.Tensor], hyp: HyperbolicEmbedding):
         super().__init__()
@@ -112,33 +114,34 @@ class PoincareHead(nn.Module):
         phi = self.hyp.image(image_features)
         return list(self.hyp.logits(phi, self.node_embeddings()).split(self.sizes, dim=-1))
 
-    def level_text(self, level: int) -> torch.Tensor:
-        start = sum(self.sizes[:level])
-        return self.node_embeddings()[start : start + self.sizes[level]]
+    def head_state(self) -> dict:
+        return {"head": self.kind, "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
+                "tensors": {k: getattr(self.hyp, k).detach() for k in self.TENSORS}}
+
+    @classmethod
+    def build_classifier(cls, clip, forest, text: TextSpec, state: dict, tensors: dict[str, torch.Tensor],
+                         where: str = "the run directory") -> ZeroShotClassifier:
+        """A trained HiRo classifier: Poincaré heads for every tree, W_T from ``clip``, α and τ from ``tensors``."""
+        hyp = HyperbolicEmbedding(text_projection_of(clip.model), state.get("curvature", 1.0), state.get("clip_r", 3.0))
+        with torch.no_grad():
+            for k in cls.TENSORS:
+                if k not in tensors:
+                    raise ValueError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
+                getattr(hyp, k).copy_(tensors[k])
+        hyp.to(next(clip.model.parameters()).device)
+        return poincare_classifier(clip.model.visual, clip.mean, clip.std, clip.image_size,
+                                   pooled_text(clip, forest, text), hyp, text)
 
 
-def text_projection_of(model: nn.Module):
-    """The CLIP model's W_T: a Parameter [width, D] (CLIP) or a Linear (custom text towers)."""
-    return _text_module(model).text_projection
-
-
-def pooled_text(clip: LoadedCLIP, forest: Forest, templates: Sequence[str], prompt_names: dict | None = None):
+def pooled_text(clip: LoadedCLIP, forest: Forest, text: TextSpec) -> dict[str, list[torch.Tensor]]:
     """{tree: [pooled pre-projection text features [C_l, width] per level]} (computed once)."""
-    names = prompt_names or {}
-    return {tree.name: [encode_prompts(clip, [names.get(n, n) for n in tree.nodes(lvl)], templates,
-                                       pre_projection=True) for lvl in range(tree.num_levels)] for tree in forest}
+    return {tree.name: [encode_prompts(clip, text.names(tree.nodes(lvl)), text.templates, pre_projection=True)
+                        for lvl in range(tree.num_levels)] for tree in forest}
 
 
-def build_poincare_classifier(clip: LoadedCLIP, forest: Forest, templates: Sequence[str], meta: dict,
-                              extras: dict[str, torch.Tensor], prompt_names: dict | None = None) -> ZeroShotClassifier:
-    """A trained HiRo classifier: Poincaré heads for every tree, W_T from ``clip``, α and τ from ``extras``."""
-    hyp = HyperbolicEmbedding(text_projection_of(clip.model), meta.get("curvature", 1.0), meta.get("clip_r", 3.0))
-    with torch.no_grad():
-        for k in ("log_alpha_img", "log_alpha_txt", "log_tau"):
-            if k not in extras:
-                raise ValueError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
-            getattr(hyp, k).copy_(extras[k])
-    hyp.to(next(clip.model.parameters()).device)
-    pooled = pooled_text(clip, forest, templates, prompt_names)
+def poincare_classifier(visual: nn.Module, mean, std, image_size: int, pooled: dict[str, list[torch.Tensor]],
+                        hyp: HyperbolicEmbedding, text: TextSpec | None = None) -> ZeroShotClassifier:
+    """A classifier with one Poincaré head per tree of ``pooled`` (``pooled_text``), all sharing ``hyp``."""
     heads = {name: PoincareHead(levels, hyp) for name, levels in pooled.items()}
-    return ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size)
+    return ZeroShotClassifier(visual, mean, std, heads, image_size, text)
+

@@ -6,6 +6,7 @@ buffers; nothing re-encodes text during training or attacks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..hierarchy import Forest, Hierarchy
 from .clip import LoadedCLIP
+from .heads import Head, TextSpec
 
 
 def _text_module(model: nn.Module) -> nn.Module:
@@ -56,12 +58,17 @@ def encode_prompts(
     return feats if pre_projection else F.normalize(feats, dim=-1)
 
 
-def apply_text_projection(model: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
-    """W_T applied to pooled text-transformer outputs, [..., width] -> [..., D]."""
-    proj = _text_module(model).text_projection
+def text_projection_of(model: nn.Module):
+    """The CLIP model's W_T: a Parameter [width, D] (CLIP), a Linear (custom text towers) or None."""
+    return _text_module(model).text_projection
+
+
+def apply_text_projection(proj, pooled: torch.Tensor) -> torch.Tensor:
+    """W_T (``text_projection_of(model)``: a Parameter, a module, or None for none) applied to pooled
+    text-transformer outputs, [..., width] -> [..., D]."""
     if proj is None:
         return pooled
-    return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+    return proj(pooled) if isinstance(proj, nn.Module) else pooled @ proj
 
 
 def visual_tokens(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,8 +92,10 @@ def visual_tokens(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return pooled, torch.cat([pooled[:, None], tokens], dim=1)
 
 
-class CosineHead(nn.Module):
+class CosineHead(Head):
     """CLIP's zero-shot head at every level of one tree: logits = scale * cos(image, node text)."""
+
+    kind = "cosine"
 
     def __init__(self, text_features: Sequence[torch.Tensor], logit_scale: float):
         super().__init__()
@@ -99,20 +108,34 @@ class CosineHead(nn.Module):
         f = F.normalize(image_features.float(), dim=-1)
         return list((self.logit_scale * f @ self.text.t()).split(self.sizes, dim=-1))
 
-    def level_text(self, level: int) -> torch.Tensor:
-        start = sum(self.sizes[:level])
-        return self.text[start : start + self.sizes[level]]
+    def node_embeddings(self) -> torch.Tensor:
+        return self.text
+
+    def head_state(self) -> dict:
+        return {"head": self.kind, "logit_scale": float(self.logit_scale)}
+
+    @classmethod
+    def build_classifier(cls, clip, forest, text: TextSpec, state: dict, tensors: dict[str, torch.Tensor],
+                         where: str = "the run directory") -> ZeroShotClassifier:
+        scale = state.get("logit_scale")
+        if scale is not None and (not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0):
+            raise ValueError(f"{where!r}: head.logit_scale={scale!r} is not a positive finite number; the run "
+                             f"directory is damaged, fine-tune again")
+        return build_cosine_classifier(clip, forest, text.templates, logit_scale=scale, prompt_names=text.prompt_names)
 
 
 class ZeroShotClassifier(nn.Module):
     """An image tower with its pixel normalisation inside and one text head per tree.
 
     ``forward(x)`` takes images in [0, 1], [B, 3, H, W], and returns the default tree's logits, one [B, C_l]
-    tensor per level l (level 0 = leaves). ``forward(x, tree=name)`` picks another tree.
+    tensor per level l (level 0 = leaves). ``forward(x, tree=name)`` picks another tree. ``text_spec`` is the text
+    the heads' node embeddings were made from (None when not known): methods that build other heads start from it.
     """
 
-    def __init__(self, visual: nn.Module, mean, std, heads: dict[str, nn.Module], image_size: int):
+    def __init__(self, visual: nn.Module, mean, std, heads: dict[str, Head], image_size: int,
+                 text_spec: TextSpec | None = None):
         super().__init__()
+        self.text_spec = text_spec
         if not heads:
             raise ValueError("a zero-shot classifier needs at least one head")
         self.visual = visual
@@ -133,7 +156,7 @@ class ZeroShotClassifier(nn.Module):
     def forward(self, x: torch.Tensor, tree: str | None = None) -> list[torch.Tensor]:
         return self.heads[tree or self.default_tree](self.image_features(x))
 
-    def head(self, tree: str | None = None) -> nn.Module:
+    def head(self, tree: str | None = None) -> Head:
         return self.heads[tree or self.default_tree]
 
 
@@ -150,13 +173,10 @@ def build_cosine_classifier(
     text put in the templates where they differ.
     """
     forest = trees if isinstance(trees, Forest) else Forest([trees])
-    names = prompt_names or {}
+    text = TextSpec(templates, prompt_names or {})
     scale = float(clip.model.logit_scale.detach().exp().clamp(max=100)) if logit_scale is None else logit_scale
     heads = {}
     for tree in forest:
-        feats = [encode_prompts(clip, [names.get(n, n) for n in tree.nodes(lvl)], templates)
-                 for lvl in range(tree.num_levels)]
+        feats = [encode_prompts(clip, text.names(tree.nodes(lvl)), text.templates) for lvl in range(tree.num_levels)]
         heads[tree.name] = CosineHead(feats, scale)
-    clf = ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size)
-    clf.templates, clf.prompt_names = list(templates), dict(names)  # for methods that build other heads
-    return clf
+    return ZeroShotClassifier(clip.model.visual, clip.mean, clip.std, heads, clip.image_size, text)
