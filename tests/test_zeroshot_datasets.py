@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hirobust.data import DATASETS, get_dataset
-from hirobust.data import zeroshot as zs
+from hirobust.data import DATASETS, ZEROSHOT_DATASETS, available, get_dataset
+from hirobust.data.imagenet import imagenet_wnids
 from hirobust.data.registry import classnames, templates
 from hirobust.hierarchy import available as shipped_hierarchies
 from hirobust.hierarchy import load_forest
@@ -39,7 +39,7 @@ def _has_hierarchy(name: str) -> bool:
 
 
 def test_registry_lists_the_15_datasets():
-    assert list(zs.ZEROSHOT_DATASETS) == list(EXPECTED_COUNTS)
+    assert list(ZEROSHOT_DATASETS) == list(EXPECTED_COUNTS)
     for name in EXPECTED_COUNTS:
         assert name in DATASETS
 
@@ -115,14 +115,14 @@ def _image(path, size=(37, 23), color=(200, 30, 90), fmt=None):
 
 
 def test_fake_imagenet_folder_loads_with_canonical_labels(tmp_path):
-    wnids = zs.imagenet_wnids()
+    wnids = imagenet_wnids()
     assert wnids[0] == "n01440764" and len(set(wnids)) == 1000
     chosen = {wnids[0]: 0, wnids[417]: 417, wnids[999]: 999}
     for i, wnid in enumerate(chosen):
         _image(tmp_path / "val" / wnid / f"ILSVRC2012_val_{i:08d}.JPEG", fmt="JPEG")
         _image(tmp_path / "val" / wnid / f"extra_{i}.png", size=(20, 50), color=(0, 0, 0))
     (tmp_path / "val" / "not_a_wnid").mkdir()  # ignored
-    assert zs.available("imagenet", tmp_path)[0]
+    assert available("imagenet", tmp_path)[0]
     ds = get_dataset("imagenet", "test", root=tmp_path, image_size=32)
     assert len(ds.classnames) == 1000 and ds.hierarchy == "imagenet"
     assert sorted(ds.labels.tolist()) == [0, 0, 417, 417, 999, 999]
@@ -137,7 +137,7 @@ def test_fake_imagenet_folder_loads_with_canonical_labels(tmp_path):
 
 
 def test_missing_imagenet_folder_names_the_layout(tmp_path):
-    ok, why = zs.available("imagenet", tmp_path / "nope")
+    ok, why = available("imagenet", tmp_path / "nope")
     assert not ok and "val/<wnid>/*.JPEG" in why
     with pytest.raises(FileNotFoundError, match=r"val/<wnid>/\*\.JPEG"):
         get_dataset("imagenet", root=tmp_path / "nope")
@@ -148,7 +148,7 @@ def test_missing_imagenet_folder_names_the_layout(tmp_path):
 
 @pytest.mark.parametrize("name", ["cifar10", "stl10", "caltech101", "flowers102", "eurosat", "pcam"])
 def test_missing_downloadable_dataset_says_how_to_download(name, tmp_path):
-    ok, why = zs.available(name, tmp_path)
+    ok, why = available(name, tmp_path)
     assert not ok
     with pytest.raises((FileNotFoundError, ImportError), match="download=True|pip install"):
         get_dataset(name, root=tmp_path)
@@ -164,7 +164,7 @@ def test_missing_manual_dataset_names_the_files(name, tmp_path):
 def test_unknown_split_and_dataset():
     with pytest.raises(ValueError, match="no split 'train'"):
         get_dataset("caltech101", "train")
-    assert zs.available("no-such-set")[0] is False
+    assert available("no-such-set")[0] is False
 
 
 def test_fake_dtd_through_torchvision(tmp_path):

@@ -144,8 +144,7 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
     under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
     (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
-    from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, canonical_dataset
-    from ..data.zeroshot import available
+    from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, available, canonical_dataset
     from .compare import compare
     from .report import write_report
 

@@ -30,12 +30,13 @@ def jpeg_folder_rate(size: int, workers: int, batch: int = 64) -> dict:
     import numpy as np
     from PIL import Image
 
-    from ..data import zeroshot
+    from ..data import get_dataset
+    from ..data.imagenet import imagenet_wnids
 
     n = batch * max(2, 2 * workers)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="hirobust-bench-") as d:
-        wnids = zeroshot.imagenet_wnids()[:8]
+        wnids = imagenet_wnids()[:8]
         for w in wnids:
             os.makedirs(os.path.join(d, "val", w))
         for i in range(n):
@@ -46,7 +47,7 @@ def jpeg_folder_rate(size: int, workers: int, batch: int = 64) -> dict:
                 os.path.join(d, "val", wnids[i % 8], f"{i}.JPEG"), quality=90)
         out = {"jpeg_workers": workers}
         for key, nw, m in (("jpeg_main_process_img_s", 0, batch), ("jpeg_workers_img_s", workers, n)):
-            ds = zeroshot.load("imagenet", "test", root=d, image_size=size, num_workers=nw).seeded_subset(m, 0)
+            ds = get_dataset("imagenet", "test", root=d, image_size=size, num_workers=nw).seeded_subset(m, 0)
             t = time.perf_counter()
             seen = sum(xb.shape[0] for xb, _ in ds.batches(batch))
             out[key] = seen / (time.perf_counter() - t)

@@ -17,6 +17,7 @@ from .registry import (
     SPECS,
     ZEROSHOT_DATASETS,
     DatasetSpec,
+    available,
     canonical_dataset,
 )
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from ..hierarchy import Forest
     from .base import ZSDataset
 
-__all__ = ["ZSDataset", "DATASETS", "SPECS", "DatasetSpec", "ZEROSHOT_DATASETS", "get_dataset", "dataset_forest",
-           "resize", "make_synthetic", "make_synthetic_mix"]
+__all__ = ["ZSDataset", "DATASETS", "SPECS", "DatasetSpec", "ZEROSHOT_DATASETS", "available", "get_dataset",
+           "dataset_forest", "resize", "make_synthetic", "make_synthetic_mix"]
 
 _LAZY = {"ZSDataset": "base", "resize": "base", "make_synthetic": "synthetic", "make_synthetic_mix": "synthetic"}
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import ZSDataset
 from .idx import read_idx
-from .registry import classnames, templates
+
+if TYPE_CHECKING:
+    from .spec import DatasetSpec
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = classnames("fashion-mnist")  # data/classnames/fashion-mnist.json (the registry's)
-TEMPLATES = templates("fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 HOW_TO_GET = (
@@ -70,8 +71,9 @@ SPLITS = {  # a validation split held out of the official training set, for tuni
 }
 
 
-def load(split: str = "test", root: str | Path | None = None) -> ZSDataset:
-    """``train`` (the first 50,000 official training images), ``val`` (the other 10,000), ``train-full``, ``test``."""
+def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None) -> ZSDataset:
+    """``train`` (the first 50,000 official training images), ``val`` (the other 10,000), ``train-full``, ``test``;
+    class names, templates and trees as ``spec`` says (the registry passes ``SPECS["fashion-mnist"]``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} for fashion-mnist; use one of {', '.join(SPLITS)}")
     paths = locate(root)
@@ -81,14 +83,15 @@ def load(split: str = "test", root: str | Path | None = None) -> ZSDataset:
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"{img_path} / {lbl_path}: shapes {tuple(images.shape)} and {tuple(labels.shape)} do not "
                          f"form an image set with one label per image; fetch the data again")
-    if int(labels.max()) >= len(CLASSES):
+    names = spec.class_names()
+    if int(labels.max()) >= len(names):
         raise ValueError(f"{lbl_path}: label {int(labels.max())} outside the 10 Fashion-MNIST classes")
     images, labels = images[rows], labels[rows]
     return ZSDataset(
-        name="fashion-mnist",
-        classnames=list(CLASSES),
-        templates=list(TEMPLATES),
-        hierarchy="fashion-mnist",
+        name=spec.name,
+        classnames=names,
+        templates=spec.prompt_templates(),
+        hierarchy=spec.trees,
         images=images[:, None].expand(-1, 3, -1, -1).contiguous(),  # RGB, as CLIP benchmarks feed grey images
         labels=labels.long(),
     )

@@ -1,4 +1,4 @@
-"""The dataset registry: one :class:`DatasetSpec` per dataset, holding its facts in one place.
+"""The dataset registry: one :class:`~.spec.DatasetSpec` per dataset, holding its facts in one place.
 
 A spec names the dataset's loader, where its class names and prompt templates come from (JSON files under
 ``data/classnames/`` and ``data/templates/``, or a function), its shipped hierarchy (``hierarchy/data/<trees>.json``),
@@ -11,67 +11,30 @@ Sources of the data files: the prompt templates are CLIP_benchmark's (``en_zeros
 The class names are in label order, each file saying where they come from (CLIP_benchmark's ``en_classnames.json``
 or torchvision's ``dataset.classes`` as CLIP_benchmark takes them); ImageNet's are open_clip's (:mod:`.imagenet`).
 
+Data flows one way: this module sits on top, and hands each loader (:mod:`.zeroshot`, :mod:`.fashion_mnist`, the
+builders of :mod:`.builders`) its spec or class names; those never import the registry. The name-based functions
+here (:func:`classnames`, :func:`templates`, :func:`available`, ...) are thin wrappers over the spec's methods.
+
 This module imports no torch (the command line checks dataset names before torch loads); loaders import what they
 need when called.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import builders as B
 from .imagenet import imagenet_classnames, imagenet_prompt_names
+from .spec import DatasetSpec, Source
 
 if TYPE_CHECKING:
     from .base import ZSDataset
 
 __all__ = ["DatasetSpec", "Source", "SPECS", "DATASETS", "ZEROSHOT_DATASETS", "EVAL_IMAGES", "CLIP_BENCHMARK_ALIASES",
-           "CLIP_BENCHMARK_NAME", "canonical_dataset", "classnames", "templates", "clip_benchmark_prompt_names"]
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where torchvision finds a zero-shot dataset: split map, expected files, layout, download URL, builder."""
-
-    splits: dict[str, Any]  # our split -> torchvision's split argument
-    files: Callable[[str], list[str]]  # our split -> paths under root that must exist
-    layout: str  # the folder layout, for error messages
-    url: str | None  # where torchvision downloads from; None: the user must fetch it by hand
-    build: Callable[..., tuple[Any, Sequence[int]]] | None = None  # (root, split arg, download, transform)
-    needs: tuple[str, ...] = ()  # extra Python packages torchvision needs here
-
-    @property
-    def downloadable(self) -> bool:
-        return self.url is not None
-
-    @property
-    def how_to_get(self) -> str:
-        if self.url is None:
-            return f"Expected layout: {self.layout}. torchvision cannot download this dataset: get it by hand."
-        return (f"Expected layout: {self.layout}. Pass download=True to let torchvision fetch it ({self.url}) into "
-                f"the data root, or put the files there yourself.")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset's facts. ``classnames`` / ``templates``: a file stem under ``data/classnames/`` /
-    ``data/templates/``, a function returning the list, or ``None`` where the loader generates them (synthetic)."""
-
-    name: str
-    loader: Callable[..., ZSDataset]  # (split, root=None, **options) -> ZSDataset
-    classnames: str | Callable[[], Sequence[str]] | None = None
-    templates: str | None = None
-    trees: str | None = None  # the shipped hierarchy file hierarchy/data/<trees>.json
-    eval_images: int | None = None  # images in the evaluation split (official counts, for time projections)
-    clip_benchmark: str | None = None  # CLIP_benchmark's name of the dataset; None: not in CLIP_benchmark
-    prompt_names: Callable[[list[str]], dict[str, str]] | None = None  # class name -> CLIP_benchmark's prompt name
-    source: Source | None = None  # the zero-shot datasets: torchvision's files
+           "CLIP_BENCHMARK_NAME", "canonical_dataset", "classnames", "templates", "clip_benchmark_prompt_names",
+           "available"]
 
 
 # ------------------------------------------------------------------------------------------------- loaders
@@ -81,7 +44,7 @@ _SYNTHETIC_KW = ("n_per_class", "branching", "num_levels", "image_size", "noise"
 def _fashion_mnist(split: str, root: str | Path | None = None, **_) -> ZSDataset:
     from . import fashion_mnist
 
-    return fashion_mnist.load(split, root)
+    return fashion_mnist.load(SPECS["fashion-mnist"], split, root)
 
 
 def _synthetic(split: str, root=None, **kw) -> ZSDataset:
@@ -103,7 +66,7 @@ def _zeroshot_loader(name: str) -> Callable[..., ZSDataset]:
                **kw) -> ZSDataset:
         from . import zeroshot
 
-        return zeroshot.load(name, split, root=root, image_size=image_size, download=download, **kw)
+        return zeroshot.load(SPECS[name], split, root=root, image_size=image_size, download=download, **kw)
 
     loader.__name__ = f"load_{name.replace('-', '_')}"
     return loader
@@ -245,32 +208,15 @@ def canonical_dataset(name: str) -> str:
     return CLIP_BENCHMARK_ALIASES.get(name, name)
 
 
-# ------------------------------------------------------------------------------------------------- data files
-@functools.cache
-def _data_file(kind: str, stem: str) -> tuple[str, ...]:
-    """The list in ``data/<kind>/<stem>.json`` (``{"dataset", "source", <kind>: [...]}``)."""
-    text = resources.files(__package__).joinpath(kind, f"{stem}.json").read_text(encoding="utf-8")
-    return tuple(json.loads(text)[kind])
-
-
-def _generated(name: str, what: str) -> ValueError:
-    return ValueError(f"dataset {name!r} generates its {what} when loaded (get_dataset({name!r}).{what})")
-
-
+# ------------------------------------------------------------------------------------------------- facts by name
 def classnames(name: str) -> list[str]:
     """Class names of registry dataset ``name`` in label order."""
-    src = SPECS[name].classnames
-    if src is None:
-        raise _generated(name, "classnames")
-    return list(src()) if callable(src) else list(_data_file("classnames", src))
+    return SPECS[name].class_names()
 
 
 def templates(name: str) -> list[str]:
     """Prompt templates of registry dataset ``name`` (each with one ``{}`` for the class name)."""
-    src = SPECS[name].templates
-    if src is None:
-        raise _generated(name, "templates")
-    return list(_data_file("templates", src))
+    return SPECS[name].prompt_templates()
 
 
 def clip_benchmark_prompt_names(name: str) -> dict[str, str]:
@@ -279,6 +225,26 @@ def clip_benchmark_prompt_names(name: str) -> dict[str, str]:
     CLIP_benchmark's duplicates again ("projectile" -> "missile", "sunglass" -> "sunglasses"). Caltech-101 differs
     in its classes, not its names: CLIP_benchmark keeps torchvision's background class, which the loader adds."""
     spec = SPECS.get(name)
-    if spec is None or spec.prompt_names is None:
-        return {}
-    return spec.prompt_names(classnames(name))
+    return {} if spec is None else spec.clip_benchmark_prompt_names()
+
+
+def available(name: str, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
+    """Whether dataset ``name`` can be loaded from ``root`` without downloading, and why not (cheap: no image is read).
+
+    For ``evaluate --datasets all``, which skips what is missing. Unknown names give ``(False, reason)``.
+    """
+    if name in ("synthetic", "synthetic-unlabelled"):
+        return True, "generated on the fly"
+    if name == "fashion-mnist":
+        from . import fashion_mnist
+
+        try:
+            fashion_mnist.locate(root, download=False)
+            return True, "found"
+        except FileNotFoundError as e:
+            return False, str(e)
+    if name not in ZEROSHOT_DATASETS:
+        return False, f"unknown zero-shot dataset {name!r}; known: {', '.join(ZEROSHOT_DATASETS)}"
+    from . import zeroshot
+
+    return zeroshot.available(SPECS[name], root, split)

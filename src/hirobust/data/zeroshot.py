@@ -18,16 +18,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
 from .base import ZSDataset
 from .imagenet import imagenet_wnids
-from .registry import SPECS, ZEROSHOT_DATASETS, Source, classnames, clip_benchmark_prompt_names, templates
 
-__all__ = ["ZEROSHOT_DATASETS", "available", "default_root", "image_transform", "imagenet_wnids", "load",
-           "ImageFolderByWnid"]
+if TYPE_CHECKING:
+    from .spec import DatasetSpec, Source
+
+__all__ = ["available", "default_root", "image_transform", "imagenet_wnids", "load", "ImageFolderByWnid"]
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 
@@ -113,12 +115,12 @@ def _check_imagenet(root: Path, split: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------- public API
-def _resolve(name: str, split: str, root: str | Path | None) -> tuple[Source, Path]:
-    if name not in ZEROSHOT_DATASETS:
-        raise ValueError(f"unknown zero-shot dataset {name!r}; known: {', '.join(ZEROSHOT_DATASETS)}")
-    source = SPECS[name].source
+def _resolve(spec: DatasetSpec, split: str, root: str | Path | None) -> tuple[Source, Path]:
+    source = spec.source
+    if source is None:
+        raise ValueError(f"dataset {spec.name!r} is not a zero-shot dataset read through torchvision")
     if split not in source.splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; use one of {', '.join(source.splits)}")
+        raise ValueError(f"dataset {spec.name!r} has no split {split!r}; use one of {', '.join(source.splits)}")
     return source, Path(root).expanduser() if root is not None else default_root()
 
 
@@ -142,23 +144,12 @@ def _missing(name: str, source: Source, root: Path, split: str) -> str | None:
     return None
 
 
-def available(name: str, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
-    """Whether dataset ``name`` can be loaded from ``root`` without downloading, and why not (cheap: no image is read).
-
-    For ``evaluate --datasets all``, which skips what is missing. Unknown names give ``(False, reason)``.
-    """
-    if name in ("synthetic", "synthetic-unlabelled"):
-        return True, "generated on the fly"
-    if name == "fashion-mnist":
-        from . import fashion_mnist
-
-        try:
-            fashion_mnist.locate(root, download=False)
-            return True, "found"
-        except FileNotFoundError as e:
-            return False, str(e)
+def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
+    """Whether zero-shot dataset ``spec`` can be loaded from ``root`` without downloading, and why not (cheap: no
+    image is read). By name: :func:`hirobust.data.registry.available`."""
+    name = spec.name
     try:
-        source, folder = _resolve(name, split, root)
+        source, folder = _resolve(spec, split, root)
     except ValueError as e:
         return False, str(e)
     packages = _missing_packages(source)
@@ -168,11 +159,12 @@ def available(name: str, root: str | Path | None = None, split: str = "test") ->
     return (True, f"found under {str(folder)!r}") if why is None else (False, f"{why}; expected {source.layout}")
 
 
-def load(name: str, split: str = "test", root: str | Path | None = None, image_size: int = 224,
+def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None, image_size: int = 224,
          download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark",
          caltech101_background: bool = True, **_) -> ZSDataset:
-    """Registry loader of zero-shot dataset ``name``: images in [0, 1] at ``image_size``, leaf labels, class names,
-    CLIP_benchmark templates and the shipped hierarchy (all as :data:`hirobust.data.registry.SPECS` says).
+    """Loader of zero-shot dataset ``spec`` (the registry passes ``SPECS[name]``; by name:
+    ``get_dataset(name, ...)``): images in [0, 1] at ``image_size``, leaf labels, class names, CLIP_benchmark
+    templates and the shipped hierarchy (all as the spec says).
 
     Missing data raises ``FileNotFoundError`` naming the expected files and how to get them (``download=True`` for
     the datasets torchvision can download, the layout to build by hand for the others). ``prompt_names``:
@@ -180,7 +172,8 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
     ``caltech101_background``: Caltech-101 with CLIP_benchmark's background class (102 classes; see
     :func:`_caltech101_with_background`), else torchvision's 101.
     """
-    source, folder = _resolve(name, split, root)
+    name = spec.name
+    source, folder = _resolve(spec, split, root)
     packages = _missing_packages(source)
     if packages:
         raise ImportError(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
@@ -188,9 +181,9 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
     if why is not None and not (download and source.downloadable):
         raise FileNotFoundError(f"{name}: {why}. {source.how_to_get}")
     tf = image_transform(image_size)
-    prompts = clip_benchmark_prompt_names(name) if prompt_names == "clip_benchmark" else {}
+    prompts = spec.clip_benchmark_prompt_names() if prompt_names == "clip_benchmark" else {}
     if name == "caltech101" and caltech101_background:
-        return _caltech101_with_background(folder, tf, num_workers, prompts)
+        return _caltech101_with_background(spec, folder, tf, num_workers, prompts)
     if name == "imagenet":
         dataset = ImageFolderByWnid(_imagenet_folder(folder, split), transform=tf)
         labels = [lbl for _, lbl in dataset.samples]
@@ -198,16 +191,16 @@ def load(name: str, split: str = "test", root: str | Path | None = None, image_s
         if download:
             folder.mkdir(parents=True, exist_ok=True)
         try:
-            dataset, labels = source.build(folder, source.splits[split], download and why is not None, tf)
+            dataset, labels = source.build(folder, source.splits[split], download and why is not None, tf,
+                                           spec.class_names())
         except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted", a failed download
             what = "the download failed" if download and why is not None else "could not load"
             raise FileNotFoundError(f"{name}: {what} ({e}) under {str(folder)!r}. {source.how_to_get}") from e
-    names = classnames(name)
     return ZSDataset(
         name=name,
-        classnames=names,
-        templates=templates(name),
-        hierarchy=SPECS[name].trees,
+        classnames=spec.class_names(),
+        templates=spec.prompt_templates(),
+        hierarchy=spec.trees,
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         dataset=dataset,
         num_workers=num_workers,
@@ -220,7 +213,7 @@ BACKGROUND = "background"  # CLIP_benchmark's name of Caltech-101's BACKGROUND_G
 BACKGROUND_ANCESTORS = ["background clutter", "background scene", "background image", "background picture"]
 
 
-def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: dict) -> ZSDataset:
+def _caltech101_with_background(spec: DatasetSpec, root: Path, tf, num_workers: int, prompt_names: dict) -> ZSDataset:
     """Caltech-101 as CLIP_benchmark loads it: every folder of ``101_ObjectCategories`` in sorted order, so
     ``BACKGROUND_Google`` is class 0 ("background") and the 101 object classes follow in torchvision's order."""
     from torchvision.datasets import ImageFolder
@@ -233,12 +226,12 @@ def _caltech101_with_background(root: Path, tf, num_workers: int, prompt_names: 
         raise FileNotFoundError(f"caltech101: {str(folder)!r} holds {len(ds.classes)} class folders (first "
                                 f"{ds.classes[:1]}), expected BACKGROUND_Google and the 101 categories; or set "
                                 f"data.caltech101_background=false to read it as torchvision does")
-    tree = load_tree_file(SPECS["caltech101"].trees)
-    for spec in tree["trees"].values():
-        levels = spec.get("num_levels", tree.get("num_levels"))
-        spec["paths"] = {BACKGROUND: BACKGROUND_ANCESTORS[:levels - 1], **spec["paths"]}
-    names = [BACKGROUND, *classnames("caltech101")]
+    tree = load_tree_file(spec.trees)
+    for tree_spec in tree["trees"].values():
+        levels = tree_spec.get("num_levels", tree.get("num_levels"))
+        tree_spec["paths"] = {BACKGROUND: BACKGROUND_ANCESTORS[:levels - 1], **tree_spec["paths"]}
+    names = [BACKGROUND, *spec.class_names()]
     tree["classes"] = names
-    return ZSDataset(name="caltech101", classnames=names, templates=templates("caltech101"), hierarchy=tree,
+    return ZSDataset(name="caltech101", classnames=names, templates=spec.prompt_templates(), hierarchy=tree,
                      labels=torch.as_tensor(ds.targets, dtype=torch.long), dataset=ds, num_workers=num_workers,
                      prompt_names=prompt_names)
