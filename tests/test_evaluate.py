@@ -98,7 +98,7 @@ def _accuracies(node, path=()):
 
 
 def test_every_accuracy_has_n_and_an_interval_and_per_image_results_reproduce_it(trained):
-    from hirobust.evaluate import correct, subset_of
+    from hirobust.records import correct, subset_of
     from hirobust.stats import accuracy
 
     clf, test, tree = trained

@@ -307,7 +307,7 @@ def test_lr_scales_make_their_own_optimizer_groups(tiny_clip, synth):
     trainer = Trainer(TrainConfig(weight_decay=0.1, optimizer="adamw"))
     m, _ = _hiro(tiny_clip, forest, train.templates, lr_scale_head=10.0, lr_scale_text=0.5)
     named = list(m.trainable_parameters())
-    opt = trainer._optimizer(named, m)
+    opt = trainer.optimizer(named, m)
     scale_of = {id(p): (g["lr_scale"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
     assert len(scale_of) == len(named)
     for n, p in named:
@@ -317,7 +317,7 @@ def test_lr_scales_make_their_own_optimizer_groups(tiny_clip, synth):
                                                                   "hyp.log_tau"}
     assert any(n == "hyp.proj" for n, _ in named)
     default, _ = _hiro(tiny_clip, forest, train.templates)  # defaults: today's two groups, in today's order
-    groups = trainer._optimizer(list(default.trainable_parameters()), default).param_groups
+    groups = trainer.optimizer(list(default.trainable_parameters()), default).param_groups
     params = [p for _, p in default.trainable_parameters()]
     assert [g["lr_scale"] for g in groups] == [1.0, 1.0]
     assert [list(map(id, g["params"])) for g in groups] == [[id(p) for p in params if p.dim() >= 2],

@@ -77,7 +77,7 @@ def test_optimizer_groups_by_decay_and_lr_scale(tiny_clip, synth):
     trainer = Trainer(TrainConfig(weight_decay=0.1))
     m = _scaled(_method(tiny_clip, synth))
     named = list(m.trainable_parameters())
-    groups = trainer._optimizer(named, m).param_groups
+    groups = trainer.optimizer(named, m).param_groups
     assert [(g["weight_decay"], g["lr_scale"]) for g in groups][:2] == [(0.1, 1.0), (0.0, 1.0)]
     assert len({(g["weight_decay"], g["lr_scale"]) for g in groups}) == len(groups) == 5
     where = {id(p): (g["weight_decay"], g["lr_scale"]) for g in groups for p in g["params"]}
@@ -87,13 +87,13 @@ def test_optimizer_groups_by_decay_and_lr_scale(tiny_clip, synth):
         order = [i for i, (_, p) in enumerate(named) if any(p is q for q in g["params"])]
         assert order == sorted(order)
     # unnamed parameters (the benchmark) or a task with the default hook (pretraining): today's two groups
-    for opt in (trainer._optimizer([p for _, p in named]), trainer._optimizer(named, Trainable())):
+    for opt in (trainer.optimizer([p for _, p in named]), trainer.optimizer(named, Trainable())):
         assert [(g["weight_decay"], g["lr_scale"], len(g["params"])) for g in opt.param_groups] == [
             (0.1, 1.0, sum(p.dim() >= 2 for _, p in named)), (0.0, 1.0, sum(p.dim() < 2 for _, p in named))]
     assert _method(tiny_clip, synth).lr_scale("model.visual.proj") == 1.0  # the base class's declared hook
     m.lr_scale = lambda name: 0.0
     with pytest.raises(ValueError, match="must be positive"):
-        trainer._optimizer(named, m)
+        trainer.optimizer(named, m)
 
 
 def test_resume_refuses_another_run(tmp_path, tiny_clip, synth):

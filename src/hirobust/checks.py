@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .errors import ConfigError
+
 
 def number(key: str, value: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
            integer: bool = False, optional: bool = False) -> None:
@@ -19,10 +21,10 @@ def number(key: str, value: Any, *, lo: float | None = None, hi: float | None = 
     kind = "an integer" if integer else "a finite number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{key}={value!r}: must be {kind}{_range(lo, hi, lo_open)}"
+        raise ConfigError(f"{key}={value!r}: must be {kind}{_range(lo, hi, lo_open)}"
                          + (" (or null)" if optional else ""))
     if lo is not None and (value <= lo if lo_open else value < lo) or hi is not None and value > hi:
-        raise ValueError(f"{key}={value!r}: must be {kind}{_range(lo, hi, lo_open)}")
+        raise ConfigError(f"{key}={value!r}: must be {kind}{_range(lo, hi, lo_open)}")
 
 
 def _range(lo, hi, lo_open) -> str:
@@ -38,7 +40,7 @@ def _range(lo, hi, lo_open) -> str:
 def numbers(key: str, values: Any, **kw) -> None:
     """Every element of the list ``values`` passes :func:`number`."""
     if not isinstance(values, (list, tuple)):
-        raise ValueError(f"{key}={values!r}: must be a list, e.g. [1, 2]")
+        raise ConfigError(f"{key}={values!r}: must be a list, e.g. [1, 2]")
     for v in values:
         number(key, v, **kw)
 

@@ -24,11 +24,13 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .attacks import ThreatModel, level_objective, random_init
 from .data import ZSDataset
+from .errors import ConfigError
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
 from .progress import label
+from .records import correct, level_bits, subset_of, subset_record
 from .settings import EvalConfig
-from .stats import accuracy, pack_bits, unpack_bits
+from .stats import accuracy
 
 AUTOATTACK_NAMES = {"reduced": "AutoAttack, reduced (APGD-CE + APGD-T, pyautoattack)",
                     "standard": "AutoAttack, standard (APGD-CE, APGD-T, FAB-T, Square; pyautoattack)"}
@@ -69,7 +71,7 @@ def predict(model, data: ZSDataset, tree: str | None, batch_size: int, device, d
                      desc=label(desc), disable=not progress, leave=False, dynamic_ncols=True):
         logits = model(x.to(device), tree=tree)
         if not all(bool(torch.isfinite(z).all()) for z in logits):  # a NaN model must not look "robust"
-            raise ValueError("the model gives non-finite logits on clean images (NaN or inf weights, or a broken "
+            raise ConfigError("the model gives non-finite logits on clean images (NaN or inf weights, or a broken "
                              "head): its accuracies would be meaningless; check or retrain the checkpoint")
         preds.append(_preds(logits))
         labels.append(y)
@@ -151,53 +153,6 @@ def _robust_and_tsr(right: torch.Tensor, adv_right: torch.Tensor) -> tuple[dict,
             {str(b): t["n"] for b, t in enumerate(tsr)})
 
 
-def _bits(mat: torch.Tensor) -> dict:
-    """[N, L] booleans -> {level: packed bits}."""
-    return {str(b): pack_bits(mat[:, b]) for b in range(mat.shape[1])}
-
-
-def _labels_text(y: torch.Tensor) -> str:
-    import base64
-
-    import numpy as np
-
-    return base64.b64encode(y.cpu().numpy().astype(np.int32).tobytes()).decode("ascii")
-
-
-def labels_from_text(text: str) -> torch.Tensor:
-    """Inverse of the per-image label encoding of a report."""
-    import base64
-
-    import numpy as np
-
-    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.int32).astype(np.int64))
-
-
-def _subset(n: int, y: torch.Tensor, right: torch.Tensor) -> dict:
-    return {"n": n, "labels": _labels_text(y), "right": _bits(right)}
-
-
-def subset_of(entry: dict, name: str) -> tuple[torch.Tensor, dict]:
-    """(leaf labels [N], {level: clean correctness [N]}) of a model entry's evaluated subset ``name`` (``clean``,
-    ``robust``, ``autoattack``, ``sweep``)."""
-    sub = entry["per_image"][name]
-    return labels_from_text(sub["labels"]), {b: torch.from_numpy(unpack_bits(t, sub["n"]))
-                                             for b, t in sub["right"].items()}
-
-
-def correct(entry: dict, attack: str, a: int | str, b: int | str, eps: float | None = None) -> torch.Tensor:
-    """Per-image robust correctness [N] (right clean and attacked, ``ROBUST_DEFINITION``) at read level ``b``
-    under the level-``a`` ``attack`` (``"clean"``: clean correctness on the attacked subset; ``"sweep"`` with
-    ``eps``: the ε sweep), decoded from the report's packed bits."""
-    pi = entry["per_image"]
-    if attack == "clean":
-        return torch.from_numpy(unpack_bits(pi["robust"]["right"][str(b)], pi["robust"]["n"]))
-    if attack == "sweep":
-        return torch.from_numpy(unpack_bits(pi["sweep"]["levels"][str(a)][f"{eps:.6g}"][str(b)], pi["sweep"]["n"]))
-    at = pi["attacks"][attack]
-    return torch.from_numpy(unpack_bits(at["levels"][str(a)][str(b)], pi[at["subset"]]["n"]))
-
-
 def _acc_dict(mat: torch.Tensor) -> tuple[dict, dict]:
     """({level: accuracy}, {level: 95% Wilson interval}) of correctness [N, L]."""
     accs = [accuracy(mat[:, b]) for b in range(mat.shape[1])]
@@ -231,7 +186,7 @@ def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, d
         k = str(a)
         (entry["robust"][k], entry["robust_ci95"][k], entry["transfer_success"][k], entry["transfer_success_ci95"][k],
          entry["transfer_success_n"][k]) = _robust_and_tsr(sub_right, adv_right)
-        entry["levels_bits"][k] = _bits(sub_right & adv_right)
+        entry["levels_bits"][k] = level_bits(sub_right & adv_right)
         if a == 0:
             entry["hierarchical_leaf"] = hierarchical_metrics(adv, sub_truth, hier)
     entry["clean_on_subset"], entry["clean_on_subset_ci95"] = _acc_dict(sub_right)
@@ -264,12 +219,12 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     out: dict = {}
     out["clean"], out["clean_ci95"] = _acc_dict(pred == truth)
     out["hierarchical"] = {"clean": hierarchical_metrics(pred, truth, hier)}
-    per = {"clean": _subset(len(clean_data), y, pred == truth), "attacks": {}}
+    per = {"clean": subset_record(len(clean_data), y, pred == truth), "attacks": {}}
     rob_data = data.seeded_subset(cfg.robust_samples, cfg.seed)
     rpred, ry = predict(model, rob_data, hier.name, cfg.batch_size, device, progress=False)
     rtruth = level_labels(hier, ry)
     right = rpred == rtruth
-    per["robust"] = _subset(len(rob_data), ry, right)
+    per["robust"] = subset_record(len(rob_data), ry, right)
     out["clean_on_robust_subset"], out["clean_on_robust_subset_ci95"] = _acc_dict(right)
     levels = cfg.attack_levels if cfg.attack_levels is not None else list(range(L))
     levels = [a for a in levels if hier.num_nodes(a) > 1]  # a level with one node cannot be attacked (PCAM's root)
@@ -282,7 +237,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
             sp, sy = predict(model, sub, hier.name, cfg.batch_size, device, progress=False)
             sub_truth = level_labels(hier, sy)
             sub_right = sp == sub_truth
-            per["autoattack"], subset = _subset(len(sub), sy, sub_right), "autoattack"
+            per["autoattack"], subset = subset_record(len(sub), sy, sub_right), "autoattack"
         aa_levels = levels
         if attack == "autoattack" and cfg.autoattack_levels is not None:
             aa_levels = [a for a in _sweep_levels(dataclasses.replace(cfg, eps_sweep_levels=cfg.autoattack_levels),
@@ -303,7 +258,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
         sp, sy = predict(model, sweep_data, hier.name, cfg.batch_size, device, progress=False)
         struth = level_labels(hier, sy)
         sright = sp == struth
-        per["sweep"] = {**_subset(len(sweep_data), sy, sright), "levels": {}}
+        per["sweep"] = {**subset_record(len(sweep_data), sy, sright), "levels": {}}
         out["eps_sweep_by_level"] = {}
         for a in sweep_levels:
             rows, bits = {}, {}
@@ -313,7 +268,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
                 ok = sright & (adv == struth)
                 acc, ci = _acc_dict(ok)
                 rows[f"{eps:.6g}"] = {"acc": acc, "ci95": ci}
-                bits[f"{eps:.6g}"] = _bits(ok)
+                bits[f"{eps:.6g}"] = level_bits(ok)
             out["eps_sweep_by_level"][str(a)] = rows
             per["sweep"]["levels"][str(a)] = bits
     more_steps = None
@@ -404,7 +359,7 @@ def class_group_breakdown(entry: dict, hier: Hierarchy, seen: list[str]) -> dict
     unseen (a superclass never seen in fine-tuning)."""
     unknown = [c for c in seen if c not in hier.leaves]
     if unknown:
-        raise ValueError(f"train_classes names {unknown[0]!r}, not a class of tree {hier.name!r}")
+        raise ConfigError(f"train_classes names {unknown[0]!r}, not a class of tree {hier.name!r}")
     seen_mask = torch.tensor([c in seen for c in hier.leaves])
     out: dict = {"seen_classes": [c for c in hier.leaves if c in seen],
                  "unseen_classes": [c for c in hier.leaves if c not in seen], "unseen_only_nodes": {}}

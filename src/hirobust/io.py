@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError, NotFound
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -49,11 +51,11 @@ def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> di
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        raise NotFound(f"checkpoint {str(path)!r} does not exist")
     try:
         return load_file(str(path), device=str(device))
     except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint {str(path)!r} is corrupt or not a safetensors file ({e}); delete it and rerun"
         ) from e
 
@@ -109,11 +111,11 @@ class RunLock:
         d = self.path.parent
         try:
             if d.exists() and not d.is_dir():
-                raise ValueError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
+                raise ConfigError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
             d.mkdir(parents=True, exist_ok=True)
             f = open(self.path, "a+")
         except OSError as e:
-            raise ValueError(f"cannot write into output directory {str(d)!r} ({e.strerror}); "
+            raise ConfigError(f"cannot write into output directory {str(d)!r} ({e.strerror}); "
                              f"choose another --out") from e
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,7 +123,7 @@ class RunLock:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
-            raise ValueError(f"run directory {str(self.path.parent)!r} is in use by another hirobust process (pid "
+            raise ConfigError(f"run directory {str(self.path.parent)!r} is in use by another hirobust process (pid "
                              f"{holder}); wait for it to finish or use another --out") from None
         f.seek(0)
         f.truncate()

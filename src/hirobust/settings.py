@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import ConfigError
+
 ATTACKS = ("pgd", "cw", "autoattack")
 AUTOATTACK_VERSIONS = ("reduced", "standard")
 
@@ -48,13 +50,13 @@ class TrainConfig:
         number("train.log_every", self.log_every, lo=1, integer=True)
         number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
         if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
+            raise ConfigError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ValueError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
+            raise ConfigError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
-            raise ValueError("batch_size, lr and epochs must be positive")
+            raise ConfigError("batch_size, lr and epochs must be positive")
         self.betas = tuple(self.betas)
 
 
@@ -86,7 +88,7 @@ class EvalConfig:
         from .checks import number, numbers
 
         if isinstance(self.eps, (int, float)) and self.eps < 0:  # the message older configs and tests know
-            raise ValueError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
+            raise ConfigError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
         number("eval.eps", self.eps, lo=0)
         numbers("eval.eps_sweep", self.eps_sweep, lo=0)
         number("eval.steps", self.steps, lo=0, integer=True)
@@ -102,13 +104,13 @@ class EvalConfig:
         if self.autoattack_levels is not None:
             numbers("eval.autoattack_levels", self.autoattack_levels, lo=-1, integer=True)
         if isinstance(self.attacks, str):
-            raise ValueError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
+            raise ConfigError(f"eval.attacks={self.attacks!r}: must be a list, e.g. [{self.attacks}]")
         if not self.attacks:
-            raise ValueError(f"eval.attacks=[]: name at least one attack of {ATTACKS}")
+            raise ConfigError(f"eval.attacks=[]: name at least one attack of {ATTACKS}")
         bad = [a for a in self.attacks if a not in ATTACKS]
         if bad:
-            raise ValueError(f"unknown attack {bad[0]!r} in eval.attacks; use one or more of {ATTACKS}")
+            raise ConfigError(f"unknown attack {bad[0]!r} in eval.attacks; use one or more of {ATTACKS}")
         if self.autoattack_version not in AUTOATTACK_VERSIONS:
-            raise ValueError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
+            raise ConfigError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
         if self.amp not in ("off", "bf16"):
-            raise ValueError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")
+            raise ConfigError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")

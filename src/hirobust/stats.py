@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 LEVEL = 0.95
 
 
@@ -68,7 +70,7 @@ def paired_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float = LE
     interval, the exact McNemar p-value and the discordant counts."""
     a, b = _bool(a), _bool(b)
     if a.size != b.size:
-        raise ValueError(f"paired difference needs the same images: {a.size} vs {b.size} results")
+        raise ConfigError(f"paired difference needs the same images: {a.size} vs {b.size} results")
     n = a.size
     d = a.astype(np.int8) - b.astype(np.int8)
     if n == 0:
@@ -103,7 +105,7 @@ def seed_paired_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: i
     A = np.stack([_bool(x) for x in a]).astype(np.int8)
     B = np.stack([_bool(x) for x in b]).astype(np.int8)
     if A.shape != B.shape:
-        raise ValueError(f"seed-paired difference needs the same seeds and images: {A.shape} vs {B.shape}")
+        raise ConfigError(f"seed-paired difference needs the same seeds and images: {A.shape} vs {B.shape}")
     k, n = A.shape
     D = A - B  # [k, N]
     rng = np.random.default_rng(seed)
@@ -153,7 +155,7 @@ def unpack_bits(text: str, n: int) -> np.ndarray:
     raw = np.frombuffer(base64.b64decode(text.encode("ascii")), dtype=np.uint8)
     bits = np.unpackbits(raw)[:n].astype(bool)
     if bits.size != n:
-        raise ValueError(f"packed bits hold {bits.size} values, expected {n}: the report is corrupt")
+        raise ConfigError(f"packed bits hold {bits.size} values, expected {n}: the report is corrupt")
     return bits
 
 

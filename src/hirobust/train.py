@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .data import ZSDataset
+from .errors import ConfigError, Diverged, NotFound
 from .io import load_safetensors, save_safetensors, write_json
 from .methods.base import Trainable
 from .progress import label
@@ -60,7 +61,7 @@ class Trainer:
         self.device = torch.device(device)
 
     # ------------------------------------------------------------------ pieces
-    def _optimizer(self, params: list, method: Trainable | None = None) -> torch.optim.Optimizer:
+    def optimizer(self, params: list, method: Trainable | None = None) -> torch.optim.Optimizer:
         """The optimiser over ``params`` (Parameters, or ``(name, Parameter)`` pairs to consult
         ``method.lr_scale(name)``), one group per (weight-decay class, lr scale), see :meth:`param_groups`."""
         c = self.cfg
@@ -79,7 +80,7 @@ class Trainer:
         for name, p in named:
             scale = float(lr_scale(name)) if lr_scale is not None and name is not None else 1.0
             if not scale > 0 or not math.isfinite(scale):
-                raise ValueError(f"lr scale of {name!r} must be positive and finite, got {scale}")
+                raise ConfigError(f"lr scale of {name!r} must be positive and finite, got {scale}")
             groups.setdefault((p.dim() >= 2, scale), []).append(p)
         return [{"params": ps, "weight_decay": self.cfg.weight_decay if decay else 0.0, "lr_scale": scale}
                 for (decay, scale), ps in groups.items()]
@@ -97,7 +98,7 @@ class Trainer:
         """(steps per epoch, total steps) for ``n`` training samples."""
         spe = n // self.cfg.batch_size
         if spe == 0:
-            raise ValueError(f"batch_size {self.cfg.batch_size} is larger than the {n} training samples")
+            raise ConfigError(f"batch_size {self.cfg.batch_size} is larger than the {n} training samples")
         total = max(1, round(self.cfg.epochs * spe))
         if self.cfg.max_steps is not None:
             total = min(total, self.cfg.max_steps)
@@ -109,7 +110,7 @@ class Trainer:
         """Raise before anything non-finite is saved: the first trainable tensor with NaN or inf, by name."""
         for name, t in method.trainable_state():
             if not bool(torch.isfinite(t).all()):
-                raise FloatingPointError(f"non-finite weights ({name}) after step {step}; nothing was saved after the "
+                raise Diverged(f"non-finite weights ({name}) after step {step}; nothing was saved after the "
                                          f"last checkpoint. Lower the learning rate, use amp=off, or check the data")
 
     @staticmethod
@@ -162,7 +163,7 @@ class Trainer:
         state = read_json(ck / "state.json")
         missing = [k for k in ("step", "history", "identity") if not isinstance(state, dict) or k not in state]
         if missing:
-            raise ValueError(f"{str(ck / 'state.json')!r} lacks {missing[0]!r}: the checkpoint is damaged; delete "
+            raise ConfigError(f"{str(ck / 'state.json')!r} lacks {missing[0]!r}: the checkpoint is damaged; delete "
                              f"{str(ck)!r} and train without --resume")
         method.load_trainable_state(load_safetensors(ck / "trainable.safetensors", device))
         tensors = load_safetensors(ck / "optimizer.safetensors", device)
@@ -176,6 +177,31 @@ class Trainer:
         return state
 
     # ------------------------------------------------------------------ loop
+    def step(self, model, method: Trainable, opt: torch.optim.Optimizer, params: list, x: torch.Tensor,
+             y: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,
+             amp: torch.dtype | None = None, scaler=None) -> dict:
+        """One optimisation step (the one :meth:`fit` runs and ``hirobust bench`` times): ``model`` (``method``,
+        or its DDP wrapper) under autocast, backward (scaled under fp16), gradient clipping, the optimiser step,
+        ``method.after_step()``. Returns the method's output dict."""
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            out = model(x, y, generator=generator, index=index)
+        loss = out["loss"]
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        method.after_step()
+        return out
+
     def fit(
         self,
         method: Trainable,
@@ -200,22 +226,22 @@ class Trainer:
         method.to(self.device)
         named = list(method.trainable_parameters())
         params = [p for _, p in named]
-        opt = self._optimizer(named, method)
+        opt = self.optimizer(named, method)
         identity = {"config": asdict(c), "describe": describe or {}, "total_steps": total, "samples": len(data)}
         identity = json.loads(json.dumps(identity, default=str))
         start, history = 0, []
         self.recover(run_dir)
         if resume:
             if not (run_dir / "checkpoint" / "state.json").exists():
-                raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
+                raise NotFound(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
             state = self._load(run_dir, method, opt, self.device)
             if _same_run(state["identity"]) != _same_run(identity):
-                raise ValueError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
+                raise ConfigError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
                                  f"data differ); use a new run directory or the same settings")
             start, history = state["step"], state["history"]
         world, rank = dist.world(), dist.rank()
         if c.batch_size % world:
-            raise ValueError(f"batch_size {c.batch_size} (the global batch) must be divisible by the {world} ranks")
+            raise ConfigError(f"batch_size {c.batch_size} (the global batch) must be divisible by the {world} ranks")
         # the frozen reference's outputs the method declares, once per training sample (in-memory data only)
         method.reference_cache.compute(method.reference_outputs(), data, self.device, method.image_size)
         if start == 0 and method.needs_first_batch:  # data-dependent init on the first global batch, every rank
@@ -252,23 +278,7 @@ class Trainer:
                     for grp in opt.param_groups:
                         grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * self._lr_factor(step, total)
                     gen = step_generator(c.seed * world + rank, step, self.device)
-                    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                        out = model(x, y, generator=gen, index=idx)
-                    loss = out["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(opt)
-                    else:
-                        loss.backward()
-                    if c.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    method.after_step()
+                    out = self.step(model, method, opt, params, x, y, gen, idx, amp, scaler)
                     pending.append({k: v.detach() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1})
                     step += 1
                     seen += x.shape[0]
@@ -310,7 +320,7 @@ class Trainer:
             row = {k: float(v) for k, v in d.items()}
             row["step"] = first_step + i + 1
             if not all(math.isfinite(v) for v in row.values()):
-                raise FloatingPointError(
+                raise Diverged(
                     f"non-finite loss at step {row['step']}: {row}; nothing was saved after the last checkpoint. "
                     f"Lower the learning rate, use amp=off, or check the data"
                 )

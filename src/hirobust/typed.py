@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
 
 class YamlLoader(yaml.SafeLoader):
     """YAML with only true/false as booleans (YAML 1.1 also reads on/off/yes/no, so `amp: off` became False)."""
@@ -43,7 +45,7 @@ def parse_value(text: str) -> Any:
     try:
         value = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as e:
-        raise ValueError(f"value {text!r} is not valid (YAML: {str(e).splitlines()[0]}); quote it or fix the "
+        raise ConfigError(f"value {text!r} is not valid (YAML: {str(e).splitlines()[0]}); quote it or fix the "
                          f"brackets, e.g. key=[a,b]") from e
     if isinstance(value, list):
         return [parse_value(v) if isinstance(v, str) else v for v in value]
@@ -117,7 +119,7 @@ def _typed(cls, leaf: dict, where: str) -> dict:
             node = OmegaConf.merge(schema, {k: v})[k]
         except (OmegaConfBaseException, TypeError, ValueError):
             key = f"{where}.{k}" if where else k
-            raise ValueError(f"{key}={leaf[k]!r}: must be {describe_type(hints[k])}") from None
+            raise ConfigError(f"{key}={leaf[k]!r}: must be {describe_type(hints[k])}") from None
         node = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         fixed[k] = tuple(node) if isinstance(node, list) and typing.get_origin(hints[k]) is tuple else node
     return fixed
@@ -130,14 +132,14 @@ def from_dict(cls, data: dict | None, where: str = ""):
 
     data = data or {}
     if not isinstance(data, dict):
-        raise ValueError(f"config section {where or cls.__name__!r} must be a mapping, got {data!r}")
+        raise ConfigError(f"config section {where or cls.__name__!r} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         near = difflib.get_close_matches(str(unknown[0]), sorted(names), n=1)
         hint = f"did you mean {(where + '.' if where else '') + near[0]!r}? " if near else ""
-        raise ValueError(f"unknown config key {(where + '.' if where else '') + str(unknown[0])!r}; "
+        raise ConfigError(f"unknown config key {(where + '.' if where else '') + str(unknown[0])!r}; "
                          f"{hint}valid keys: {', '.join(sorted(names))}")
     kwargs, leaf = {}, {}
     for k, v in data.items():
@@ -147,7 +149,7 @@ def from_dict(cls, data: dict | None, where: str = ""):
             kwargs[k] = from_dict(sub[0], v, f"{where}.{k}" if where else k)
         elif sub and v is not None:
             key = f"{where}.{k}" if where else k
-            raise ValueError(f"config section {key!r} must be a mapping (set its keys as {key}.<key>=value), got "
+            raise ConfigError(f"config section {key!r} must be a mapping (set its keys as {key}.<key>=value), got "
                              f"{v!r}")
         elif sub:
             kwargs[k] = v
@@ -157,4 +159,4 @@ def from_dict(cls, data: dict | None, where: str = ""):
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise ValueError(f"bad config section {where or cls.__name__!r}: {e}") from e
+        raise ConfigError(f"bad config section {where or cls.__name__!r}: {e}") from e

@@ -97,25 +97,6 @@ def _peak(device) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
 
 
-# passes per image of each method's training step: (input-gradient passes, forward+backward, extra forwards).
-# The bench's steps have no per-sample cache of the frozen reference's outputs, as on folder data such as ImageNet
-# (in-memory data caches them once and saves FARE's and TGA-ZSR's extra forward).
-def passes(name: str, method) -> tuple[int, int, int]:
-    c = method.cfg
-    if name == "tecoa":
-        return c.steps, 1, 0
-    if name == "pmg":
-        return c.steps, 2, 1  # adv + clean in one 2B pass; the frozen model on x_adv
-    if name == "fare":
-        return c.steps, 1, 1  # the frozen model on x
-    if name == "tga":
-        return c.steps, 2, 1  # adv + clean in one 2B pass; the frozen model's attention map on x
-    if name == "hiro":
-        k = c.steps * (1 if c.perturbation != "per_level" else method.trees[0].L + 1)
-        return k, 1 if c.perturbation != "per_level" else method.trees[0].L + 1, 0
-    return c.steps, 1, 0
-
-
 def run_bench(cfg: BenchConfig, log=print) -> dict:
     from ..methods import FrozenReference, build_method
     from ..models.clip import load_clip
@@ -193,25 +174,23 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         opts = dict(cfg.options.get(name, {}))
         m = build_method(name, model, forest, opts, reference=ref, clip=clip_m).to(device)
         trainer = Trainer(tcfg, device)
-        opt = trainer._optimizer([p for _, p in m.trainable_parameters()])
-        if hasattr(m, "prepare"):
+        named = list(m.trainable_parameters())
+        opt = trainer.optimizer(named, m)
+        if m.needs_first_batch:
             m.prepare(x, y)
         m.train()
 
-        def step(m=m, opt=opt):
-            with ac():
-                out = m(x, y, generator=step_generator(0, 0, device))
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            m.after_step()
+        params = tuple(p for _, p in named)
+
+        def step(m=m, opt=opt, trainer=trainer, params=params):  # the trainer's own step
+            trainer.step(m, m, opt, list(params), x, y, step_generator(0, 0, device), amp=amp)
 
         _peak_reset(device)
         step()
         peak = _peak(device)
         times, bare_m = timed_with_bare({"step": step}, cfg.steps, cfg.warmup)
         t = times["step"]
-        k, nfb, nf = passes(name, m)
+        k, nfb, nf = m.passes()
         ceiling = ceiling_of(bare_m, k, nfb, nf)
         res["methods"][name] = {"train_img_s": 1 / t, "ceiling_img_s": 1 / ceiling, "fraction_of_ceiling": ceiling / t,
                                 "passes": {"input_grad": k, "forward_backward": nfb, "forward": nf},

@@ -12,8 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError, HirobustError
 from ..typed import from_dict
 from .config import apply_overrides, load_yaml
+from .help import keys_help
 
 METHOD_NAMES = ("tecoa", "pmg", "fare", "tga", "hiro")  # = hirobust.METHODS (a test keeps them equal)
 
@@ -100,14 +102,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_source(text: str):
     if "=" not in text:
-        raise ValueError(f"--model {text!r}: use NAME=SOURCE (e.g. clip=ViT-B-32:openai or tecoa=runs/tecoa)")
+        raise ConfigError(f"--model {text!r}: use NAME=SOURCE (e.g. clip=ViT-B-32:openai or tecoa=runs/tecoa)")
     name, src = text.split("=", 1)
     if Path(src).is_dir():
         return name, src
     if src.startswith(("hf-hub:", "local-dir:")):  # open_clip's names: config and weights from the hub or a folder
         return name, {"name": src, "pretrained": None}
     if ":" not in src:
-        raise ValueError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
+        raise ConfigError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
     arch, pretrained = src.split(":", 1)
     if pretrained == "embedded":
         from .inputs import resolve_pretrained
@@ -204,7 +206,7 @@ def _cmd_evaluate(args) -> int:
     data = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
     unknown = sorted(set(data) - {"data", "eval", "device"})
     if unknown:
-        raise ValueError(f"unknown config key {unknown[0]!r} for evaluate; valid keys: data, eval, device")
+        raise ConfigError(f"unknown config key {unknown[0]!r} for evaluate; valid keys: data, eval, device")
     data_cfg = from_dict(DataConfig, data.get("data"), "data")
     eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
     if args.print_config:
@@ -296,7 +298,7 @@ def _cmd_tree(args) -> int:
         print("\n".join(available()))
         return 0
     if not args.name:
-        raise ValueError("tree show needs a dataset name or a hierarchy JSON path (see `hirobust tree list`)")
+        raise ConfigError("tree show needs a dataset name or a hierarchy JSON path (see `hirobust tree list`)")
     forest = load_forest(args.name, trees=[args.tree] if args.tree else None)
     if args.json:
         print(json.dumps(forest.to_json(), indent=1))
@@ -306,50 +308,11 @@ def _cmd_tree(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain,
-            "finetune": _cmd_finetune,
-            "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare, "bench": _cmd_bench,
-            "reproduce": _cmd_reproduce}
+            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare,
+            "bench": _cmd_bench, "reproduce": _cmd_reproduce}
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
-
-
-def _keys_help(command: str) -> str | None:
-    """The config keys a subcommand takes, with defaults, types and one-line docs (for ``--help`` only: it imports
-    the config classes, which usage errors must not wait for)."""
-    from .config import describe_keys
-
-    if command == "finetune":
-        from ..methods import METHODS
-        from .schema import FinetuneConfig
-
-        lines = describe_keys(FinetuneConfig, skip=("options", "reference"))
-        for name, m in METHODS.items():
-            lines += [f"options of --method {name}:", *describe_keys(m.Config, "options")]
-    elif command == "evaluate":
-        from .schema import DataConfig, EvalConfig
-
-        lines = describe_keys(DataConfig, "data") + describe_keys(EvalConfig, "eval")
-    elif command == "pretrain":
-        from .schema import PretrainConfig
-
-        lines = describe_keys(PretrainConfig)
-    elif command in ("demo", "ablate"):
-        from .demo import DemoConfig
-
-        lines = describe_keys(DemoConfig, skip=("methods", "tables"))
-    elif command == "study":
-        from .study import StudyConfig
-
-        lines = describe_keys(StudyConfig, skip=("methods", "parts", "quick"))
-    elif command == "bench":
-        from .bench import BenchConfig
-
-        lines = describe_keys(BenchConfig)
-    else:
-        return None
-    return "config keys (set as key=value; lists as a,b or [a,b]; --print-config shows the resolved config):\n" + \
-        "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = next((a for a in argv if a in subparsers), None)
             if cmd:
                 sp = subparsers[cmd]
-                sp.epilog = _keys_help(cmd)
+                sp.epilog = keys_help(cmd)
                 sp.formatter_class = argparse.RawDescriptionHelpFormatter
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2, one line) and --help (0)
@@ -387,10 +350,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args) -> int:
     try:
         return COMMANDS[args.command](args)
-    # the user's input or setup; anything else (RuntimeError included) is a bug and keeps its traceback (exit 1)
-    except (ValueError, FileNotFoundError, FloatingPointError, KeyError, ImportError) as e:
-        msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
-        print(f"hirobust {args.command}: error: {msg}", file=sys.stderr)
+    except HirobustError as e:  # the user's input or setup (hirobust.errors); anything else is a bug: its traceback
+        print(f"hirobust {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the machine refused a write (full disk, quota, read-only, permissions): the user's setup
         if e.errno not in _WRITE_ERRNOS:

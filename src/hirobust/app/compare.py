@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+from ..errors import ConfigError, NotFound
 from ..io import write_json, write_text
 from ..stats import fmt_ci, paired_difference, verdict
 from .markdown import table as md_table
@@ -26,10 +27,10 @@ def load_reports(paths: list[str | Path]) -> list[dict]:
         p = Path(p)
         f = p / "report.json" if p.is_dir() else p
         if not f.is_file():
-            raise FileNotFoundError(f"no report.json in {str(p)!r}; pass evaluation run directories or report files")
+            raise NotFound(f"no report.json in {str(p)!r}; pass evaluation run directories or report files")
         rep = json.loads(f.read_text())
         if "models" not in rep or not rep["models"] or "robust" not in next(iter(rep["models"].values())):
-            raise ValueError(f"{str(f)!r} is not an evaluation report (no models with robust accuracy); "
+            raise ConfigError(f"{str(f)!r} is not an evaluation report (no models with robust accuracy); "
                              f"give the output of `hirobust evaluate` or `hirobust demo`")
         rep["_path"] = str(f)
         out.append(rep)
@@ -64,16 +65,16 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
     """(baseline, per model the paired differences to the baseline on the same images): clean accuracy and
     robust accuracy under each same-level attack of the report's main attack, per level, with the paired
     bootstrap interval, the exact McNemar p and the verdict. Needs the report's per-image results."""
-    from ..evaluate import correct
+    from ..records import correct
 
     models = {n: m for n, m in report["models"].items() if m.get("per_image")}
     if len(models) < 2:
         return None, []
     base = baseline if baseline is not None else ("tecoa" if "tecoa" in models else next(iter(models)))
     if base not in models:
-        raise ValueError(f"--baseline {base!r} is not a model of {report.get('_path', 'the report')}; "
+        raise ConfigError(f"--baseline {base!r} is not a model of {report.get('_path', 'the report')}; "
                          f"models: {', '.join(models)}")
-    from ..evaluate import subset_of
+    from ..records import subset_of
 
     attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
     L = report["num_levels"]

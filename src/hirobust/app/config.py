@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import ConfigError, NotFound
 from ..typed import YamlLoader, describe_type, is_dataclass_type, parse_numbers, parse_value, type_options
 
 
@@ -32,14 +33,14 @@ def packaged_config(path: str | Path) -> Path:
 def load_yaml(path: str | Path) -> dict:
     path = packaged_config(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist (nor is it a packaged config such as "
+        raise NotFound(f"config file {str(path)!r} does not exist (nor is it a packaged config such as "
                                 f"paper/hiro)")
     try:
         data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as e:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     return parse_numbers(data)
 
 
@@ -50,18 +51,18 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key.sub=value")
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         node = data
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {p!r} is not a section")
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
         try:
             node[parts[-1]] = parse_value(value)
         except ValueError as e:
-            raise ValueError(f"override {item!r}: {e}") from e
+            raise ConfigError(f"override {item!r}: {e}") from e
     return data
 
 

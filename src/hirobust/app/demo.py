@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
 from ..io import write_json
 from ..typed import from_dict
 from .config import load_yaml
@@ -61,7 +62,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         from ..methods import method_config
 
         if "method" not in spec:
-            raise ValueError(f"demo run {name!r} needs a 'method' key")
+            raise ConfigError(f"demo run {name!r} needs a 'method' key")
         method_config(spec["method"], spec.get("options"))
     if cfg.data.train_classes is not None:  # held-out classes checked before any training (pretraining included)
         from ..data import get_dataset

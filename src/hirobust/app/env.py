@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` -> cuda if available, else cpu; under torchrun, joins the process group (this rank's GPU)."""
@@ -17,7 +19,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device=cpu")
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use device=cpu")
     return distributed.init_from_env(torch.device(device))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import distributed
 from ..data import DATASETS
+from ..errors import ConfigError
 from ..evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates, class_group_breakdown, evaluate_model
 from ..io import load_safetensors, save_safetensors, write_json
 from ..models.rundir import is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
@@ -53,7 +54,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     device = resolve_device(device)
     for name, source in models.items():
         if isinstance(source, (str, Path)) and not is_run_dir(source):
-            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+            raise ConfigError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
@@ -110,7 +111,7 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     data and the attack settings are unchanged)."""
     for name, source in models.items():
         if isinstance(source, (str, Path)) and not is_run_dir(source):
-            raise ValueError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+            raise ConfigError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
     report, stages = None, Stages(len(models))
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
@@ -152,7 +153,7 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     unknown = [n for n in names if n not in ZEROSHOT_DATASETS and n not in DATASETS]
     if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
         known = ", ".join(sorted(set(ZEROSHOT_DATASETS) | set(DATASETS)))
-        raise ValueError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
+        raise ConfigError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
                          f"{', '.join(CLIP_BENCHMARK_ALIASES)} also work)")
     out = Path(out)
     done, skipped = [], {}

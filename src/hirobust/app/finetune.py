@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
 from ..io import write_json
 from ..methods import METHODS, FrozenReference, build_method
 from ..models.clip import load_clip
@@ -35,10 +36,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     _, forest = trees_of(cfg.data, train)
     classifier = build_cosine_classifier(clip, forest, train.templates, prompt_names=train.prompt_names)
     if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
-        raise ValueError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
+        raise ConfigError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
                          f"use an unsupervised method (fare) or a labelled dataset")
     reference = None
-    if getattr(METHODS.get(cfg.method), "needs_reference", False):
+    if METHODS[cfg.method].needs_reference:
         source = None
         if cfg.reference is not None:
             ref_clip = load_clip(cfg.reference.name, resolve_pretrained(cfg.reference, progress, device), device)

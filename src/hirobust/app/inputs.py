@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..data import ZSDataset, dataset_forest, get_dataset
+from ..errors import ConfigError
 from ..hierarchy import Forest
 from .schema import DataConfig, ModelConfig
 
@@ -19,7 +20,7 @@ def default_pretrained(name: str) -> str:
     tags = open_clip.list_pretrained_tags_by_model(name)
     if tags:
         return "openai" if "openai" in tags else tags[0]
-    raise ValueError(f"model {name!r} has no default pretrained weights; give model.pretrained=TAG, a checkpoint path "
+    raise ConfigError(f"model {name!r} has no default pretrained weights; give model.pretrained=TAG, a checkpoint path "
                      f"or 'embedded', or model.pretrained=random to fine-tune from random weights")
 
 
@@ -75,7 +76,7 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     if data_cfg.templates is not None:
         bad = [t for t in data_cfg.templates if t.count("{}") != 1]
         if bad or not data_cfg.templates:
-            raise ValueError(f"data.templates must be a non-empty list of prompts with one '{{}}' each; got {bad}")
+            raise ConfigError(f"data.templates must be a non-empty list of prompts with one '{{}}' each; got {bad}")
         ds.templates = list(data_cfg.templates)
     return ds
 

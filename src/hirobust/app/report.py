@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..io import write_json, write_text
 from ..stats import fmt_ci
 from .markdown import table, table_lines
@@ -157,7 +158,7 @@ def ablation_rows(report: dict, names: list[str], train_seconds: dict, epochs: f
     rows = []
     for n in names:
         if n not in report["models"]:
-            raise ValueError(f"ablation table names run {n!r}, which is not among the runs {list(report['models'])}")
+            raise ConfigError(f"ablation table names run {n!r}, which is not among the runs {list(report['models'])}")
         m = report["models"][n]
         L = report["num_levels"]
         rows.append({"run": n, "clean_leaf": m["clean"]["0"], "leaf_pgd": m["robust"]["0"]["0"],

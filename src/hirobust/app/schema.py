@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..data.registry import canonical_dataset
+from ..errors import ConfigError
 from ..settings import EvalConfig, TrainConfig
 
 
@@ -81,7 +82,7 @@ class DataConfig:
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)
         if self.prompt_names not in ("clip_benchmark", "unique"):
-            raise ValueError(f"data.prompt_names={self.prompt_names!r}: use clip_benchmark or unique")
+            raise ConfigError(f"data.prompt_names={self.prompt_names!r}: use clip_benchmark or unique")
 
 
 @dataclass

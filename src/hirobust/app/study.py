@@ -4,7 +4,7 @@ Every unit of work is a *cell* whose result is a file: a fine-tune (a run direct
 ``hirobust.json`` exists; a killed one resumes from its last checkpoint), an evaluation (``evals/<run>.json``),
 an AutoAttack evaluation (``autoattack/<run>.json``), a tuning evaluation on the validation split. A cell that
 is done is never recomputed, so the study can be killed at any moment and continued with the same command
-(across sessions). After the cells that exist, the analysis (:mod:`hirobust.study_report`) is always rebuilt
+(across sessions). After the cells that exist, the analysis (:mod:`hirobust.app.study_report`) is always rebuilt
 from whatever is done: ``study.json``, ``study.md`` and plots.
 
 Parts: each part is a dataset + tree (+ held-out classes), with the runs it trains and their seeds. The
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
 from ..io import copy_file, write_json
 from ..typed import from_dict
 from .config import apply_overrides, load_yaml
@@ -106,16 +107,16 @@ def validate(cfg: StudyConfig) -> None:
     from ..methods import method_config
 
     if not cfg.parts:
-        raise ValueError("study config has no parts; give at least one under `parts:`")
+        raise ConfigError("study config has no parts; give at least one under `parts:`")
     for name, spec in cfg.methods.items():
         if "method" not in spec:
-            raise ValueError(f"study run {name!r} needs a 'method' key")
+            raise ConfigError(f"study run {name!r} needs a 'method' key")
         method_config(spec["method"], spec.get("options"))
     if cfg.tune is not None:
         if cfg.tune.run not in cfg.methods:
-            raise ValueError(f"tune.run {cfg.tune.run!r} is not a run of `methods` ({', '.join(cfg.methods)})")
+            raise ConfigError(f"tune.run {cfg.tune.run!r} is not a run of `methods` ({', '.join(cfg.methods)})")
         if cfg.tune.split == "test":
-            raise ValueError("tune.split must not be the test split; tune on 'val'")
+            raise ConfigError("tune.split must not be the test split; tune on 'val'")
         for opts in cfg.tune.candidates.values():
             method_config(cfg.methods[cfg.tune.run]["method"], {**cfg.methods[cfg.tune.run].get("options", {}),
                                                                  **(opts or {})})
@@ -124,10 +125,10 @@ def validate(cfg: StudyConfig) -> None:
         part = _part(cfg, pname)
         for run in part.runs:
             if run != "clip" and run not in cfg.methods:
-                raise ValueError(f"part {pname!r} names run {run!r}, which is not in `methods` or 'clip'")
+                raise ConfigError(f"part {pname!r} names run {run!r}, which is not in `methods` or 'clip'")
         for run, k in part.seeds.items():
             if not isinstance(k, int) or k < 1:
-                raise ValueError(f"part {pname!r}: seeds for {run!r} must be an integer >= 1, got {k!r}")
+                raise ConfigError(f"part {pname!r}: seeds for {run!r} must be an integer >= 1, got {k!r}")
         if part.dataset not in datasets:  # the tree and held-out names are checked against the dataset's classes
             datasets[part.dataset] = get_dataset(part.dataset, "test")
         ds = datasets[part.dataset]

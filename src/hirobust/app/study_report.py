@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate import correct, subset_of
 from ..io import write_json, write_text
+from ..records import correct, subset_of
 from ..stats import accuracy, fmt_ci, seed_paired_difference, seed_summary, two_level_bootstrap, verdict
 
 ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import ConfigError, MissingPackage
+
 
 class _LevelLogits(nn.Module):
     """An ``nn.Module`` view of ``fn``: pixels in [0, 1] -> one level's logits (what AutoAttack expects)."""
@@ -44,9 +46,9 @@ def autoattack(
     try:
         from pyautoattack import AutoAttack
     except ImportError as e:  # an optional dependency
-        raise ImportError("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
+        raise MissingPackage("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
     if norm not in ("linf", "l2"):
-        raise ValueError(f"AutoAttack norm must be linf or l2, got {norm!r}")
+        raise ConfigError(f"AutoAttack norm must be linf or l2, got {norm!r}")
     model = _LevelLogits(logits_fn, owner).eval()
     with torch.no_grad():
         n_classes = int(logits_fn(x[:1]).shape[-1])
@@ -61,7 +63,7 @@ def autoattack(
         out = aa.run_standard_evaluation(x, y, batch_size=batch_size)
         return (out[0] if isinstance(out, tuple) else out).detach()
     if version != "reduced":
-        raise ValueError(f"AutoAttack version must be 'reduced' or 'standard', got {version!r}")
+        raise ConfigError(f"AutoAttack version must be 'reduced' or 'standard', got {version!r}")
     attacks = ["apgd-ce", "apgd-t"] if n_classes >= 4 else ["apgd-ce"]
     aa = AutoAttack(model, attacks=attacks, eps=eps, norm="Linf" if norm == "linf" else "L2", version="custom",
                     seed=seed, device=x.device)

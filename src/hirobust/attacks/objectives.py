@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 
 def ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Untargeted cross-entropy, [B, C] x [B] -> [B]."""
@@ -36,7 +38,7 @@ def level_objective(model, level: int, y_level: torch.Tensor, objective: str = "
     ``y_level`` holds the level-``level`` labels (the target labels for ``targeted_ce``).
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown attack objective {objective!r}; use one of {sorted(OBJECTIVES)}")
+        raise ConfigError(f"unknown attack objective {objective!r}; use one of {sorted(OBJECTIVES)}")
     fn = OBJECTIVES[objective]
 
     def loss_fn(x: torch.Tensor) -> torch.Tensor:

@@ -13,18 +13,20 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import ConfigError
+
 NORMS = ("linf", "l2")
 
 
 def _check(x: torch.Tensor, eps: float, steps: int, norm: str) -> None:
     if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; use one of {NORMS}")
+        raise ConfigError(f"unknown norm {norm!r}; use one of {NORMS}")
     if not eps >= 0:  # also catches NaN
-        raise ValueError(f"eps must be >= 0, got {eps}")
+        raise ConfigError(f"eps must be >= 0, got {eps}")
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise ConfigError(f"steps must be >= 0, got {steps}")
     if x.dim() < 2:
-        raise ValueError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
+        raise ConfigError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,7 @@ def pgd(
     def per_sample(z: torch.Tensor) -> torch.Tensor:
         loss = loss_fn(z)
         if loss.dim() != 1 or loss.shape[0] != x.shape[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"loss_fn must return a per-sample loss of shape [{x.shape[0]}], got {tuple(loss.shape)}"
             )
         return loss
@@ -118,7 +120,7 @@ def pgd_joint(
     """
     n = len(xs)
     if momentum_mode not in ("l1", "sign"):
-        raise ValueError(f"unknown momentum_mode {momentum_mode!r}; use 'l1' or 'sign'")
+        raise ConfigError(f"unknown momentum_mode {momentum_mode!r}; use 'l1' or 'sign'")
     alpha = alpha or [None] * n
     boxes = boxes or [None] * n
     for x, e in zip(xs, eps):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .pgd import NORMS, pgd, pgd_joint, random_init
 
 
@@ -28,7 +29,7 @@ class ThreatModel:
 
     def __post_init__(self):
         if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; use one of {NORMS}")
+            raise ConfigError(f"unknown norm {self.norm!r}; use one of {NORMS}")
 
     def replace(self, **changes) -> ThreatModel:
         """A copy with ``changes`` (e.g. another ``eps`` for a sweep, twice the ``steps``)."""
@@ -55,7 +56,7 @@ def attack_jointly(loss_fn: Callable[..., torch.Tensor], xs: Sequence[torch.Tens
     shared = ("steps", "norm", "random_start", "momentum", "momentum_mode")
     for t in threats[1:]:
         if any(getattr(t, k) != getattr(first, k) for k in shared):
-            raise ValueError(f"jointly attacked tensors need the same {', '.join(shared)}; got {first} and {t}")
+            raise ConfigError(f"jointly attacked tensors need the same {', '.join(shared)}; got {first} and {t}")
     return pgd_joint(loss_fn, list(xs), [t.eps for t in threats], first.steps, [t.alpha for t in threats],
                      first.norm, first.random_start, first.momentum, generator,
                      boxes=list(boxes) if boxes is not None else None, momentum_mode=first.momentum_mode)

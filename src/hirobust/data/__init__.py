@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from .registry import (
     CLIP_BENCHMARK_ALIASES,
     DATASETS,
@@ -57,7 +58,7 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
         return make_synthetic_mix(split, mix, **{k: v for k, v in kwargs.items() if k in _MIX_KW})
     if name not in DATASETS:
         known = ", ".join(sorted(DATASETS))
-        raise ValueError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1]); CLIP_benchmark's "
+        raise ConfigError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1]); CLIP_benchmark's "
                          f"names {', '.join(CLIP_BENCHMARK_ALIASES)} also work")
     return DATASETS[name](split, root=root, **kwargs)
 

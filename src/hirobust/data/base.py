@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 
 @dataclass
 class ZSDataset:
@@ -30,11 +32,11 @@ class ZSDataset:
 
     def __post_init__(self):
         if (self.images is None) == (self.dataset is None):
-            raise ValueError("give exactly one of images (in memory) or dataset (a torch Dataset)")
+            raise ConfigError("give exactly one of images (in memory) or dataset (a torch Dataset)")
         unlabelled = len(self.labels) and bool((self.labels == -1).all())  # -1 everywhere: no labels
         if not unlabelled and len(self.labels) and (int(self.labels.min()) < 0 or
                                                     int(self.labels.max()) >= len(self.classnames)):
-            raise ValueError(f"dataset {self.name!r}: labels outside [0, {len(self.classnames)})")
+            raise ConfigError(f"dataset {self.name!r}: labels outside [0, {len(self.classnames)})")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,10 +57,10 @@ class ZSDataset:
         names = list(names)
         unknown = [n for n in names if n not in self.classnames]
         if unknown:
-            raise ValueError(f"train_classes names {unknown[0]!r}, which is not a class of dataset {self.name!r}; "
+            raise ConfigError(f"train_classes names {unknown[0]!r}, which is not a class of dataset {self.name!r}; "
                              f"its classes: {', '.join(self.classnames)}")
         if not names:
-            raise ValueError(f"train_classes leaves no class of dataset {self.name!r} to train on; name at least one")
+            raise ConfigError(f"train_classes leaves no class of dataset {self.name!r} to train on; name at least one")
         keep = [i for i, c in enumerate(self.classnames) if c in names]
         remap = torch.full((len(self.classnames),), -1, dtype=torch.long)
         remap[keep] = torch.arange(len(keep))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..errors import ConfigError
+
 
 def _check_names(name: str, theirs: Sequence[str], ours: Sequence[str],
                  clean: Callable[[str], str] = lambda s: s) -> None:
@@ -17,7 +19,7 @@ def _check_names(name: str, theirs: Sequence[str], ours: Sequence[str],
     theirs = [clean(c) for c in theirs]
     if theirs != ours:
         diff = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
-        raise ValueError(f"{name}: torchvision's classes differ from ours at label {diff} "
+        raise ConfigError(f"{name}: torchvision's classes differ from ours at label {diff} "
                          f"({theirs[diff:diff + 1]} vs {ours[diff:diff + 1]}; {len(theirs)} vs {len(ours)} classes); "
                          f"the data on disk is not the expected version")
 
@@ -49,7 +51,7 @@ def caltech101(root, _, download, tf, ours):
 
     ds = Caltech101(str(root), target_type="category", transform=tf, download=download)
     if len(ds.categories) != len(ours):
-        raise ValueError(f"caltech101: {len(ds.categories)} category folders, expected 101")
+        raise ConfigError(f"caltech101: {len(ds.categories)} category folders, expected 101")
     return ds, list(ds.y)
 
 
@@ -58,7 +60,7 @@ def caltech256(root, _, download, tf, ours):
 
     ds = Caltech256(str(root), transform=tf, download=download)
     if len(ds.categories) != len(ours):
-        raise ValueError(f"caltech256: {len(ds.categories)} category folders, expected 257")
+        raise ConfigError(f"caltech256: {len(ds.categories)} category folders, expected 257")
     return ds, list(ds.y)
 
 
@@ -113,7 +115,7 @@ def eurosat(root, _, download, tf, ours):
 
     ds = EuroSAT(str(root), transform=tf, download=download)
     if len(ds.classes) != len(ours):
-        raise ValueError(f"eurosat: {len(ds.classes)} class folders, expected 10")
+        raise ConfigError(f"eurosat: {len(ds.classes)} class folders, expected 10")
     return ds, list(ds.targets)
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError, NotFound
 from .base import ZSDataset
 from .idx import read_idx
 
@@ -34,7 +35,7 @@ def locate(root: str | Path | None = None, download: bool = True) -> tuple[Path,
     if root is not None:
         root = Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(f"Fashion-MNIST data root {str(root)!r} does not exist; {HOW_TO_GET}")
+            raise NotFound(f"Fashion-MNIST data root {str(root)!r} does not exist; {HOW_TO_GET}")
         candidates = [root]
     else:
         candidates = [Path(p) for p in os.environ.get("HIROBUST_FASHION_MNIST", "").split(os.pathsep) if p]
@@ -45,7 +46,7 @@ def locate(root: str | Path | None = None, download: bool = True) -> tuple[Path,
             return tuple(found)  # type: ignore[return-value]
     if root is not None:
         missing = [s for s in FILES["train"] + FILES["test"] if _find(root, s) is None]
-        raise FileNotFoundError(f"Fashion-MNIST files missing in {str(root)!r}: {missing}; {HOW_TO_GET}")
+        raise NotFound(f"Fashion-MNIST files missing in {str(root)!r}: {missing}; {HOW_TO_GET}")
     if download:
         from ..hierarchy.wordnet import cache_dir
 
@@ -56,11 +57,11 @@ def locate(root: str | Path | None = None, download: bool = True) -> tuple[Path,
             torchvision.datasets.FashionMNIST(str(dest), train=True, download=True)
             torchvision.datasets.FashionMNIST(str(dest), train=False, download=True)
         except Exception as e:  # no network, or a mirror down
-            raise FileNotFoundError(
+            raise NotFound(
                 f"Fashion-MNIST not found locally and the download failed ({e}); {HOW_TO_GET}"
             ) from e
         return locate(dest, download=False)
-    raise FileNotFoundError(f"Fashion-MNIST not found; {HOW_TO_GET}")
+    raise NotFound(f"Fashion-MNIST not found; {HOW_TO_GET}")
 
 
 SPLITS = {  # a validation split held out of the official training set, for tuning without the test split
@@ -75,17 +76,17 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None)
     """``train`` (the first 50,000 official training images), ``val`` (the other 10,000), ``train-full``, ``test``;
     class names, templates and trees as ``spec`` says (the registry passes ``SPECS["fashion-mnist"]``)."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r} for fashion-mnist; use one of {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r} for fashion-mnist; use one of {', '.join(SPLITS)}")
     paths = locate(root)
     part, rows = SPLITS[split]
     img_path, lbl_path = paths[:2] if part == "train" else paths[2:]
     images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{img_path} / {lbl_path}: shapes {tuple(images.shape)} and {tuple(labels.shape)} do not "
+        raise ConfigError(f"{img_path} / {lbl_path}: shapes {tuple(images.shape)} and {tuple(labels.shape)} do not "
                          f"form an image set with one label per image; fetch the data again")
     names = spec.class_names()
     if int(labels.max()) >= len(names):
-        raise ValueError(f"{lbl_path}: label {int(labels.max())} outside the 10 Fashion-MNIST classes")
+        raise ConfigError(f"{lbl_path}: label {int(labels.max())} outside the 10 Fashion-MNIST classes")
     images, labels = images[rows], labels[rows]
     return ZSDataset(
         name=spec.name,

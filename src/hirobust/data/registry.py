@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from . import builders as B
 from .imagenet import imagenet_classnames, imagenet_prompt_names
 from .spec import DatasetSpec, Source
@@ -203,7 +204,7 @@ def canonical_dataset(name: str) -> str:
     prefix, _, rest = name.partition("/")
     if rest and prefix in ("vtab", "tfds", "wds"):
         ours = CLIP_BENCHMARK_ALIASES.get(rest, rest)
-        raise ValueError(f"dataset {name!r}: hirobust reads the torchvision version of each dataset, not "
+        raise ConfigError(f"dataset {name!r}: hirobust reads the torchvision version of each dataset, not "
                          f"CLIP_benchmark's {prefix}/ variant (other splits and files); use {ours!r} instead")
     return CLIP_BENCHMARK_ALIASES.get(name, name)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .base import ZSDataset
 
@@ -68,8 +70,9 @@ class DatasetSpec:
     prompt_names: Callable[[list[str]], dict[str, str]] | None = None  # class name -> CLIP_benchmark's prompt name
     source: Source | None = None  # the zero-shot datasets: torchvision's files
 
-    def _generated(self, what: str) -> ValueError:
-        return ValueError(f"dataset {self.name!r} generates its {what} when loaded (get_dataset({self.name!r}).{what})")
+    def _generated(self, what: str) -> ConfigError:
+        return ConfigError(f"dataset {self.name!r} generates its {what} when loaded "
+                           f"(get_dataset({self.name!r}).{what})")
 
     def class_names(self) -> list[str]:
         """The class names in label order."""

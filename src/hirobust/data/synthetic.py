@@ -16,6 +16,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .base import ZSDataset
 
 LEVEL_WORDS = ["item", "group", "family", "order", "kingdom", "domain"]
@@ -49,7 +50,7 @@ def make_synthetic(
         p = F.interpolate(p, size=(image_size, image_size), mode="bilinear", align_corners=False)
         patterns.append(p * (1.0 + 0.5 * lvl))
     if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r} for synthetic; use train, val or test")
+        raise ConfigError(f"unknown split {split!r} for synthetic; use train, val or test")
     gs = torch.Generator().manual_seed(seed * 1000 + {"train": 1, "test": 2, "val": 3}[split])
     labels = torch.arange(n_leaves).repeat_interleave(n_per_class)
     x = sum(patterns[lvl][labels // branching ** lvl] for lvl in range(num_levels))
@@ -82,7 +83,7 @@ def mix_slots(n_leaves: int, mix: float, seed: int = 0) -> torch.Tensor:
     keep theirs. One chosen leaf alone cannot move, so a count of 1 becomes 2.
     """
     if not 0.0 <= mix <= 1.0:
-        raise ValueError(f"mix must be in [0, 1], got {mix}")
+        raise ConfigError(f"mix must be in [0, 1], got {mix}")
     g = torch.Generator().manual_seed(seed * 1000 + 7)
     order = torch.randperm(n_leaves, generator=g)
     k = int(mix * n_leaves + 0.5)
@@ -143,9 +144,9 @@ def make_synthetic_mix(
     ``n_per_class`` defaults to :data:`MIX_SIZES`.
     """
     if split not in MIX_SPLIT_SEEDS:
-        raise ValueError(f"unknown split {split!r} for {MIX_PREFIX}; use train, val or test")
+        raise ConfigError(f"unknown split {split!r} for {MIX_PREFIX}; use train, val or test")
     if not 2 <= num_levels <= len(LEVEL_WORDS):
-        raise ValueError(f"num_levels must be in [2, {len(LEVEL_WORDS)}], got {num_levels}")
+        raise ConfigError(f"num_levels must be in [2, {len(LEVEL_WORDS)}], got {num_levels}")
     n_per_class = MIX_SIZES[split] if n_per_class is None else n_per_class
     n_leaves = branching ** (num_levels - 1)
     paths = mix_paths(mix_slots(n_leaves, mix, seed), branching, num_levels)
@@ -172,11 +173,11 @@ def parse_mix(name: str) -> float | None:
         return None
     text = name[len(MIX_PREFIX):]
     if not re.fullmatch(r"\d+(\.\d+)?|\.\d+", text):
-        raise ValueError(f"malformed dataset name {name!r}: use {MIX_PREFIX}<m> with m a decimal in [0, 1], "
+        raise ConfigError(f"malformed dataset name {name!r}: use {MIX_PREFIX}<m> with m a decimal in [0, 1], "
                          f"e.g. {MIX_PREFIX}0, {MIX_PREFIX}0.5, {MIX_PREFIX}1")
     mix = float(text)
     if not 0.0 <= mix <= 1.0:
-        raise ValueError(f"dataset {name!r}: mix must be in [0, 1], got {mix:g}")
+        raise ConfigError(f"dataset {name!r}: mix must be in [0, 1], got {mix:g}")
     return mix
 
 
@@ -200,5 +201,5 @@ def visual_coherence(ds: ZSDataset, level: int = 1, tree: str | None = None) -> 
     same = anc[:, None] == anc[None, :]
     within = same & ~torch.eye(len(anc), dtype=torch.bool)
     if not within.any() or same.all():
-        raise ValueError(f"level {level} has no two leaves under one node or only one node: no coherence to measure")
+        raise ConfigError(f"level {level} has no two leaves under one node or only one node: no coherence to measure")
     return float(dist[~same].mean() / dist[within].mean())

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image
 
+from ..errors import ConfigError, MissingPackage, NotFound
 from .base import ZSDataset
 from .imagenet import imagenet_wnids
 
@@ -118,9 +119,9 @@ def _check_imagenet(root: Path, split: str) -> str | None:
 def _resolve(spec: DatasetSpec, split: str, root: str | Path | None) -> tuple[Source, Path]:
     source = spec.source
     if source is None:
-        raise ValueError(f"dataset {spec.name!r} is not a zero-shot dataset read through torchvision")
+        raise ConfigError(f"dataset {spec.name!r} is not a zero-shot dataset read through torchvision")
     if split not in source.splits:
-        raise ValueError(f"dataset {spec.name!r} has no split {split!r}; use one of {', '.join(source.splits)}")
+        raise ConfigError(f"dataset {spec.name!r} has no split {split!r}; use one of {', '.join(source.splits)}")
     return source, Path(root).expanduser() if root is not None else default_root()
 
 
@@ -176,10 +177,10 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     source, folder = _resolve(spec, split, root)
     packages = _missing_packages(source)
     if packages:
-        raise ImportError(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
+        raise MissingPackage(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
     why = _missing(name, source, folder, split)
     if why is not None and not (download and source.downloadable):
-        raise FileNotFoundError(f"{name}: {why}. {source.how_to_get}")
+        raise NotFound(f"{name}: {why}. {source.how_to_get}")
     tf = image_transform(image_size)
     prompts = spec.clip_benchmark_prompt_names() if prompt_names == "clip_benchmark" else {}
     if name == "caltech101" and caltech101_background:
@@ -195,7 +196,7 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
                                            spec.class_names())
         except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted", a failed download
             what = "the download failed" if download and why is not None else "could not load"
-            raise FileNotFoundError(f"{name}: {what} ({e}) under {str(folder)!r}. {source.how_to_get}") from e
+            raise NotFound(f"{name}: {what} ({e}) under {str(folder)!r}. {source.how_to_get}") from e
     return ZSDataset(
         name=name,
         classnames=spec.class_names(),
@@ -223,7 +224,7 @@ def _caltech101_with_background(spec: DatasetSpec, root: Path, tf, num_workers: 
     folder = root / "caltech101" / "101_ObjectCategories"
     ds = ImageFolder(str(folder), transform=tf)
     if len(ds.classes) != 102 or ds.classes[0] != "BACKGROUND_Google":
-        raise FileNotFoundError(f"caltech101: {str(folder)!r} holds {len(ds.classes)} class folders (first "
+        raise NotFound(f"caltech101: {str(folder)!r} holds {len(ds.classes)} class folders (first "
                                 f"{ds.classes[:1]}), expected BACKGROUND_Google and the 101 categories; or set "
                                 f"data.caltech101_background=false to read it as torchvision does")
     tree = load_tree_file(spec.trees)

@@ -12,6 +12,8 @@ import functools
 
 import torch
 
+from ..errors import ConfigError
+
 MIN_NORM = 1e-5
 MAX_ARTANH = 1 - 1e-5
 BALL_EPS = 1e-3  # projection keeps ‖x‖ ≤ (1 − BALL_EPS)/√c
@@ -21,7 +23,7 @@ def check_curvature(c) -> None:
     """Raise ``ValueError`` unless ``c`` (the negated curvature) is positive and finite."""
     v = float(c.detach().min() if torch.is_tensor(c) else c)
     if not v > 0 or v == float("inf"):
-        raise ValueError(f"curvature parameter c must be > 0 (the ball has curvature -c), got {v}")
+        raise ConfigError(f"curvature parameter c must be > 0 (the ball has curvature -c), got {v}")
 
 
 def float32_island(fn):
@@ -195,7 +197,7 @@ def midpoint(x: torch.Tensor, c, dim: int = 0, weights: torch.Tensor | None = No
     if dim < 0:
         dim += x.dim()
     if dim == x.dim() - 1:
-        raise ValueError("dim must not be the last (the ball's) dimension")
+        raise ConfigError("dim must not be the last (the ball's) dimension")
     w = None
     if weights is not None:
         shape = [1] * x.dim()

@@ -6,6 +6,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from ..errors import ConfigError, NotFound
 from .core import Forest, Hierarchy
 
 __all__ = ["Hierarchy", "Forest", "available", "load_tree_file", "load_forest", "load_tree"]
@@ -21,7 +22,7 @@ def _no_duplicates(pairs: list) -> dict:
     keys = [k for k, _ in pairs]
     dup = next((k for k in keys if keys.count(k) > 1), None)
     if dup is not None:
-        raise ValueError(f"duplicate key {dup!r}")
+        raise ConfigError(f"duplicate key {dup!r}")
     return dict(pairs)
 
 
@@ -30,7 +31,7 @@ def read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(), object_pairs_hook=_no_duplicates)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not a valid JSON file: {e}") from e
+        raise ConfigError(f"{str(path)!r} is not a valid JSON file: {e}") from e
 
 
 def load_tree_file(name_or_path: str | Path | dict) -> dict:
@@ -41,13 +42,13 @@ def load_tree_file(name_or_path: str | Path | dict) -> dict:
     p = Path(name_or_path)
     if p.suffix == ".json" or p.exists():
         if not p.exists():
-            raise FileNotFoundError(f"hierarchy file {str(p)!r} does not exist")
+            raise NotFound(f"hierarchy file {str(p)!r} does not exist")
         if p.is_dir():
-            raise ValueError(f"hierarchy {str(p)!r} is a directory; give a hierarchy JSON file")
+            raise ConfigError(f"hierarchy {str(p)!r} is a directory; give a hierarchy JSON file")
         return _check_file(read_json(p), repr(str(p)))
     res = resources.files(__package__).joinpath("data", f"{name_or_path}.json")
     if not res.is_file():
-        raise ValueError(
+        raise ConfigError(
             f"no shipped hierarchy for {name_or_path!r}; shipped: {', '.join(available())} (or pass a JSON file path)"
         )
     return json.loads(res.read_text())
@@ -56,30 +57,30 @@ def load_tree_file(name_or_path: str | Path | dict) -> dict:
 def _check_file(data, where: str) -> dict:
     """Shapes and types of a hierarchy file, each error naming the file and the offending entry."""
     if not isinstance(data, dict):
-        raise ValueError(f"hierarchy {where} must hold a JSON object (with 'trees' or 'paths'), not a "
+        raise ConfigError(f"hierarchy {where} must hold a JSON object (with 'trees' or 'paths'), not a "
                          f"{type(data).__name__}")
     trees = data.get("trees")
     if isinstance(trees, list):  # the list form Forest.to_json wrote before: one tree dict each
         data = {**data, "trees": {t.get("name", f"tree{i}") if isinstance(t, dict) else i: t
                                   for i, t in enumerate(trees)}}
     elif trees is None and "paths" not in data:
-        raise ValueError(f"hierarchy {where} has neither 'trees' nor 'paths'")
+        raise ConfigError(f"hierarchy {where} has neither 'trees' nor 'paths'")
     if "trees" in data and not isinstance(data["trees"], dict):
-        raise ValueError(f"hierarchy {where}: 'trees' must map tree names to trees")
+        raise ConfigError(f"hierarchy {where}: 'trees' must map tree names to trees")
     specs = data["trees"].items() if "trees" in data else [(data.get("name", "tree"), data)]
     for name, spec in specs:
         if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict):
-            raise ValueError(f"hierarchy {where}, tree {name!r}: 'paths' must map each leaf to [parent, ..., root]")
+            raise ConfigError(f"hierarchy {where}, tree {name!r}: 'paths' must map each leaf to [parent, ..., root]")
         for leaf, path in spec["paths"].items():
             if not isinstance(path, list) or any(not isinstance(n, str) for n in path):
-                raise ValueError(f"hierarchy {where}, tree {name!r}: the path of {leaf!r} must be a list of node "
+                raise ConfigError(f"hierarchy {where}, tree {name!r}: the path of {leaf!r} must be a list of node "
                                  f"names (strings), got {path!r}")
         for holder in (spec, data):
             n = holder.get("num_levels")
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise ValueError(f"hierarchy {where}: num_levels must be an integer >= 1, got {n!r}")
+                raise ConfigError(f"hierarchy {where}: num_levels must be an integer >= 1, got {n!r}")
         if "." in str(name):
-            raise ValueError(f"hierarchy {where}: tree name {name!r} must not contain '.'")
+            raise ConfigError(f"hierarchy {where}: tree name {name!r} must not contain '.'")
     return data
 
 
@@ -100,7 +101,7 @@ def load_forest(
     names = trees or list(data["trees"])
     unknown = [t for t in names if t not in data["trees"]]
     if unknown:
-        raise ValueError(f"no tree {unknown[0]!r} in hierarchy {_label(name_or_path)!r}; it has {list(data['trees'])}")
+        raise ConfigError(f"no tree {unknown[0]!r} in hierarchy {_label(name_or_path)!r}; it has {list(data['trees'])}")
     out = []
     for t in names:
         spec = data["trees"][t]
@@ -108,13 +109,13 @@ def load_forest(
         if leaves is not None:
             missing = [c for c in leaves if c not in paths]
             if missing:
-                raise ValueError(
+                raise ConfigError(
                     f"hierarchy {_label(name_or_path)!r} (tree {t!r}) does not cover class {missing[0]!r} "
                     f"({len(missing)} classes missing); give a tree whose paths name every class of the dataset"
                 )
             extra = [c for c in paths if c not in leaves and c not in (also or [])]
             if extra:  # a path for a class the dataset does not have: a typo or the wrong file, never dropped
-                raise ValueError(
+                raise ConfigError(
                     f"hierarchy {_label(name_or_path)!r} (tree {t!r}) names class {extra[0]!r}, which the dataset does "
                     f"not have ({len(extra)} such); its classes: {', '.join(leaves)}"
                 )

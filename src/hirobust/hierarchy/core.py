@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError, UnknownKey
+
 
 def _check_acyclic(paths: dict[str, list[str]], name: str) -> None:
     """No node may be its own ancestor across paths (x: [A, B] and y: [B, A] put A above B and B above A)."""
@@ -28,7 +30,7 @@ def _check_acyclic(paths: dict[str, list[str]], name: str) -> None:
         state[node] = 1
         for parent in above.get(node, ()):
             if state.get(parent) == 1:
-                raise ValueError(f"cycle at node {parent!r} in hierarchy {name!r}: it is both above and below "
+                raise ConfigError(f"cycle at node {parent!r} in hierarchy {name!r}: it is both above and below "
                                  f"{node!r} on different leaves' paths")
             if parent not in state:
                 visit(parent)
@@ -80,30 +82,30 @@ class Hierarchy:
         seen: set[str] = set()
         for leaf in leaves:
             if leaf in seen:
-                raise ValueError(f"duplicate leaf {leaf!r} in hierarchy {name!r}: each leaf class must appear once")
+                raise ConfigError(f"duplicate leaf {leaf!r} in hierarchy {name!r}: each leaf class must appear once")
             seen.add(leaf)
         for key in paths:
             if key not in seen:
-                raise ValueError(f"unknown leaf {key!r} in hierarchy {name!r}: it has a path but is not a leaf class")
+                raise ConfigError(f"unknown leaf {key!r} in hierarchy {name!r}: it has a path but is not a leaf class")
         missing = [leaf for leaf in leaves if leaf not in paths]
         if missing:
-            raise ValueError(f"leaf {missing[0]!r} has no path in hierarchy {name!r} ({len(missing)} leaves lack one)")
+            raise ConfigError(f"leaf {missing[0]!r} has no path in hierarchy {name!r} ({len(missing)} leaves lack one)")
         if not leaves:
-            raise ValueError(f"hierarchy {name!r} has no leaves")
+            raise ConfigError(f"hierarchy {name!r} has no leaves")
 
         clean: dict[str, list[str]] = {}
         for leaf in leaves:
             if any(p is None for p in paths[leaf]):
-                raise ValueError(f"null node name in the path of leaf {leaf!r} in hierarchy {name!r}")
+                raise ConfigError(f"null node name in the path of leaf {leaf!r} in hierarchy {name!r}")
             path = [str(p) for p in paths[leaf]]
             for i, node in enumerate(path):
                 if not node.strip():
-                    raise ValueError(f"empty node name in the path of leaf {leaf!r} in hierarchy {name!r}")
+                    raise ConfigError(f"empty node name in the path of leaf {leaf!r} in hierarchy {name!r}")
                 padding = node in path[:i] and all(p == node for p in path[path.index(node):])
                 if node == leaf or (node in path[:i] and not padding):
-                    raise ValueError(f"cycle at node {node!r} in the path of leaf {leaf!r} in hierarchy {name!r}")
+                    raise ConfigError(f"cycle at node {node!r} in the path of leaf {leaf!r} in hierarchy {name!r}")
                 if node in seen:
-                    raise ValueError(
+                    raise ConfigError(
                         f"leaf {node!r} is also used as an inner node (in the path of {leaf!r}) in hierarchy {name!r}"
                     )
             clean[leaf] = path
@@ -112,10 +114,10 @@ class Hierarchy:
         if num_levels is None:
             num_levels = depth + 1
         if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}")
+            raise ConfigError(f"num_levels must be >= 1, got {num_levels}")
         too_long = [leaf for leaf, p in clean.items() if len(p) > num_levels - 1]
         if too_long:
-            raise ValueError(
+            raise ConfigError(
                 f"leaf {too_long[0]!r} has a path of {len(clean[too_long[0]])} ancestors, more than the "
                 f"{num_levels - 1} levels requested for hierarchy {name!r}"
             )
@@ -131,7 +133,7 @@ class Hierarchy:
             parent_of: dict[str, str] = {}
             for child, parent in zip(levels[lvl - 1], levels[lvl]):
                 if parent_of.setdefault(child, parent) != parent:
-                    raise ValueError(
+                    raise ConfigError(
                         f"node {child!r} at level {lvl - 1} has two parents ({parent_of[child]!r} and {parent!r}) "
                         f"in hierarchy {name!r}: a tree needs one parent per node"
                     )
@@ -145,7 +147,7 @@ class Hierarchy:
         elif isinstance(data, str):
             data = json.loads(data)
         if "paths" not in data:
-            raise ValueError("hierarchy JSON needs a 'paths' object mapping each leaf to [parent, ..., root]")
+            raise ConfigError("hierarchy JSON needs a 'paths' object mapping each leaf to [parent, ..., root]")
         return cls.from_paths(
             data["paths"],
             leaves=leaves if leaves is not None else data.get("leaves"),
@@ -215,7 +217,7 @@ class Hierarchy:
 
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.num_levels:
-            raise ValueError(f"level {level} out of range for hierarchy {self.name!r} with {self.num_levels} levels")
+            raise ConfigError(f"level {level} out of range for hierarchy {self.name!r} with {self.num_levels} levels")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Hierarchy) and self.leaves == other.leaves and self._levels == other._levels
@@ -253,16 +255,16 @@ class Forest:
 
     def __init__(self, trees: Sequence[Hierarchy]):
         if not trees:
-            raise ValueError("a forest needs at least one tree")
+            raise ConfigError("a forest needs at least one tree")
         first = trees[0]
         for t in trees[1:]:
             if t.leaves != first.leaves:
-                raise ValueError(
+                raise ConfigError(
                     f"tree {t.name!r} has other leaves than tree {first.name!r}; a forest shares its leaves"
                 )
         names = [t.name for t in trees]
         if len(set(names)) != len(names):
-            raise ValueError(f"duplicate tree names in forest: {names}")
+            raise ConfigError(f"duplicate tree names in forest: {names}")
         self.trees = list(trees)
 
     @property
@@ -280,7 +282,7 @@ class Forest:
             for t in self.trees:
                 if t.name == key:
                     return t
-            raise KeyError(f"no tree {key!r} in forest; trees: {[t.name for t in self.trees]}")
+            raise UnknownKey(f"no tree {key!r} in forest; trees: {[t.name for t in self.trees]}")
         return self.trees[key]
 
     def to_json(self) -> dict:

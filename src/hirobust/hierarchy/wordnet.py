@@ -15,6 +15,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+from ..errors import ConfigError, NotFound
+
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 _WN_FILES = [
     "data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj", "index.adv",
@@ -79,7 +81,7 @@ def wordnet():
         pass
     src = Path(os.environ.get("HIROBUST_WORDNET_DIR", DEBIAN_WORDNET))
     if not (src / "data.noun").exists():
-        raise FileNotFoundError(
+        raise NotFound(
             "WordNet 3.0 not found: install nltk's data (python -m nltk.downloader wordnet) or, on Debian/Ubuntu, "
             "`apt-get install wordnet-base wordnet-sense-index` (or set HIROBUST_WORDNET_DIR to a WordNet dict folder)"
         )
@@ -95,7 +97,7 @@ def wordnet():
 def synset_from_wnid(wnid: str):
     """``'n02119789'`` -> Synset('kit_fox.n.01')."""
     if len(wnid) < 2 or wnid[0] not in "nvar" or not wnid[1:].isdigit():
-        raise ValueError(f"not a WordNet id: {wnid!r} (expected like 'n02119789')")
+        raise ConfigError(f"not a WordNet id: {wnid!r} (expected like 'n02119789')")
     return wordnet().synset_from_pos_and_offset(wnid[0], int(wnid[1:]))
 
 
@@ -130,7 +132,7 @@ def tree_from_cuts(leaf_synsets: dict[str, str], cuts: list[list[str]]) -> dict[
                     if s.name() in cut and (best is None or depth < best[0]):
                         best = (depth, s)
             if best is None:
-                raise ValueError(f"no synset of level {lvl}'s cut {cut} lies above {leaf!r} ({syn_name})")
+                raise ConfigError(f"no synset of level {lvl}'s cut {cut} lies above {leaf!r} ({syn_name})")
             chain.append(synset_name(best[1]))
         out[leaf] = chain
     return out

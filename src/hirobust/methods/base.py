@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .reference import FrozenReference, ReferenceCache, ReferenceFn, check_same_architecture
 
 if TYPE_CHECKING:
@@ -64,12 +65,12 @@ class Trainable(nn.Module):
         own = dict(self.trainable_parameters())
         missing, unexpected = set(own) - set(state), set(state) - set(own)
         if missing or unexpected:
-            raise ValueError(f"checkpoint does not match method {self.name!r}: missing {sorted(missing)[:3]}, "
+            raise ConfigError(f"checkpoint does not match method {self.name!r}: missing {sorted(missing)[:3]}, "
                              f"unexpected {sorted(unexpected)[:3]}")
         with torch.no_grad():
             for n, p in own.items():
                 if p.shape != state[n].shape:
-                    raise ValueError(f"checkpoint tensor {n} has shape {tuple(state[n].shape)}, model has "
+                    raise ConfigError(f"checkpoint tensor {n} has shape {tuple(state[n].shape)}, model has "
                                      f"{tuple(p.shape)}: it was trained with another architecture")
                 p.copy_(state[n])
 
@@ -120,7 +121,7 @@ class Method(Trainable):
         """The cosine baselines' shared set-up: the head's fixed level-``level`` text features as a buffer and
         the logit scale (``None``: the head's, i.e. the model's own); optionally the frozen reference."""
         if needs_reference and reference is None:
-            raise ValueError(f"method {self.name!r} needs the frozen reference model")
+            raise ConfigError(f"method {self.name!r} needs the frozen reference model")
         self.reference_model = reference
         head = self.model.head()
         self.register_buffer("text", head.level_text(level).clone(), persistent=False)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 HNSA = ("both", "up", "down", "none")  # HiRo's negative-sampling directions
 PERTURBATIONS = ("universal", "leaf", "per_level", "none")  # HiRo's perturbation forms
 
@@ -32,7 +34,7 @@ class PMGConfig:
 
     def __post_init__(self):
         if self.kl_reduction not in ("sum", "batchmean"):
-            raise ValueError(f"PMG option kl_reduction={self.kl_reduction!r} is not 'sum' or 'batchmean'")
+            raise ConfigError(f"PMG option kl_reduction={self.kl_reduction!r} is not 'sum' or 'batchmean'")
 
 
 @dataclass
@@ -46,7 +48,7 @@ class FAREConfig:
 
     def __post_init__(self):
         if self.momentum_mode not in ("sign", "l1"):
-            raise ValueError(f"FARE option momentum_mode={self.momentum_mode!r} is not 'sign' or 'l1'")
+            raise ConfigError(f"FARE option momentum_mode={self.momentum_mode!r} is not 'sign' or 'l1'")
 
 
 @dataclass
@@ -91,15 +93,15 @@ class HiRoConfig:
 
     def __post_init__(self):
         if not 0 < float(self.curvature) < math.inf:  # as geometry.poincare.check_curvature, without torch
-            raise ValueError(f"curvature parameter c must be > 0 (the ball has curvature -c), got {self.curvature}")
+            raise ConfigError(f"curvature parameter c must be > 0 (the ball has curvature -c), got {self.curvature}")
         for name, value, allowed in (("hnsa", self.hnsa, HNSA), ("perturbation", self.perturbation, PERTURBATIONS),
                                      ("text_delta", self.text_delta, ("per_node", "shared")),
                                      ("level_weights", self.level_weights, ("linear", "uniform")),
                                      ("text_eps_mode", self.text_eps_mode, ("absolute", "relative"))):
             if value not in allowed:
-                raise ValueError(f"HiRo option {name}={value!r} is not one of {allowed}")
+                raise ConfigError(f"HiRo option {name}={value!r} is not one of {allowed}")
         if self.eps < 0 or self.text_eps < 0:
-            raise ValueError("HiRo eps and text_eps must be >= 0")
+            raise ConfigError("HiRo eps and text_eps must be >= 0")
         from ..checks import number
 
         number("options.tau", self.tau, lo=0, lo_open=True)
@@ -113,7 +115,7 @@ class HiRoConfig:
             number(f"options.{name}", getattr(self, name), lo=0, optional=True)
         for name in ("lr_scale_head", "lr_scale_text"):
             if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
+                raise ConfigError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
 
 
 CONFIGS = {"tecoa": TeCoAConfig, "pmg": PMGConfig, "fare": FAREConfig, "tga": TGAConfig, "hiro": HiRoConfig}
@@ -127,12 +129,12 @@ def method_config(name: str, options: dict | None = None):
     from ..typed import from_dict
 
     if name not in CONFIGS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(CONFIGS))}")
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(CONFIGS))}")
     cls = CONFIGS[name]
     known = {f.name for f in fields(cls)}
     bad = sorted(set(options or {}) - known)
     if bad:
-        raise ValueError(f"unknown option {bad[0]!r} for method {name!r}; its options: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown option {bad[0]!r} for method {name!r}; its options: {', '.join(sorted(known))}")
     cfg = from_dict(cls, options or {}, "options")  # each option checked against its type, then its range
     attack_fields("options.", cfg)
     return cfg

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..attacks import ThreatModel
+from ..errors import ConfigError
 from .base import Method, StepPasses
 from .configs import FAREConfig
 
@@ -28,7 +29,7 @@ class FARE(Method):
     def __init__(self, model, forest, cfg: FAREConfig, reference=None, clip=None):
         super().__init__(model)
         if reference is None:
-            raise ValueError("method 'fare' needs the frozen reference model")
+            raise ConfigError("method 'fare' needs the frozen reference model")
         self.cfg = cfg
         self.reference_model = reference
         self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.alpha, momentum=cfg.momentum,

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import ThreatModel, attack_jointly
+from ..errors import ConfigError
 from ..geometry import poincare as P
 from ..hierarchy import Forest
 from ..models.hyperbolic import HyperbolicEmbedding, poincare_classifier, pooled_text
@@ -79,16 +80,16 @@ class HiRo(Method):
 
     def __init__(self, model: ZeroShotClassifier, forest: Forest, cfg: HiRoConfig, reference=None, clip=None):
         if clip is None:
-            raise ValueError("HiRo needs the open_clip model (its text projection W_T is trained)")
+            raise ConfigError("HiRo needs the open_clip model (its text projection W_T is trained)")
         for tree in forest:
             if tree.num_levels < 2:
-                raise ValueError(f"HiRo needs a hierarchy with at least 2 levels (leaves and one superclass level); "
+                raise ConfigError(f"HiRo needs a hierarchy with at least 2 levels (leaves and one superclass level); "
                                  f"tree {tree.name!r} has {tree.num_levels}")
         proj = text_projection_of(clip.model)
         if proj is None:
-            raise ValueError(f"model {clip.name!r} has no text projection W_T for HiRo to train")
+            raise ConfigError(f"model {clip.name!r} has no text projection W_T for HiRo to train")
         if model.text_spec is None:
-            raise ValueError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
+            raise ConfigError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
         pooled = pooled_text(clip, forest, model.text_spec)
         hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max))
         super().__init__(poincare_classifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(),

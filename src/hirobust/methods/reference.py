@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..models.zeroshot import ZeroShotClassifier
 
@@ -57,7 +59,7 @@ def check_same_architecture(a: nn.Module, b: nn.Module) -> None:
     if sa != sb:
         diff = sorted(set(sa) ^ set(sb)) or [k for k in sa if sa[k] != sb[k]]
         k = diff[0]
-        raise ValueError(f"the frozen reference's architecture differs from the model's (first difference: {k}: "
+        raise ConfigError(f"the frozen reference's architecture differs from the model's (first difference: {k}: "
                          f"{sa.get(k)} vs {sb.get(k)}); give a reference checkpoint of the same architecture")
 
 

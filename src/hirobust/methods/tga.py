@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attacks import ThreatModel, ce
+from ..errors import ConfigError
 from .base import Method, StepPasses
 from .configs import TGAConfig
 
@@ -29,7 +30,7 @@ def attention_lowres(tokens: torch.Tensor, text_y: torch.Tensor) -> torch.Tensor
     a = (a - lo) / (hi - lo).clamp_min(1e-12)
     g = math.isqrt(a.shape[1])
     if g * g != a.shape[1]:
-        raise ValueError(f"{a.shape[1]} patch tokens do not form a square grid")
+        raise ConfigError(f"{a.shape[1]} patch tokens do not form a square grid")
     return a.view(-1, 1, g, g)
 
 

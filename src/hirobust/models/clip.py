@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
+
 CONFIG_DIR = resources.files(__package__).joinpath("configs")
 
 
@@ -54,9 +56,9 @@ def _schema_config(name: str) -> dict:
                  f"https://huggingface.co/{ident} into a folder and pass local-dir:/that/folder (or fill the Hugging "
                  "Face cache, $HF_HOME, on a machine with network)") if schema == "hf-hub" else \
             "give a folder holding open_clip_config.json and open_clip_model.safetensors"
-        raise ValueError(f"model {name!r}: its config cannot be read ({type(e).__name__}); {where}") from e
+        raise ConfigError(f"model {name!r}: its config cannot be read ({type(e).__name__}); {where}") from e
     if not isinstance(data, dict) or "model_cfg" not in data:
-        raise ValueError(f"model {name!r}: open_clip_config.json has no 'model_cfg'")
+        raise ConfigError(f"model {name!r}: open_clip_config.json has no 'model_cfg'")
     return data["model_cfg"]
 
 
@@ -68,7 +70,7 @@ def model_config(name: str) -> dict:
     register_configs()
     cfg = open_clip.get_model_config(name)
     if cfg is None:
-        raise ValueError(
+        raise ConfigError(
             f"unknown model {name!r}: use an open_clip architecture (e.g. ViT-B-32; `python -c \"import open_clip; "
             f"print(open_clip.list_models())\"`) or one of hirobust's {register_configs()}"
         )
@@ -89,11 +91,11 @@ def _mismatch(e: Exception, name: str, pretrained: str | None) -> None:
     msg = (str(e).splitlines() or [type(e).__name__])[0]
     mismatch = ("size mismatch", "Missing key", "Unexpected key", "changed", "shape")
     if isinstance(e, (AssertionError, KeyError)) or any(s in str(e) for s in mismatch):
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint {pretrained!r} does not match model {name!r} ({msg[:200]}); pass the model name it was "
             f"trained with"
         ) from e
-    raise ValueError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
+    raise ConfigError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
 
 
 def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedCLIP:
@@ -109,14 +111,14 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
         pretrained = None  # the schema names the weights too
     if pretrained and (os.sep in pretrained or pretrained.endswith((".safetensors", ".pt", ".bin", ".pth"))):
         if not Path(pretrained).is_file():
-            raise ValueError(
+            raise ConfigError(
                 f"checkpoint {pretrained!r} does not exist; give a checkpoint file path or a pretrained tag"
             )
     try:
         model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
     except Exception as e:
         if pretrained and Path(pretrained).is_file() and _unreadable(e):  # truncated, corrupt, or a pickle
-            raise ValueError(f"checkpoint {pretrained!r} cannot be read ({type(e).__name__}: "
+            raise ConfigError(f"checkpoint {pretrained!r} cannot be read ({type(e).__name__}: "
                              f"{(str(e).splitlines() or [''])[0][:150]}); hirobust loads safetensors files and "
                              f"weights-only torch checkpoints, never arbitrary pickles: re-export or re-download "
                              f"it") from e

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 # kind -> (module of hirobust.models, class): imported on first use (the head modules import this one)
 _HEADS = {"cosine": ("zeroshot", "CosineHead"), "poincare": ("hyperbolic", "PoincareHead")}
 
@@ -69,7 +71,7 @@ class Head(nn.Module):
 def head_class(kind: str) -> type[Head]:
     """The head class registered as ``kind``; ``ValueError`` naming the known kinds otherwise."""
     if kind not in _HEADS:
-        raise ValueError(f"unknown head kind {kind!r}; known: {', '.join(_HEADS)}")
+        raise ConfigError(f"unknown head kind {kind!r}; known: {', '.join(_HEADS)}")
     module, name = _HEADS[kind]
     return getattr(importlib.import_module(f".{module}", __package__), name)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..geometry import poincare as P
 from ..hierarchy import Forest
 from .clip import LoadedCLIP
@@ -126,7 +127,7 @@ class PoincareHead(Head):
         with torch.no_grad():
             for k in cls.TENSORS:
                 if k not in tensors:
-                    raise ValueError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
+                    raise ConfigError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
                 getattr(hyp, k).copy_(tensors[k])
         hyp.to(next(clip.model.parameters()).device)
         return poincare_classifier(clip.model.visual, clip.mean, clip.std, clip.image_size,

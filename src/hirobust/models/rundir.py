@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..hierarchy import Forest
 from ..io import load_safetensors, save_safetensors, write_json
 from .clip import LoadedCLIP, export_open_clip, load_clip, model_config
@@ -50,15 +51,15 @@ def read_run_meta(run_dir: str | Path) -> dict:
     f = Path(run_dir) / META
     meta = read_json(f)
     if not isinstance(meta, dict):
-        raise ValueError(f"{str(f)!r} must hold a JSON object; the run directory is damaged, fine-tune again")
+        raise ConfigError(f"{str(f)!r} must hold a JSON object; the run directory is damaged, fine-tune again")
     for key in ("model", "weights"):
         if not isinstance(meta.get(key), str):
-            raise ValueError(f"{str(f)!r} lacks the key {key!r} (a string); the run directory is damaged, fine-tune "
+            raise ConfigError(f"{str(f)!r} lacks the key {key!r} (a string); the run directory is damaged, fine-tune "
                              f"again")
     root = Path(run_dir).resolve()
     weights = (root / meta["weights"]).resolve()
     if root not in weights.parents:
-        raise ValueError(f"{str(f)!r}: weights path {meta['weights']!r} points outside the run directory; refusing "
+        raise ConfigError(f"{str(f)!r}: weights path {meta['weights']!r} points outside the run directory; refusing "
                          f"to load it")
     return {**meta, "weights_path": str(weights)}
 
@@ -82,7 +83,7 @@ def load_classifier(source: str | Path | dict, forest: Forest, templates: list[s
         clip = load_clip(meta["model"], meta["weights_path"], device=device)
         head = meta.get("head", {"head": "cosine"})
         if not isinstance(head, dict):
-            raise ValueError(f"{str(Path(source) / META)!r}: head must be a JSON object, got {head!r}; the run "
+            raise ConfigError(f"{str(Path(source) / META)!r}: head must be a JSON object, got {head!r}; the run "
                              f"directory is damaged, fine-tune again")
         cls = head_class(head.get("head", "cosine"))
         tensors_path = Path(source) / HEAD_TENSORS
@@ -90,7 +91,7 @@ def load_classifier(source: str | Path | dict, forest: Forest, templates: list[s
         return cls.build_classifier(clip, forest, TextSpec(templates, prompt_names or {}), head, tensors,
                                     where=str(Path(source) / META))
     if isinstance(source, (str, Path)):
-        raise ValueError(f"{str(source)!r} is not a fine-tuned run directory (no {META} in it); pass a run "
+        raise ConfigError(f"{str(source)!r} is not a fine-tuned run directory (no {META} in it); pass a run "
                          f"directory or a model as name:pretrained")
     clip = load_clip(source["name"], source.get("pretrained"), device=device)
     return build_cosine_classifier(clip, forest, templates, prompt_names=prompt_names)

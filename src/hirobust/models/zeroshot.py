@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..hierarchy import Forest, Hierarchy
 from .clip import LoadedCLIP
 from .heads import Head, TextSpec
@@ -34,7 +35,7 @@ def encode_prompts(
     equals the mean of the projected features, so a trainable W_T can be applied per step at no text cost.
     """
     if not templates:
-        raise ValueError("no prompt templates given")
+        raise ConfigError("no prompt templates given")
     model = clip.model
     device = next(model.parameters()).device
     prompts = [t.format(n) for n in names for t in templates]
@@ -80,7 +81,7 @@ def visual_tokens(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     visual = getattr(visual, "_orig_mod", visual)  # a compiled tower: toggle and run the module itself
     if not hasattr(visual, "output_tokens") or getattr(visual, "attn_pool", None) is not None \
             or getattr(visual, "pool_type", "tok") != "tok" or getattr(visual, "final_ln_after_pool", False):
-        raise ValueError("patch tokens are only available for open_clip ViT image towers with CLS-token pooling")
+        raise ConfigError("patch tokens are only available for open_clip ViT image towers with CLS-token pooling")
     prev = visual.output_tokens
     visual.output_tokens = True
     try:
@@ -119,7 +120,7 @@ class CosineHead(Head):
                          where: str = "the run directory") -> ZeroShotClassifier:
         scale = state.get("logit_scale")
         if scale is not None and (not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0):
-            raise ValueError(f"{where!r}: head.logit_scale={scale!r} is not a positive finite number; the run "
+            raise ConfigError(f"{where!r}: head.logit_scale={scale!r} is not a positive finite number; the run "
                              f"directory is damaged, fine-tune again")
         return build_cosine_classifier(clip, forest, text.templates, logit_scale=scale, prompt_names=text.prompt_names)
 
@@ -137,7 +138,7 @@ class ZeroShotClassifier(nn.Module):
         super().__init__()
         self.text_spec = text_spec
         if not heads:
-            raise ValueError("a zero-shot classifier needs at least one head")
+            raise ConfigError("a zero-shot classifier needs at least one head")
         self.visual = visual
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
