@@ -64,3 +64,32 @@ def test_projection_scales_passes_by_bare_rates_and_measured_fraction():
     total = sum(v["minutes"] for v in p["eval_per_dataset"].values()) / 60
     assert p["eval_15_datasets_hours"] == pytest.approx({"1": total, "2": total / 2})
     assert p["imagenet_epoch_minutes"]["tecoa"]["1"] == pytest.approx(1_281_167 / 1000 / 60)
+
+
+def test_eval_passes_are_the_passes_evaluate_model_runs(tiny_clip):
+    """The projection's pass count is not a second copy of the evaluator to trust: the image tower's passes of a
+    real evaluate_model run (PGD and CW at every level, the 2x-steps check, an ε sweep) are counted and compared."""
+    import torch
+
+    from hirobust.app.projection import tree_eval_passes
+    from hirobust.data import dataset_forest, make_synthetic
+    from hirobust.evaluate import evaluate_model
+    from hirobust.models.zeroshot import build_cosine_classifier
+    from hirobust.settings import EvalConfig
+
+    data = make_synthetic("test", n_per_class=6)
+    forest = dataset_forest(data)
+    clf = build_cosine_classifier(tiny_clip, forest, data.templates).eval()
+    cfg = EvalConfig(eps=2 / 255, steps=3, attacks=["pgd", "cw"], robust_samples=20, clean_samples=30,
+                     check_more_steps=True, eps_sweep=[1 / 255, 4 / 255], sweep_samples=10, batch_size=16)
+    counts = {"grad": 0, "fwd": 0}
+
+    def count(module, args, output):
+        counts["grad" if torch.is_grad_enabled() else "fwd"] += args[0].shape[0]
+
+    handle = clf.visual.register_forward_hook(count)
+    try:
+        evaluate_model(clf, data, forest[0], cfg, progress=False)
+    finally:
+        handle.remove()
+    assert (counts["grad"], counts["fwd"]) == tree_eval_passes(forest[0], len(data), cfg)

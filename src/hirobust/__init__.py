@@ -9,7 +9,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _WHERE = {
-    "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks", "targeted_ce": "attacks",
+    "ThreatModel": "attacks", "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks", "targeted_ce": "attacks",
     "ZSDataset": "data", "dataset_forest": "data", "get_dataset": "data", "make_synthetic": "data",
     "EvalConfig": "settings", "evaluate_model": "evaluate",
     "Forest": "hierarchy", "Hierarchy": "hierarchy", "load_forest": "hierarchy", "load_tree": "hierarchy",
@@ -19,6 +19,8 @@ _WHERE = {
     "CosineHead": "models.zeroshot", "ZeroShotClassifier": "models.zeroshot",
     "build_cosine_classifier": "models.zeroshot", "encode_prompts": "models.zeroshot",
     "TrainConfig": "settings", "Trainer": "train",
+    "ConfigError": "errors", "HirobustError": "errors",
+    "load_classifier": "models.rundir", "save_run": "models.rundir",
 }
 
 __all__ = ["__version__", *_WHERE]

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, HirobustError
+from ..methods.configs import CONFIGS
 from ..typed import from_dict
 from .config import apply_overrides, load_yaml
 from .help import keys_help
 
-METHOD_NAMES = ("tecoa", "pmg", "fare", "tga", "hiro")  # = hirobust.METHODS (a test keeps them equal)
+METHOD_NAMES = tuple(CONFIGS)  # the method registry (torch-free): --method is checked before torch loads
 
 
 class _Parser(argparse.ArgumentParser):

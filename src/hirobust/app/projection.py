@@ -22,14 +22,20 @@ def paper_eval_config():
 
 def eval_passes(dataset: str, cfg) -> tuple[int, int]:
     """(input-gradient passes, forward passes) that ``evaluate_model`` spends on one model and one dataset under
-    ``cfg`` (an ``EvalConfig``), on the dataset's default tree. AutoAttack is counted as an upper bound: every image
-    stays robust through APGD-CE and every APGD-T target (pyautoattack drops the images it has already broken)."""
+    ``cfg`` (an ``EvalConfig``), on the dataset's default tree (:func:`tree_eval_passes`)."""
     from ..data.registry import EVAL_IMAGES
     from ..hierarchy import load_forest
 
-    tree = load_forest(dataset)[0]
-    n = EVAL_IMAGES[dataset] if cfg.clean_samples is None else min(cfg.clean_samples, EVAL_IMAGES[dataset])
-    r = EVAL_IMAGES[dataset] if cfg.robust_samples is None else min(cfg.robust_samples, EVAL_IMAGES[dataset])
+    return tree_eval_passes(load_forest(dataset)[0], EVAL_IMAGES[dataset], cfg)
+
+
+def tree_eval_passes(tree, images: int, cfg) -> tuple[int, int]:
+    """(input-gradient passes, forward passes), each counted in images, that ``evaluate_model`` spends on ``images``
+    images read with hierarchy ``tree`` under ``cfg``; a test counts the passes of a real ``evaluate_model`` run and
+    finds the same. AutoAttack is counted as an upper bound: every image stays robust through APGD-CE and every
+    APGD-T target (pyautoattack drops the images it has already broken)."""
+    n = images if cfg.clean_samples is None else min(cfg.clean_samples, images)
+    r = images if cfg.robust_samples is None else min(cfg.robust_samples, images)
     levels = range(tree.num_levels) if cfg.attack_levels is None else cfg.attack_levels
     levels = [a for a in levels if tree.num_nodes(a) > 1]
     grad, fwd = 0, n + 2 * r  # clean split, clean robust subset, random-noise accuracy
@@ -49,7 +55,7 @@ def eval_passes(dataset: str, cfg) -> tuple[int, int]:
         grad += r * 2 * cfg.steps
         fwd += r
     if cfg.eps_sweep:
-        s = r if cfg.sweep_samples is None else min(cfg.sweep_samples, EVAL_IMAGES[dataset])
+        s = r if cfg.sweep_samples is None else min(cfg.sweep_samples, images)
         grad += len(cfg.eps_sweep) * s * cfg.steps
         fwd += s + len(cfg.eps_sweep) * s
     return grad, fwd

@@ -1,6 +1,6 @@
 """Fine-tuning methods, by name. Each is a :class:`~.base.Method` with a ``Config`` dataclass; see :mod:`.base`
 (the hooks the trainer calls) and :mod:`.reference` (the frozen reference and its per-sample cache). Adding a
-method = one module + one line in ``_MODULES`` (+ its config in :mod:`.configs`).
+method = one module + its config and one line in ``REGISTRY`` (both in :mod:`.configs`).
 
 Importing this package loads no torch: the method classes (``METHODS``, ``Method``, ...) are imported on first
 use, while the configs (:mod:`.configs`, ``method_config``) are torch-free, so the command line checks a method's
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import importlib
 
-from .configs import CONFIGS, method_config
+from .configs import CONFIGS, REGISTRY, method_config
 
-_MODULES = {"tecoa": ("tecoa", "TeCoA"), "pmg": ("pmg", "PMG"), "fare": ("fare", "FARE"), "tga": ("tga", "TGA"),
-            "hiro": ("hiro", "HiRo")}
+_MODULES = {name: (module, cls) for name, (module, cls, _) in REGISTRY.items()}
 _LAZY = {"Method": "base", "Trainable": "base", "StepPasses": "base", "FrozenReference": "reference",
          "ReferenceCache": "reference", **{cls: mod for mod, cls in _MODULES.values()}}
 

@@ -1,6 +1,6 @@
 """Each method's options: a plain dataclass with types, defaults, one-line docs and range checks, importable
 without torch, so ``hirobust finetune options.x=...`` is checked before anything heavy loads. The method's module
-(``tecoa.py``, ...) sets it as its ``Config``; ``CONFIGS`` maps the method names to them."""
+(``tecoa.py``, ...) sets it as its ``Config``. ``REGISTRY`` below is the one table of methods."""
 
 from __future__ import annotations
 
@@ -118,7 +118,17 @@ class HiRoConfig:
                 raise ConfigError(f"HiRo {name} must be positive and finite, got {getattr(self, name)}")
 
 
-CONFIGS = {"tecoa": TeCoAConfig, "pmg": PMGConfig, "fare": FAREConfig, "tga": TGAConfig, "hiro": HiRoConfig}
+# THE method registry: name -> (its module in hirobust.methods, its class there, its config above). Adding a method =
+# its module + its config dataclass + one line here; METHODS, CONFIGS, the command line's --method choices and the
+# contract test (tests/test_contract_methods.py) all read this table.
+REGISTRY = {
+    "tecoa": ("tecoa", "TeCoA", TeCoAConfig),
+    "pmg": ("pmg", "PMG", PMGConfig),
+    "fare": ("fare", "FARE", FAREConfig),
+    "tga": ("tga", "TGA", TGAConfig),
+    "hiro": ("hiro", "HiRo", HiRoConfig),
+}
+CONFIGS = {name: config for name, (_, _, config) in REGISTRY.items()}
 
 
 def method_config(name: str, options: dict | None = None):
