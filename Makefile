@@ -37,7 +37,7 @@ data:
 	fi
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -9,7 +9,8 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _WHERE = {
-    "ThreatModel": "attacks", "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks", "targeted_ce": "attacks",
+    "ThreatModel": "attacks", "ce": "attacks", "cw_margin": "attacks", "level_objective": "attacks", "pgd": "attacks",
+    "targeted_ce": "attacks",
     "ZSDataset": "data", "dataset_forest": "data", "get_dataset": "data", "make_synthetic": "data",
     "EvalConfig": "settings", "evaluate_model": "evaluate",
     "Forest": "hierarchy", "Hierarchy": "hierarchy", "load_forest": "hierarchy", "load_tree": "hierarchy",
