@@ -180,10 +180,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             m.prepare(x, y)
         m.train()
 
-        params = tuple(p for _, p in named)
+        params = [p for _, p in named]
 
         def step(m=m, opt=opt, trainer=trainer, params=params):  # the trainer's own step
-            trainer.step(m, m, opt, list(params), x, y, step_generator(0, 0, device), amp=amp)
+            trainer.step(m, m, opt, params, x, y, step_generator(0, 0, device), amp=amp)
 
         _peak_reset(device)
         step()

@@ -16,7 +16,7 @@ from ..data import DATASETS
 from ..errors import ConfigError
 from ..evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates, class_group_breakdown, evaluate_model
 from ..io import load_safetensors, save_safetensors, write_json
-from ..models.rundir import is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
+from ..models.rundir import META, is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
 from ..progress import Stages, active
 from .env import environment, provenance, resolve_device
 from .inputs import load_data, trees_of
@@ -48,13 +48,18 @@ class AttackCells:
             save_safetensors({"pred": pred}, self.folder / f"{name}.safetensors", metadata={"key": self.key})
 
 
+def _check_sources(models: dict) -> None:
+    """Every path among the model sources is a fine-tuned run directory (checked before any work)."""
+    for name, source in models.items():
+        if isinstance(source, (str, Path)) and not is_run_dir(source):
+            raise ConfigError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no {META})")
+
+
 def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
                     progress: bool = True, cells: dict | None = None) -> dict:
     """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
     device = resolve_device(device)
-    for name, source in models.items():
-        if isinstance(source, (str, Path)) and not is_run_dir(source):
-            raise ConfigError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+    _check_sources(models)
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
@@ -109,9 +114,7 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     done, and within a model every finished (attack, level) cell (:class:`AttackCells`): a killed or failed
     evaluation loses at most the cell it was on, and ``resume`` reuses the rest (only if the model's source, the
     data and the attack settings are unchanged)."""
-    for name, source in models.items():
-        if isinstance(source, (str, Path)) and not is_run_dir(source):
-            raise ConfigError(f"model {name!r}: {str(source)!r} is not a fine-tuned run directory (no hirobust.json)")
+    _check_sources(models)
     report, stages = None, Stages(len(models))
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
@@ -150,9 +153,9 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     from .report import write_report
 
     names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [canonical_dataset(n) for n in names]
-    unknown = [n for n in names if n not in ZEROSHOT_DATASETS and n not in DATASETS]
+    unknown = [n for n in names if n not in DATASETS]  # DATASETS: every registered dataset, the 15 included
     if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
-        known = ", ".join(sorted(set(ZEROSHOT_DATASETS) | set(DATASETS)))
+        known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
                          f"{', '.join(CLIP_BENCHMARK_ALIASES)} also work)")
     out = Path(out)
