@@ -18,6 +18,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); if [ "$$free" -lt 8 ]; then \
+	  echo "warning: $${free} GB free here; PyTorch with its CUDA libraries takes about 6 GB in $(VENV) and pip stops" \
+	       "with 'No space left on device' when it runs out: free some space first (old clones' .venv folders)"; fi
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'   # pip's own progress: installing torch takes minutes
 	# a test dependency: its class-name and template lists (tests/test_clip_benchmark.py); its own heavy

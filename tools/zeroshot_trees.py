@@ -100,12 +100,11 @@ def _wordnet_tree(name: str) -> dict:
     checked, hand_made = hand_placements(name)
     fixes = sorted({leaf for leaf in paths if leaf in wnt.SENSE_FIXES})
     fixed = f"; first-sense errors fixed for {', '.join(fixes)}" if fixes else ""
-    # (the text names the generator's old modules; kept so that the shipped files stay byte-identical)
     text = (f"L={depth}, WordNet-checked: {_WN_LEVELS[depth]}. Leaves are WordNet 3.0 senses chosen by hand "
-            f"(hirobust.data.zeroshot_trees_wordnet.LEAF_SYNSETS{fixed}); node names are prompt-usable group names. "
+            f"(tools/zeroshot_trees_wordnet.py LEAF_SYNSETS{fixed}); node names are prompt-usable group names. "
             f"{checked - len(hand_made)} of {checked} (leaf, node) placements follow WordNet's hypernyms; "
             f"{len(hand_made)} were decided by hand where WordNet lacks the link or the leaf is not a WordNet concept "
-            f"(python -m hirobust.data.zeroshot_trees --report {name}). Shorter paths repeat their top node.")
+            f"(python tools/zeroshot_trees.py --report {name}). Shorter paths repeat their top node.")
     return _tree(text, paths, classnames(name))
 
 

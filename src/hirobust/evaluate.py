@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .attacks import ThreatModel, level_objective, random_init
+from .attacks import ThreatModel, level_objective
 from .data import ZSDataset
 from .errors import ConfigError
 from .hierarchy import Hierarchy
@@ -93,11 +93,11 @@ def _shard(data: ZSDataset, batch_size: int) -> tuple[ZSDataset, int]:
     return data.subset(torch.arange(len(data))[part]), first
 
 
-def _skip_draws(g: torch.Generator, batches: int, shape: tuple, cfg: EvalConfig, device) -> None:
+def _skip_draws(g: torch.Generator, batches: int, shape: tuple, threat: ThreatModel, device) -> None:
     """Advance ``g`` past the random starts of ``batches`` earlier full batches of ``shape`` (the ranks before this
-    one), drawing exactly what ``random_init`` draws for them (a random tensor per batch: cheap next to an attack)."""
+    one), drawing exactly what the threat's random start draws for them (cheap next to an attack)."""
     for _ in range(batches):
-        random_init(torch.empty(shape, device=device), 1.0, cfg.norm, g)
+        threat.noise(torch.empty(shape, device=device), g)
 
 
 def _cat(preds: list[torch.Tensor], model, tree: str | None) -> torch.Tensor:
@@ -127,7 +127,7 @@ def attacked_predictions(model, data: ZSDataset, hier: Hierarchy, level: int, ep
                                     leave=False, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
         if i == 0 and attack != "autoattack" and threat.eps > 0:  # pgd draws a random start only when eps > 0
-            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), threat, device)
         y_level = hier.labels(y, level)
         with _autocast(cfg, device):
             if attack == "autoattack":
@@ -303,7 +303,7 @@ def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     for i, (x, y) in enumerate(data.batches(cfg.batch_size, image_size=model.image_size)):
         x, y = x.to(device), y.to(device)
         if i == 0:
-            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), cfg, device)
+            _skip_draws(g, first, (cfg.batch_size, *x.shape[1:]), threat, device)
         xn = (x + threat.noise(x, g)).clamp(0, 1)
         right.append(_preds(model(xn, tree=hier.name)) == level_labels(hier, y.cpu()))
     return _acc_dict(_gather(torch.cat(right).to(torch.uint8), device).bool())
