@@ -57,6 +57,23 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and 0 <= d["p_mcnemar"] <= 1 and d["n"] == 64
     assert "McNemar" in (tmp_path / "cmp" / "compare.md").read_text()
     assert main(["compare", str(out), "--out", str(tmp_path / "cmp2"), "--baseline", "nosuch"]) == 2
+    # models evaluated separately (one report each) are paired on the same images ("clip" is a random tiny model,
+    # not the same one as above; the fine-tuned model gets the same per-image results alone as beside another)
+    for name, src in (("tecoa", str(run)), ("clip", "hirobust-tiny:")):
+        assert main(["--quiet", "evaluate", "--model", f"{name}={src}", "--out", str(tmp_path / name), *EVAL]) == 0
+    assert main(["compare", str(tmp_path / "tecoa"), str(tmp_path / "clip"), "--out", str(tmp_path / "cmp3"),
+                 "--baseline", "clip"]) == 0
+    (apart,) = json.loads((tmp_path / "cmp3" / "compare.json").read_text())["paired_differences"].values()
+    t, c = (json.loads((tmp_path / n / "report.json").read_text())["models"][n] for n in ("tecoa", "clip"))
+    assert t["per_image"] == report["models"]["tecoa"]["per_image"] and len(apart["reports"]) == 2
+    for b in "012":
+        d = apart["rows"][0]["robust"][b]
+        assert d["n"] == 64 and abs(d["diff"] - (t["robust"][b][b] - c["robust"][b][b])) < 1e-9
+    # another subset seed means other images: listed side by side, never paired
+    assert main(["--quiet", "evaluate", "--model", "clip=hirobust-tiny:", "--out", str(tmp_path / "seed1"), *EVAL,
+                 "eval.seed=1"]) == 0
+    assert main(["compare", str(tmp_path / "tecoa"), str(tmp_path / "seed1"), "--out", str(tmp_path / "cmp4")]) == 0
+    assert json.loads((tmp_path / "cmp4" / "compare.json").read_text())["paired_differences"] == {}
 
 
 def test_demo_checks_held_out_classes_before_pretraining(tmp_path, capsys):

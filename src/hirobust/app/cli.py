@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="one paper-style table from evaluation run directories")
     c.add_argument("runs", nargs="+", help="run directories (or report.json files) of evaluate/demo")
     c.add_argument("--out", default="runs/compare", help="where compare.md, compare.csv and compare.json go")
-    c.add_argument("--baseline", help="the model every other is compared to pairwise (default: tecoa, else the first)")
+    c.add_argument("--baseline", help="the model every other is compared to pairwise, on the same images (default: "
+                   "tecoa, else the first); models of separate reports are paired when they attacked the same images")
 
     t = sub.add_parser("tree", help="show shipped hierarchies")
     t.add_argument("action", choices=["show", "list"])

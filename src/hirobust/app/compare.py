@@ -2,9 +2,10 @@
 
 Rows are models; columns are clean accuracy per level, robust accuracy per level (each level attacked at
 itself), and TSR(1→0). With several datasets the numbers are averaged over the datasets that have the level;
-each dataset also gets its own table, and, where the report holds per-image results, the paired difference
+each dataset also gets its own table, and, where the reports hold per-image results, the paired difference
 of every model to a baseline on the same images (bootstrap interval, exact McNemar p) in compare.md and
-compare.json.
+compare.json. Models evaluated separately (one report each) are paired when their reports attacked the same
+images under the same threat (:func:`pairing_key`, and the same per-image labels).
 """
 
 from __future__ import annotations
@@ -93,6 +94,39 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
     return base, out
 
 
+# what decides which images a report attacked and how: reports that agree on these (and whose per-image labels
+# agree) evaluated the same images under the same threat, so their models can be paired image by image
+_SAME_IMAGES = ("eps", "steps", "alpha", "norm", "robust_samples", "clean_samples", "seed")
+
+
+def pairing_key(report: dict) -> str:
+    ec = report.get("eval_config", {})
+    main_attack = report.get("attack", {}).get("attacks", ["pgd"])[:1]
+    return json.dumps([report["dataset"], report.get("split"), report.get("tree"), main_attack,
+                       *[ec.get(k) for k in _SAME_IMAGES]])
+
+
+def merged(reports: list[dict]) -> tuple[dict | None, str]:
+    """One report holding the models of ``reports`` (same :func:`pairing_key`) when their per-image subsets hold
+    the same labels, so that :func:`paired_rows` pairs models evaluated separately; a model name met again is
+    suffixed with its report's folder. (None, why) when the subsets differ."""
+    out = {**reports[0], "models": {}, "_path": ", ".join(r["_path"] for r in reports)}
+    seen: dict[str, tuple] = {}
+    for r in reports:
+        for name, m in r["models"].items():
+            for sub in ("clean", "robust"):
+                rec = m.get("per_image", {}).get(sub)
+                if rec is None:
+                    continue
+                fp = (rec["n"], rec["labels"])
+                if seen.setdefault(sub, fp) != fp:
+                    return None, (f"their {sub} subsets hold different images ({r['_path']}), so they are not "
+                                  f"paired")
+            key = name if name not in out["models"] else f"{name}@{Path(r['_path']).parent.name}"
+            out["models"][key] = m
+    return out, ""
+
+
 def _with_verdict(d: dict) -> dict:
     return {**d, "verdict": verdict(d["ci95"])}
 
@@ -132,15 +166,24 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
     warn = "\n**Warning:** these reports use different ε; their average mixes threat models.\n" if len(eps) > 1 else ""
     md = [f"# hirobust comparison\n{warn}\n{markdown(cols, table, title)}"]
     paired = {}
+    groups: dict[str, list[dict]] = {}
     for r in reports:
-        c, t = rows([r])
-        md.append(markdown(c, t, f"{r['dataset']} ({r['_path']}), ε = {r['eps'] * 255:.3g}/255"))
-        base, prows = paired_rows(r, baseline)
+        groups.setdefault(pairing_key(r), []).append(r)
+    for group in groups.values():
+        for r in group:
+            c, t = rows([r])
+            md.append(markdown(c, t, f"{r['dataset']} ({r['_path']}), ε = {r['eps'] * 255:.3g}/255"))
+        both, why = merged(group) if len(group) > 1 else (group[0], "")
+        if both is None:
+            md.append(f"Reports {', '.join(r['_path'] for r in group)} are not paired: {why}.\n")
+            continue
+        base, prows = paired_rows(both, baseline)
         if prows:
-            md.append(f"Paired differences to `{base}` on the same images, in points, with the 95% paired-bootstrap "
-                      f"interval and the exact McNemar p; * = the interval excludes 0 (otherwise: no measurable "
-                      f"difference):\n\n" + paired_markdown(r, base, prows) + "\n")
-            paired[r["_path"]] = {"baseline": base, "rows": prows}
+            where = "" if len(group) == 1 else f" (models of {len(group)} reports on the same images)"
+            md.append(f"Paired differences to `{base}` on the same images{where}, in points, with the 95% "
+                      f"paired-bootstrap interval and the exact McNemar p; * = the interval excludes 0 (otherwise: "
+                      f"no measurable difference):\n\n" + paired_markdown(both, base, prows) + "\n")
+            paired[both["_path"]] = {"reports": [r["_path"] for r in group], "baseline": base, "rows": prows}
     text = "\n".join(md)
     out = Path(out)
     write_json({"paired_differences": paired}, out / "compare.json")
