@@ -223,3 +223,19 @@ def test_override_values_keep_words_like_off_as_strings():
 
     assert parse_value("off") == "off" and parse_value("no") == "no" and parse_value("true") is True
     assert parse_value("2/255") == 2 / 255 and parse_value("1e-3") == 1e-3 and parse_value("[pgd, cw]") == ["pgd", "cw"]
+
+
+def test_provenance_names_the_code_a_job_started_with(monkeypatch):
+    """git is read once per process (a job reads it when it starts): a study whose checkout moves on while it runs
+    still names the commit it imported in every cell, not a later HEAD."""
+    import subprocess
+
+    from hirobust.app import env
+
+    env.code_state.cache_clear()
+    first = env.provenance({"train": {"seed": 3}})
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))  # a moved HEAD would show here
+    again = env.provenance({})
+    assert again["git"] == first["git"] and not calls
+    assert first["seeds"] == {"train.seed": 3} and (first["git"]["commit"] is None or len(first["git"]["commit"]) == 40)

@@ -350,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args) -> int:
+    if args.command not in ("tree", "compare"):  # a job: its provenance names the code it starts with
+        from .env import code_state
+
+        code_state()
     try:
         return COMMANDS[args.command](args)
     except HirobustError as e:  # the user's input or setup (hirobust.errors); anything else is a bug: its traceback

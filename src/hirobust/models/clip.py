@@ -126,7 +126,6 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
             raise
         _mismatch(e, name, pretrained)
     model.eval()
-    model.eval()
     pp = getattr(model.visual, "preprocess_cfg", {}) or {}
     size = pp.get("size", getattr(model.visual, "image_size", 224))
     if isinstance(size, (tuple, list)):
