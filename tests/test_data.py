@@ -157,3 +157,17 @@ def test_visual_coherence_falls_with_mix():
 def test_bad_synthetic_mix_names(name, match):
     with pytest.raises(ValueError, match=match):
         get_dataset(name, "test")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_smaller_seeded_subset_lies_inside_a_larger_one(seed):
+    """AutoAttack's images are found inside PGD's (same total and seed), so their per-image results pair up."""
+    from hirobust.data.base import nested_positions, seeded_indices
+
+    small, large = seeded_indices(1000, 40, seed), seeded_indices(1000, 300, seed)
+    pos = nested_positions(1000, 40, 300, seed)
+    assert torch.equal(large[pos], small) and torch.equal(small, small.sort().values)
+    assert torch.equal(nested_positions(50, 10, None, seed), seeded_indices(50, 10, seed))  # None: all samples
+    assert torch.equal(seeded_indices(50, 10, seed), seeded_indices(50, 10, seed))
+    with pytest.raises(ValueError, match="does not lie inside"):
+        nested_positions(1000, 301, 300, seed)

@@ -24,9 +24,11 @@ def _config(tmp_path, **over) -> str:
                  "candidates": {"a": {"init_depth": 1.0}, "b": {"init_depth": 1.0, "image_levels": True}}},
         "parts": {"main": {"dataset": "synthetic", "train_classes": LEAVES[:6], "runs": ["clip", "tecoa", "hiro-tuned"],
                            "seeds": {"tecoa": 2, "hiro-tuned": 2},
-                           "eval_extra_seeds": {"attacks": ["pgd"], "eps_sweep": []}}},
+                           "eval_extra_seeds": {"attacks": ["pgd"], "eps_sweep": []},
+                           "autoattack_runs": ["tecoa"]}},
+        "autoattack": {"samples": 16, "levels": [0]},
         "eval": {"eps": "4/255", "steps": 2, "robust_samples": 32, "batch_size": 32, "eps_sweep": ["2/255"],
-                 "attacks": ["pgd", "cw"],
+                 "attacks": ["pgd", "cw"], "autoattack_iters": 3,
                  "eps_sweep_levels": [0, -1], "sweep_samples": 16},
     }
     for k, v in over.items():
@@ -53,6 +55,11 @@ def test_study_runs_resumes_and_analyses(tmp_path):
     assert part["unseen_table"]["tecoa"]["unseen"]["n"]["robust"] > 0
     assert study["tune"]["choice"] in ("a", "b") and study["tune"]["split"] == "val"
     assert "depth_text_L0" in part["mechanism"]["hiro-tuned"]
+    # AutoAttack's 16 images lie inside PGD's 32 and are paired with them image by image
+    aa = part["autoattack"]["tecoa-s0"]
+    v = aa["vs_pgd"]["0"]
+    assert aa["n"] == 16 and v["n"] == 16 and abs(v["autoattack"] - aa["robust"]["0"]["0"]) < 1e-9
+    assert abs(v["diff"] - (v["autoattack"] - v["pgd"])) < 1e-9 and v["ci95"][0] <= v["diff"] <= v["ci95"][1]
     assert {"a", "b"} <= set(study["findings"]) and study["compute_seconds"] > 0
     md = (out / "study.md").read_text()
     assert "Paired differences to `tecoa`" in md and "[" in md

@@ -132,6 +132,14 @@ def to_markdown(study: dict, cfg) -> str:
             for tag, a in part["autoattack"].items():
                 out.append(f"- {tag} (n = {a['n']}): " + "; ".join(
                     f"L{k} {fmt_ci(v[k], a['robust_ci95'][k][k])}" for k, v in a["robust"].items()))
+            pairs = {t: a["vs_pgd"] for t, a in part["autoattack"].items() if a.get("vs_pgd")}
+            if pairs:
+                out += ["", "AutoAttack − PGD on the same images (AutoAttack's lie inside PGD's), robust accuracy in "
+                        "points; PGD-only = images PGD broke and AutoAttack did not, AA-only = the reverse:", ""]
+                for tag, v in pairs.items():
+                    out.append(f"- {tag}: " + "; ".join(
+                        f"L{k} {fmt_ci(d['diff'], d['ci95'])} (PGD-only {d['a_only']}, AA-only {d['b_only']})"
+                        for k, d in v.items()))
             out.append("")
         if part.get("mechanism"):
             out += ["HiRo's mechanism (depth = hyperbolic distance from the origin):", ""] + \

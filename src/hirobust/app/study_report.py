@@ -17,7 +17,15 @@ import numpy as np
 
 from ..io import write_json, write_text
 from ..records import correct, subset_of
-from ..stats import accuracy, fmt_ci, seed_paired_difference, seed_summary, two_level_bootstrap, verdict
+from ..stats import (
+    accuracy,
+    fmt_ci,
+    paired_difference,
+    seed_paired_difference,
+    seed_summary,
+    two_level_bootstrap,
+    verdict,
+)
 
 ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
 
@@ -275,8 +283,41 @@ def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
     if part["autoattack"]:
         res["autoattack"] = {t: {"robust": e["attacks"]["autoattack"]["robust"],
                                  "robust_ci95": e["attacks"]["autoattack"]["robust_ci95"],
-                                 "n": e["attacks"]["autoattack"]["samples"]} for t, e in part["autoattack"].items()}
+                                 "n": e["attacks"]["autoattack"]["samples"],
+                                 "vs_pgd": autoattack_vs_pgd(e, _seed_entry(part, t), rep.get("eval_config", {}))}
+                             for t, e in part["autoattack"].items()}
     return res
+
+
+def _seed_entry(part: dict, tag: str) -> dict | None:
+    """The PGD evaluation of an AutoAttack cell's model (``<run>-s<seed>``, or ``clip``)."""
+    run, seed = (tag, 0) if "-s" not in tag else (tag.rsplit("-s", 1)[0], int(tag.rsplit("-s", 1)[1]))
+    entries = part["runs"].get(run, [])
+    return entries[seed] if seed < len(entries) else None
+
+
+def autoattack_vs_pgd(aa: dict, pgd: dict | None, eval_cfg: dict) -> dict | None:
+    """AutoAttack against the study's PGD on the images both attacked (AutoAttack's seeded subset lies inside
+    PGD's: :func:`~hirobust.data.base.nested_positions`), per attacked level, read at that level: AutoAttack − PGD
+    robust accuracy with its paired interval; ``a_only`` counts images PGD broke and AutoAttack did not, ``b_only``
+    the reverse. None when the subsets cannot be matched (another clean subset, or labels that disagree)."""
+    import torch
+
+    from ..data.base import nested_positions
+
+    if pgd is None or eval_cfg.get("clean_samples") is not None or "robust" not in pgd.get("per_image", {}):
+        return None
+    labels_aa, labels_pgd = subset_of(aa, "robust")[0], subset_of(pgd, "robust")[0]
+    if len(labels_aa) > len(labels_pgd):
+        return None
+    pos = nested_positions(aa["per_image"]["clean"]["n"], len(labels_aa), len(labels_pgd), eval_cfg.get("seed", 0))
+    if not torch.equal(labels_aa, labels_pgd[pos]):
+        return None
+    out = {}
+    for lvl in aa["per_image"]["attacks"]["autoattack"]["levels"]:
+        a, p = _rob(aa, lvl, lvl, "autoattack"), _rob(pgd, lvl, lvl)[pos.numpy()]
+        out[lvl] = {**_vd(paired_difference(a, p)), "autoattack": float(a.mean()), "pgd": float(p.mean())}
+    return out
 
 
 def knob_rows(study: dict, cfg) -> list[dict]:

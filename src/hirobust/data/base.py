@@ -11,6 +11,25 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 
 
+def seeded_indices(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices [min(n, total)] of the seeded subset of ``n`` out of ``total`` samples (all if ``n`` is None):
+    the first ``n`` of one seeded permutation, so a smaller subset of the same seed lies inside a larger one
+    (AutoAttack's images inside PGD's, say) and :func:`nested_positions` finds it there."""
+    if n is None or n >= total:
+        return torch.arange(total)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=g)[:n].sort().values
+
+
+def nested_positions(total: int, small: int, large: int | None, seed: int = 0) -> torch.Tensor:
+    """Positions [small] of the seeded ``small``-subset's samples within the seeded ``large``-subset of the same
+    ``total`` and ``seed`` (both in dataset order): per-image results of the two pair up as ``large_bits[pos]``."""
+    big = seeded_indices(total, large, seed)
+    if small > len(big):
+        raise ConfigError(f"a subset of {small} samples does not lie inside one of {len(big)}")
+    return torch.searchsorted(big, seeded_indices(total, small, seed))
+
+
 @dataclass
 class ZSDataset:
     """Images in [0, 1] with leaf labels, for zero-shot classification over a hierarchy.
@@ -69,11 +88,11 @@ class ZSDataset:
                        held_out=[*self.held_out, *(c for c in self.classnames if c not in names)])
 
     def seeded_subset(self, n: int | None, seed: int = 0) -> ZSDataset:
-        """A fixed random subset of ``n`` samples (all if ``n`` is None or too large), the same for every model."""
+        """A fixed random subset of ``n`` samples (all if ``n`` is None or too large), the same for every model:
+        the samples :func:`seeded_indices` names, in dataset order."""
         if n is None or n >= len(self):
             return self
-        g = torch.Generator().manual_seed(seed)
-        return self.subset(torch.randperm(len(self), generator=g)[:n].sort().values)
+        return self.subset(seeded_indices(len(self), n, seed))
 
     def batches(
         self,
