@@ -69,6 +69,11 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     for b in "012":
         d = apart["rows"][0]["robust"][b]
         assert d["n"] == 64 and abs(d["diff"] - (t["robust"][b][b] - c["robust"][b][b])) < 1e-9
+    from hirobust.app.compare import load_reports, rows
+
+    _, table = rows(load_reports([tmp_path / "tecoa", tmp_path / "clip", out]))  # names met again on a dataset
+    assert [(r["model"], r["datasets"]) for r in table] == [("tecoa", 1), ("clip", 1), ("tecoa@eval", 1),
+                                                            ("clip@eval", 1)]
     # another subset seed means other images: listed side by side, never paired
     assert main(["--quiet", "evaluate", "--model", "clip=hirobust-tiny:", "--out", str(tmp_path / "seed1"), *EVAL,
                  "eval.seed=1"]) == 0

@@ -164,11 +164,11 @@ def test_reports_never_hold_nan_and_compare_leaves_undefined_values_out(tmp_path
 
     p = write_json({"a": float("nan"), "b": [1.0, float("inf")]}, tmp_path / "r.json")
     assert json.loads(p.read_text()) == {"a": None, "b": [1.0, None]}
-    rep = lambda tsr: {"num_levels": 2, "models": {"m": {"clean": {"0": 0.5, "1": 0.7},  # noqa: E731
-                                                        "robust": {"0": {"0": 0.2}, "1": {"1": 0.4}},
-                                                        "transfer_success": {"1": {"0": tsr}}}}}
-    _, table = rows([rep(None), rep(0.3), rep(float("nan"))])
-    assert table[0]["TSR(1→0)"] == pytest.approx(0.3)
+    rep = lambda tsr, ds: {"num_levels": 2, "dataset": ds,  # noqa: E731
+                           "models": {"m": {"clean": {"0": 0.5, "1": 0.7}, "robust": {"0": {"0": 0.2}, "1": {"1": 0.4}},
+                                            "transfer_success": {"1": {"0": tsr}}}}}
+    _, table = rows([rep(None, "a"), rep(0.3, "b"), rep(float("nan"), "c")])
+    assert table[0]["TSR(1→0)"] == pytest.approx(0.3) and table[0]["datasets"] == 3
 
 
 def test_a_real_bug_keeps_its_traceback(monkeypatch):

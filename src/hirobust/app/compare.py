@@ -43,8 +43,12 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     max_levels = max(r["num_levels"] for r in reports)
     cols = [f"clean L{b}" for b in range(max_levels)] + [f"robust L{b}" for b in range(max_levels)] + ["TSR(1→0)"]
     models: dict[str, dict[str, list[float]]] = {}
+    datasets: dict[str, set] = {}
     for r in reports:
         for name, m in r["models"].items():
+            if r["dataset"] in datasets.get(name, ()):  # a name met again on a dataset: another model, as merged()
+                name = f"{name}@{Path(r['_path']).parent.name}"
+            datasets.setdefault(name, set()).add(r["dataset"])
             acc = models.setdefault(name, {c: [] for c in cols})
             for b in range(r["num_levels"]):
                 acc[f"clean L{b}"].append(m["clean"][str(b)])
@@ -54,7 +58,7 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
                 acc["TSR(1→0)"].append(m["transfer_success"]["1"]["0"])
     table = []
     for name, acc in models.items():
-        row = {"model": name, "datasets": sum(1 for r in reports if name in r["models"])}
+        row = {"model": name, "datasets": len(datasets[name])}
         for c, v in acc.items():  # an undefined value (null, NaN) is left out of the average, not spread into it
             v = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
             row[c] = sum(v) / len(v) if v else None
