@@ -66,9 +66,14 @@ def test_projection_scales_passes_by_bare_rates_and_measured_fraction():
     assert p["imagenet_epoch_minutes"]["tecoa"]["1"] == pytest.approx(1_281_167 / 1000 / 60)
 
 
-def test_eval_passes_are_the_passes_evaluate_model_runs(tiny_clip):
-    """The projection's pass count is not a second copy of the evaluator to trust: the image tower's passes of a
-    real evaluate_model run (PGD and CW at every level, the 2x-steps check, an ε sweep) are counted and compared."""
+@pytest.mark.parametrize("change", [
+    {},  # PGD and CW at every level, the 2x-steps check, a two-ε sweep at the leaf
+    {"eps_sweep_levels": [0, -1], "attack_levels": [0, 2], "sweep_samples": None, "check_more_steps": False},
+    {"attacks": ["pgd"], "attack_levels": [1], "eps_sweep_levels": [0]},  # a sweep level not attacked: no sweep
+])
+def test_eval_passes_are_the_passes_evaluate_model_runs(tiny_clip, change):
+    """The projection's pass count is not a second copy of the evaluator to trust: the image tower's passes of
+    real evaluate_model runs are counted and compared."""
     import torch
 
     from hirobust.app.projection import tree_eval_passes
@@ -80,8 +85,9 @@ def test_eval_passes_are_the_passes_evaluate_model_runs(tiny_clip):
     data = make_synthetic("test", n_per_class=6)
     forest = dataset_forest(data)
     clf = build_cosine_classifier(tiny_clip, forest, data.templates).eval()
-    cfg = EvalConfig(eps=2 / 255, steps=3, attacks=["pgd", "cw"], robust_samples=20, clean_samples=30,
-                     check_more_steps=True, eps_sweep=[1 / 255, 4 / 255], sweep_samples=10, batch_size=16)
+    cfg = EvalConfig(**{"eps": 2 / 255, "steps": 3, "attacks": ["pgd", "cw"], "robust_samples": 20,
+                        "clean_samples": 30, "check_more_steps": True, "eps_sweep": [1 / 255, 4 / 255],
+                        "sweep_samples": 10, "batch_size": 16, **change})
     counts = {"grad": 0, "fwd": 0}
 
     def count(module, args, output):

@@ -13,7 +13,6 @@ same images be compared pairwise (:mod:`hirobust.stats`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -25,6 +24,7 @@ from . import distributed as dist
 from .attacks import ThreatModel, level_objective
 from .data import ZSDataset
 from .errors import ConfigError
+from .eval_plan import eval_plan
 from .hierarchy import Hierarchy
 from .metrics import hierarchical_metrics
 from .progress import label
@@ -193,15 +193,6 @@ def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, d
     return entry, raw
 
 
-def _sweep_levels(cfg: EvalConfig, L: int, levels: list[int]) -> list[int]:
-    out = []
-    for a in cfg.eps_sweep_levels:
-        a = L - 1 if a == -1 else a
-        if a not in out and a in levels:
-            out.append(a)
-    return out
-
-
 def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device="cpu", progress=True,
                    cells=None) -> dict:
     """The report entry of one model: clean, robust[a][b], transfer_success[a][b] (of the first attack), the same
@@ -213,6 +204,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     model.eval().to(device)
     t0 = time.perf_counter()
     L = hier.num_levels
+    plan = eval_plan(cfg, [hier.num_nodes(b) for b in range(L)], len(data))
     clean_data = data.seeded_subset(cfg.clean_samples, cfg.seed)
     pred, y = predict(model, clean_data, hier.name, cfg.batch_size, device, progress=progress)
     truth = level_labels(hier, y)
@@ -226,25 +218,19 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     right = rpred == rtruth
     per["robust"] = subset_record(len(rob_data), ry, right)
     out["clean_on_robust_subset"], out["clean_on_robust_subset_ci95"] = _acc_dict(right)
-    levels = cfg.attack_levels if cfg.attack_levels is not None else list(range(L))
-    levels = [a for a in levels if hier.num_nodes(a) > 1]  # a level with one node cannot be attacked (PCAM's root)
     out["attacks"] = {}
     raw: dict[str, dict[str, float]] = {}
-    for attack in cfg.attacks:
-        sub, sub_right, sub_truth, subset = rob_data, right, rtruth, "robust"
-        if attack == "autoattack" and cfg.autoattack_samples is not None:
-            sub = data.seeded_subset(min(cfg.autoattack_samples, len(rob_data)), cfg.seed)
+    for run in plan.attacks:  # a level with one node is never attacked (PCAM's root): the plan leaves it out
+        attack, sub, sub_right, sub_truth = run.attack, rob_data, right, rtruth
+        if run.subset == "autoattack":
+            sub = data.seeded_subset(run.samples, cfg.seed)
             sp, sy = predict(model, sub, hier.name, cfg.batch_size, device, progress=False)
             sub_truth = level_labels(hier, sy)
             sub_right = sp == sub_truth
-            per["autoattack"], subset = subset_record(len(sub), sy, sub_right), "autoattack"
-        aa_levels = levels
-        if attack == "autoattack" and cfg.autoattack_levels is not None:
-            aa_levels = [a for a in _sweep_levels(dataclasses.replace(cfg, eps_sweep_levels=cfg.autoattack_levels),
-                                                  L, levels)]
-        entry, raw[attack] = _attack_entry(model, sub, sub_right, sub_truth, hier, aa_levels, attack, cfg, device,
-                                           progress, cells)
-        per["attacks"][attack] = {"subset": subset, "levels": entry.pop("levels_bits")}
+            per["autoattack"] = subset_record(len(sub), sy, sub_right)
+        entry, raw[attack] = _attack_entry(model, sub, sub_right, sub_truth, hier, list(run.levels), attack, cfg,
+                                           device, progress, cells)
+        per["attacks"][attack] = {"subset": run.subset, "levels": entry.pop("levels_bits")}
         leaf_metrics = entry.pop("hierarchical_leaf", None)
         if leaf_metrics is not None and attack == cfg.attacks[0]:
             out["hierarchical"][f"{attack} at level 0"] = leaf_metrics
@@ -252,15 +238,14 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     main = out["attacks"][cfg.attacks[0]]
     for k in ("robust", "robust_ci95", "transfer_success", "transfer_success_ci95", "transfer_success_n"):
         out[k] = main[k]
-    sweep_levels = _sweep_levels(cfg, L, levels)
-    if cfg.eps_sweep and sweep_levels:
+    if plan.sweep_levels:
         sweep_data = data.seeded_subset(cfg.sweep_samples, cfg.seed)
         sp, sy = predict(model, sweep_data, hier.name, cfg.batch_size, device, progress=False)
         struth = level_labels(hier, sy)
         sright = sp == struth
         per["sweep"] = {**subset_record(len(sweep_data), sy, sright), "levels": {}}
         out["eps_sweep_by_level"] = {}
-        for a in sweep_levels:
+        for a in plan.sweep_levels:
             rows, bits = {}, {}
             for eps in cfg.eps_sweep:
                 adv = _kept(cells, f"sweep-L{a}-{eps:.6g}", lambda a=a, eps=eps: attacked_predictions(
@@ -272,7 +257,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
             out["eps_sweep_by_level"][str(a)] = rows
             per["sweep"]["levels"][str(a)] = bits
     more_steps = None
-    if cfg.check_more_steps and 0 in levels:
+    if plan.more_steps:
         adv = _kept(cells, "pgd2x-L0", lambda: attacked_predictions(
             model, rob_data, hier, 0, cfg.eps, cfg, device, f"PGD-{2 * cfg.steps} level 0", progress,
             steps=2 * cfg.steps))

@@ -31,33 +31,32 @@ def eval_passes(dataset: str, cfg) -> tuple[int, int]:
 
 def tree_eval_passes(tree, images: int, cfg) -> tuple[int, int]:
     """(input-gradient passes, forward passes), each counted in images, that ``evaluate_model`` spends on ``images``
-    images read with hierarchy ``tree`` under ``cfg``; a test counts the passes of a real ``evaluate_model`` run and
-    finds the same. AutoAttack is counted as an upper bound: every image stays robust through APGD-CE and every
-    APGD-T target (pyautoattack drops the images it has already broken)."""
-    n = images if cfg.clean_samples is None else min(cfg.clean_samples, images)
-    r = images if cfg.robust_samples is None else min(cfg.robust_samples, images)
-    levels = range(tree.num_levels) if cfg.attack_levels is None else cfg.attack_levels
-    levels = [a for a in levels if tree.num_nodes(a) > 1]
-    grad, fwd = 0, n + 2 * r  # clean split, clean robust subset, random-noise accuracy
-    for attack in cfg.attacks:
-        if attack == "autoattack":
-            m = r if cfg.autoattack_samples is None else min(cfg.autoattack_samples, r)
-            fwd += m
-            for a in levels:
-                c = tree.num_nodes(a)
-                runs = 1 + (min(9, c - 1) if c >= 4 else 0)  # APGD-CE, then APGD-T per target class
-                grad += m * runs * cfg.autoattack_iters
-                fwd += 2 * m  # pyautoattack's clean check, then our predictions
-        else:  # pgd, cw
-            grad += len(levels) * r * cfg.steps
-            fwd += len(levels) * r
-    if cfg.check_more_steps and 0 in levels:
-        grad += r * 2 * cfg.steps
-        fwd += r
-    if cfg.eps_sweep:
-        s = r if cfg.sweep_samples is None else min(cfg.sweep_samples, images)
-        grad += len(cfg.eps_sweep) * s * cfg.steps
-        fwd += s + len(cfg.eps_sweep) * s
+    images read with hierarchy ``tree`` under ``cfg``: the evaluator's own plan (:func:`hirobust.eval_plan.eval_plan`)
+    times each step's passes; a test counts the passes of real ``evaluate_model`` runs and finds the same. AutoAttack
+    is counted as an upper bound: every image stays robust through APGD-CE and every APGD-T target (pyautoattack
+    drops the images it has already broken)."""
+    from ..eval_plan import eval_plan
+
+    nodes = [tree.num_nodes(b) for b in range(tree.num_levels)]
+    plan = eval_plan(cfg, nodes, images)
+    grad, fwd = 0, plan.clean + 2 * plan.robust  # clean split, clean robust subset, random-noise accuracy
+    for run in plan.attacks:
+        if run.attack == "autoattack":
+            fwd += run.samples if run.subset == "autoattack" else 0  # the clean predictions of its own subset
+            for a in run.levels:
+                runs = 1 + (min(9, nodes[a] - 1) if nodes[a] >= 4 else 0)  # APGD-CE, then APGD-T per target class
+                grad += run.samples * runs * cfg.autoattack_iters
+                fwd += 2 * run.samples  # pyautoattack's clean check, then our predictions
+        else:  # pgd, cw: one PGD run per level, then the predictions
+            grad += len(run.levels) * run.samples * cfg.steps
+            fwd += len(run.levels) * run.samples
+    if plan.more_steps:
+        grad += plan.robust * 2 * cfg.steps
+        fwd += plan.robust
+    if plan.sweep:  # clean predictions of the sweep subset, then one PGD run per (level, ε)
+        runs = len(plan.sweep_levels) * len(cfg.eps_sweep)
+        grad += runs * plan.sweep * cfg.steps
+        fwd += plan.sweep + runs * plan.sweep
     return grad, fwd
 
 
