@@ -56,6 +56,11 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     d = row["robust"]["0"]
     assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and 0 <= d["p_mcnemar"] <= 1 and d["n"] == 64
     assert "McNemar" in (tmp_path / "cmp" / "compare.md").read_text()
+    for a in ("1", "2"):  # TSR(a→0) paired on the same images: the two reports' own TSR values, differenced
+        t = row["tsr_to_leaf"][a]
+        tsr = {n: report["models"][n]["transfer_success"][a]["0"] for n in ("tecoa", "clip")}
+        want = tsr["tecoa"] - tsr["clip"]
+        assert abs(t["diff"] - want) < 1e-9 and t["ci95"][0] <= t["diff"] <= t["ci95"][1] and t["n"] == 64
     assert main(["compare", str(out), "--out", str(tmp_path / "cmp2"), "--baseline", "nosuch"]) == 2
     # models evaluated separately (one report each) are paired on the same images ("clip" is a random tiny model,
     # not the same one as above; the fine-tuned model gets the same per-image results alone as beside another)

@@ -12,8 +12,10 @@ from hirobust.stats import (
     mcnemar_exact,
     pack_bits,
     paired_difference,
+    paired_tsr_difference,
     seed_paired_difference,
     seed_summary,
+    transfer_success,
     unpack_bits,
     verdict,
     wilson,
@@ -105,3 +107,19 @@ def test_bits_round_trip_and_format():
         unpack_bits(pack_bits(np.ones(8, dtype=bool)), 20)
     assert fmt_ci(0.596, [0.552, 0.639]) == "59.6 [55.2, 63.9]"
     assert fmt_ci(float("nan"), None) == "—"
+
+
+def test_paired_tsr_difference_is_the_difference_of_each_models_own_tsr():
+    """TSR's denominator is each model's own leaf-right images: a right 8 of 10, 2 turned wrong (TSR 0.25); b right
+    5 of 10, 4 turned wrong (0.8). The interval is seeded and holds the estimate; unequal lengths are refused."""
+    ra = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    aa = ra & np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], bool)
+    rb = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], bool)
+    ab = rb & np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], bool)
+    assert transfer_success(ra, aa) == pytest.approx(0.25) and transfer_success(rb, ab) == pytest.approx(0.8)
+    d = paired_tsr_difference(ra, aa, rb, ab, seed=3)
+    assert d["value"] == pytest.approx(-0.55) and d["n"] == 10 and d["ci95"][0] <= -0.55 <= d["ci95"][1]
+    assert d == paired_tsr_difference(ra, aa, rb, ab, seed=3)
+    assert math.isnan(transfer_success(np.zeros(4, bool), np.zeros(4, bool)))
+    with pytest.raises(ValueError, match="same images"):
+        paired_tsr_difference(ra, aa, rb[:9], ab[:9])

@@ -133,6 +133,23 @@ def two_level_bootstrap(stat, seeds: int, n: int, n_boot: int = 2000, seed: int 
     return {"value": est, "ci95": ci, "seeds": seeds, "n": n}
 
 
+def transfer_success(right: np.ndarray, rob: np.ndarray, idx: np.ndarray | None = None) -> float:
+    """TSR on images ``idx`` (all if None): the share of the images right when clean (``right`` [N]) that an
+    attack turns wrong (``rob`` [N]: right clean and attacked); NaN when none is right."""
+    r, a = (right, rob) if idx is None else (right[idx], rob[idx])
+    return float((r & ~a).sum() / r.sum()) if r.any() else math.nan
+
+
+def paired_tsr_difference(right_a, rob_a, right_b, rob_b, n_boot: int = 2000, seed: int = 0) -> dict:
+    """TSR(model a) − TSR(model b) on the same images (each model's own clean-right images as its denominator),
+    with a seeded paired-bootstrap percentile interval over images: ``value``, ``ci95``, ``n``."""
+    ra, aa, rb, ab = _bool(right_a), _bool(rob_a), _bool(right_b), _bool(rob_b)
+    if not ra.size == aa.size == rb.size == ab.size:
+        raise ConfigError(f"paired TSR difference needs the same images: {ra.size} vs {rb.size} results")
+    stat = lambda _, i: transfer_success(ra, aa, i) - transfer_success(rb, ab, i)  # noqa: E731
+    return two_level_bootstrap(stat, 1, ra.size, n_boot=n_boot, seed=seed)
+
+
 def verdict(ci: Sequence[float]) -> str:
     """"higher" / "lower" when the interval excludes 0, else "no measurable difference"."""
     lo, hi = ci

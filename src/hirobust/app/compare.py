@@ -3,9 +3,10 @@
 Rows are models; columns are clean accuracy per level, robust accuracy per level (each level attacked at
 itself), and TSR(1→0). With several datasets the numbers are averaged over the datasets that have the level;
 each dataset also gets its own table, and, where the reports hold per-image results, the paired difference
-of every model to a baseline on the same images (bootstrap interval, exact McNemar p) in compare.md and
-compare.json. Models evaluated separately (one report each) are paired when their reports attacked the same
-images under the same threat (:func:`pairing_key`, and the same per-image labels).
+of every model to a baseline on the same images (clean and robust accuracy: bootstrap interval, exact McNemar
+p; TSR(a→0): bootstrap interval) in compare.md and compare.json. Models evaluated separately (one report each)
+are paired when their reports attacked the same images under the same threat (:func:`pairing_key`, and the
+same per-image labels).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, NotFound
 from ..io import write_json, write_text
-from ..stats import fmt_ci, paired_difference, verdict
+from ..stats import fmt_ci, paired_difference, paired_tsr_difference, verdict
 from .markdown import table as md_table
 
 
@@ -87,13 +88,17 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
     for name, m in models.items():
         if name == base:
             continue
-        row = {"model": name, "baseline": base, "clean": {}, "robust": {}}
+        row = {"model": name, "baseline": base, "clean": {}, "robust": {}, "tsr_to_leaf": {}}
         for b in range(L):
             ca, cb = subset_of(m, "clean")[1][str(b)], subset_of(models[base], "clean")[1][str(b)]
             row["clean"][str(b)] = _with_verdict(paired_difference(ca, cb, seed=seed))
             if str(b) in m["per_image"]["attacks"].get(attack, {}).get("levels", {}):
                 ra, rb = correct(m, attack, b, b), correct(models[base], attack, b, b)
                 row["robust"][str(b)] = _with_verdict(paired_difference(ra, rb, seed=seed))
+        for a in range(1, L):  # TSR(a→0): of the images right at the leaf, the share a level-a attack turns wrong
+            if all(str(a) in e["per_image"]["attacks"].get(attack, {}).get("levels", {}) for e in (m, models[base])):
+                d = paired_tsr_difference(*_tsr_bits(m, attack, a), *_tsr_bits(models[base], attack, a), seed=seed)
+                row["tsr_to_leaf"][str(a)] = _with_verdict({"diff": d["value"], "ci95": d["ci95"], "n": d["n"]})
         out.append(row)
     return base, out
 
@@ -131,6 +136,14 @@ def merged(reports: list[dict]) -> tuple[dict | None, str]:
     return out, ""
 
 
+def _tsr_bits(entry: dict, attack: str, a: int) -> tuple:
+    """(right at the leaf when clean, right at the leaf after the level-``a`` attack) on the attack's images."""
+    from ..records import correct, subset_of
+
+    subset = entry["per_image"]["attacks"][attack]["subset"]
+    return subset_of(entry, subset)[1]["0"], correct(entry, attack, a, 0)
+
+
 def _with_verdict(d: dict) -> dict:
     return {**d, "verdict": verdict(d["ci95"])}
 
@@ -138,11 +151,14 @@ def _with_verdict(d: dict) -> dict:
 def paired_markdown(report: dict, base: str, prows: list[dict]) -> str:
     """Markdown of :func:`paired_rows`: Δ in points [95% interval] (p McNemar); * marks an interval without 0."""
     L = report["num_levels"]
-    head = ["model − " + base] + [f"Δclean L{b}" for b in range(L)] + [f"Δrobust L{b}" for b in range(L)]
-    cell = lambda d: "—" if d is None else (fmt_ci(d["diff"], d["ci95"]) + f" p={d['p_mcnemar']:.2g}"  # noqa: E731
+    head = (["model − " + base] + [f"Δclean L{b}" for b in range(L)] + [f"Δrobust L{b}" for b in range(L)]
+            + [f"ΔTSR({a}→0)" for a in range(1, L)])
+    cell = lambda d: "—" if d is None else (fmt_ci(d["diff"], d["ci95"])  # noqa: E731
+                                            + (f" p={d['p_mcnemar']:.2g}" if "p_mcnemar" in d else "")
                                             + (" *" if d["verdict"] in ("higher", "lower") else ""))
     return md_table(head, [[r["model"]] + [cell(r["clean"].get(str(b))) for b in range(L)]
-                           + [cell(r["robust"].get(str(b))) for b in range(L)] for r in prows])
+                           + [cell(r["robust"].get(str(b))) for b in range(L)]
+                           + [cell(r.get("tsr_to_leaf", {}).get(str(a))) for a in range(1, L)] for r in prows])
 
 
 def markdown(cols: list[str], table: list[dict], title: str) -> str:

@@ -108,9 +108,10 @@ def to_markdown(report: dict) -> str:
     base, prows = paired_rows(report)
     if prows:
         out += [f"## Paired differences to `{base}` (same images)", "",
-                "Points; 95% paired-bootstrap interval; exact McNemar p; * = the interval excludes 0, otherwise no "
-                "measurable difference. One training seed: this says nothing about seed-to-seed variation "
-                "(`hirobust study` runs several).", "", paired_markdown(report, base, prows), ""]
+                "Points; 95% paired-bootstrap interval; exact McNemar p (accuracies); ΔTSR(a→0): the change in the "
+                "share of leaf-right images that a level-a attack turns wrong (lower: less transfer); * = the interval "
+                "excludes 0, otherwise no measurable difference. One training seed: this says nothing about "
+                "seed-to-seed variation (`hirobust study` runs several).", "", paired_markdown(report, base, prows), ""]
     groups = group_table(report)
     if groups:
         out += ["## Seen and unseen leaves", "", groups, ""]

@@ -26,6 +26,7 @@ from ..stats import (
     two_level_bootstrap,
     verdict,
 )
+from ..stats import transfer_success as _tsr
 
 ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
 
@@ -72,9 +73,6 @@ def _nanmean(values) -> float:
     return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
 
 
-def _tsr(right: np.ndarray, rob: np.ndarray, idx: np.ndarray) -> float:
-    r = right[idx]
-    return float((r & ~rob[idx]).sum() / r.sum()) if r.any() else math.nan
 
 
 # ---------------------------------------------------------------------- numbers
