@@ -48,7 +48,7 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     for r in reports:
         for name, m in r["models"].items():
             if r["dataset"] in datasets.get(name, ()):  # a name met again on a dataset: another model, as merged()
-                name = f"{name}@{Path(r['_path']).parent.name}"
+                name = _suffixed(name, r)
             datasets.setdefault(name, set()).add(r["dataset"])
             acc = models.setdefault(name, {c: [] for c in cols})
             for b in range(r["num_levels"]):
@@ -131,9 +131,14 @@ def merged(reports: list[dict]) -> tuple[dict | None, str]:
                 if seen.setdefault(sub, fp) != fp:
                     return None, (f"their {sub} subsets hold different images ({r['_path']}), so they are not "
                                   f"paired")
-            key = name if name not in out["models"] else f"{name}@{Path(r['_path']).parent.name}"
+            key = name if name not in out["models"] else _suffixed(name, r)
             out["models"][key] = m
     return out, ""
+
+
+def _suffixed(name: str, report: dict) -> str:
+    """A model name met again in another report: suffixed with that report's folder."""
+    return f"{name}@{Path(report['_path']).parent.name}"
 
 
 def _tsr_bits(entry: dict, attack: str, a: int) -> tuple:

@@ -32,6 +32,12 @@ ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
 
 
 # ---------------------------------------------------------------------- loading
+def run_and_seed(tag: str) -> tuple[str, int]:
+    """A cell's tag (``<run>-s<seed>``, or ``clip``) -> (run, seed)."""
+    run, _, seed = tag.rpartition("-s")
+    return (run, int(seed)) if run else (tag, 0)
+
+
 def load_part(out: Path, pname: str) -> dict:
     """{"runs": {run: [entry per seed, in seed order]}, "report": a report's header, "history": {tag: history},
     "autoattack": {tag: entry}}."""
@@ -40,7 +46,7 @@ def load_part(out: Path, pname: str) -> dict:
     for f in sorted((out / pname / "evals").glob("*.json")):
         rep = json.loads(f.read_text())
         tag, entry = next(iter(rep["models"].items()))
-        run, seed = (tag, 0) if "-s" not in tag else (tag.rsplit("-s", 1)[0], int(tag.rsplit("-s", 1)[1]))
+        run, seed = run_and_seed(tag)
         runs.setdefault(run, {})[seed] = entry
         header = header or {k: v for k, v in rep.items() if k != "models"}
     hist = {}
@@ -71,8 +77,6 @@ def _clean_full(entry: dict, b) -> np.ndarray:
 def _nanmean(values) -> float:
     v = np.asarray(values, dtype=float)
     return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else math.nan
-
-
 
 
 # ---------------------------------------------------------------------- numbers
@@ -233,7 +237,7 @@ def mechanism(part: dict, levels: int) -> dict:
     for tag, hist in part["history"].items():
         if not hist or "depth_text_L0" not in hist[0]:
             continue
-        run = tag.rsplit("-s", 1)[0]
+        run = run_and_seed(tag)[0]
         tail = hist[-max(1, len(hist) // 10):]
         row = {k: [hist[0][k], float(np.mean([h[k] for h in tail]))] for k in hist[0]
                if k.startswith(("depth_", "gap_", "alpha", "tau", "delta_t"))}
@@ -289,7 +293,7 @@ def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
 
 def _seed_entry(part: dict, tag: str) -> dict | None:
     """The PGD evaluation of an AutoAttack cell's model (``<run>-s<seed>``, or ``clip``)."""
-    run, seed = (tag, 0) if "-s" not in tag else (tag.rsplit("-s", 1)[0], int(tag.rsplit("-s", 1)[1]))
+    run, seed = run_and_seed(tag)
     entries = part["runs"].get(run, [])
     return entries[seed] if seed < len(entries) else None
 
