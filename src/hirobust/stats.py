@@ -183,3 +183,80 @@ def fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100.0, digit
     if not ci or any(c is None or c != c for c in ci):
         return f"{scale * value:.{digits}f}"
     return f"{scale * value:.{digits}f} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+
+
+def fold_bootstrap(groups: Sequence, n_boot: int = 10_000, seed: int = 0) -> dict:
+    """Mean over folds of the per-fold mean of ``groups[f]`` ([seeds_f, images_f] values in {−1, 0, 1}: per-image
+    correctness, or a paired difference of two models seed by seed), with percentile intervals (95% and 90%) from a
+    three-level bootstrap that resamples folds, then each fold's training seeds and its images (the images are
+    shared by the seeds of a fold, as the same images are attacked for every seed). The interval thus holds the
+    fold-to-fold, the seed-to-seed and the image sampling variation.
+
+    Exact and fast: resampling a fold's images draws multinomial counts over the distinct per-image columns
+    (at most 3^seeds of them), never an index vector per replicate. Also returns each fold's mean and the Monte
+    Carlo standard error of each interval bound (``mc_se``), for the "borderline" rule of METHOD.md §5."""
+    rng = np.random.default_rng(seed)
+    folds = [np.atleast_2d(np.asarray(g, dtype=np.int8)) for g in groups]
+    folds = [g for g in folds if g.size]
+    if not folds:
+        return {"value": math.nan, "ci95": [math.nan] * 2, "ci90": [math.nan] * 2, "folds": 0, "per_fold": []}
+    per_fold = [float(g.mean()) for g in folds]
+    K = len(folds)
+    boots = np.zeros((n_boot, K))  # the bootstrap means of each fold (fold f's own replicates)
+    for f, g in enumerate(folds):
+        k, n = g.shape
+        pats, counts = np.unique(g.T, axis=0, return_counts=True)  # [U, k], [U]
+        draw = rng.multinomial(n, counts / n, size=n_boot)  # [B, U] image counts per pattern
+        s = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
+        pm = pats[:, s].mean(-1).T  # [B, U]: each pattern's mean over the resampled seeds
+        boots[:, f] = (draw * pm).sum(1) / n
+    pick = rng.integers(0, K, size=(n_boot, K)) if K > 1 else np.zeros((n_boot, 1), dtype=int)
+    means = np.take_along_axis(boots, pick, axis=1).mean(1)
+    out = {"value": float(np.mean(per_fold)), "folds": K, "per_fold": per_fold, "n": [int(g.shape[1]) for g in folds],
+           "seeds": [int(g.shape[0]) for g in folds], "n_boot": n_boot}
+    for name, level in (("ci95", 0.95), ("ci90", 0.90)):
+        out[name] = _percentile(means, level)
+        out[f"mc_se_{name}"] = [_quantile_mc_se(means, q) for q in ((1 - level) / 2, (1 + level) / 2)]
+    return out
+
+
+def _quantile_mc_se(samples: np.ndarray, q: float) -> float:
+    """Monte Carlo standard error of the q-quantile of ``samples`` (asymptotic: √(q(1−q)/B) / density there,
+    the density from the spacing of the neighbouring order statistics)."""
+    B = samples.size
+    srt = np.sort(samples)
+    h = max(1, int(math.sqrt(B)))
+    i = int(q * (B - 1))
+    lo, hi = srt[max(0, i - h)], srt[min(B - 1, i + h)]
+    width = (min(B - 1, i + h) - max(0, i - h)) / B
+    dens = width / (hi - lo) if hi > lo else math.inf
+    return float(math.sqrt(q * (1 - q) / B) / dens) if math.isfinite(dens) else 0.0
+
+
+def non_inferiority(d: dict, margin: float) -> str:
+    """The rule for "A is no more than ``margin`` below B" on a difference A − B with a 90% interval ``ci90``
+    (a one-sided test at 5%, as in two one-sided tests): "non-inferior" when its lower bound is above −margin,
+    "inferior" when its upper bound is below −margin, else "inconclusive"; "borderline" is added when the
+    deciding bound lies within 2 Monte Carlo standard errors of −margin."""
+    lo, hi = d["ci90"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undetermined"
+    res = "non-inferior" if lo > -margin else "inferior" if hi < -margin else "inconclusive"
+    bound, se = (lo, d.get("mc_se_ci90", [0, 0])[0]) if res != "inferior" else (hi, d.get("mc_se_ci90", [0, 0])[1])
+    return res + (" (borderline)" if abs(bound + margin) < 2 * se else "")
+
+
+def equivalence(d: dict, margin: float) -> str:
+    """"within ±margin" (two one-sided tests: the 90% interval inside ±margin), "outside ±margin" (the 90%
+    interval entirely outside), else "inconclusive"; "borderline" as in :func:`non_inferiority`."""
+    lo, hi = d["ci90"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undetermined"
+    if -margin < lo and hi < margin:
+        res, gap = "within", min(lo + margin, margin - hi)
+    elif hi < -margin or lo > margin:
+        res, gap = "outside", max(-margin - hi, lo - margin)
+    else:
+        return "inconclusive"
+    se = max(d.get("mc_se_ci90", [0, 0]))
+    return f"{res} ±{100 * margin:g} points" + (" (borderline)" if gap < 2 * se else "")

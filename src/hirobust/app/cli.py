@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
                                                                 "cells; run nothing")
     st.add_argument("overrides", nargs="*", help="key.sub=value")
 
+    zs = sub.add_parser("zeroshot", help="held-out folds: seen / unseen / all leaves, pooled over folds (resumable)")
+    zs.add_argument("--config", help="YAML (default: the packaged configs/zeroshot.yaml; `--config diagnose`: "
+                                     "configs/zeroshot-diagnose.yaml, HiRo's diagnosis on val)")
+    zs.add_argument("--out", help="output directory (default runs/zeroshot)")
+    zs.add_argument("--analyse-only", action="store_true", help="rebuild zeroshot.md/json from the finished cells")
+    zs.add_argument("overrides", nargs="*", help="key.sub=value")
+
     pt = sub.add_parser("pretrain", help="train (or reuse) the embedded small CLIP")
     pt.add_argument("--force", action="store_true", help="retrain even if cached")
     pt.add_argument("overrides", nargs="*")
@@ -165,6 +172,25 @@ def _cmd_study(args) -> int:
         return 0
     run_study(cfg, progress=not args.quiet)
     print(f"study: {Path(cfg.out) / 'study.md'} and {Path(cfg.out) / 'study.json'}")
+    return 0
+
+
+def _cmd_zeroshot(args) -> int:
+    from .zeroshot import load_zeroshot_config, run_zeroshot
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    packaged = {"diagnose": "zeroshot-diagnose", None: "zeroshot"}
+    cfg = load_zeroshot_config(None if args.config in packaged else args.config, overrides,
+                               name=packaged.get(args.config, "zeroshot"))
+    if args.print_config:
+        return _print_config(cfg)
+    if args.analyse_only:
+        from .zeroshot_report import write_zeroshot
+
+        write_zeroshot(cfg, Path(cfg.out))
+    else:
+        run_zeroshot(cfg, progress=not args.quiet)
+    print(f"zeroshot: {Path(cfg.out) / 'zeroshot.md'} and {Path(cfg.out) / 'zeroshot.json'}")
     return 0
 
 
@@ -309,8 +335,8 @@ def _cmd_tree(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "ablate": _cmd_ablate, "pretrain": _cmd_pretrain,
-            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare,
+COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "zeroshot": _cmd_zeroshot, "ablate": _cmd_ablate,
+            "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare,
             "bench": _cmd_bench, "reproduce": _cmd_reproduce}
 
 

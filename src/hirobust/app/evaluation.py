@@ -56,8 +56,10 @@ def _check_sources(models: dict) -> None:
 
 
 def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cfg: EvalConfig, device="auto",
-                    progress: bool = True, cells: dict | None = None) -> dict:
-    """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset."""
+                    progress: bool = True, cells: dict | None = None, wrap=None) -> dict:
+    """report.json's content for ``models`` (name -> run dir or {"name", "pretrained"}) on one dataset.
+    ``wrap(name, classifier) -> classifier`` (optional) changes a loaded classifier before it is evaluated (e.g. a
+    readout ablation of :mod:`hirobust.diagnose`)."""
     device = resolve_device(device)
     _check_sources(models)
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
@@ -85,6 +87,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
         _log.info("evaluating %s (%s) on %s/%s", name, source, data_cfg.dataset, data_cfg.eval_split)
         with stages.stage(f"evaluate {name}") if stages else contextlib.nullcontext():
             clf = load_classifier(source, eval_forest, ds.templates, ds.prompt_names, device)
+            clf = wrap(name, clf) if wrap is not None else clf
             report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
                                                     (cells or {}).get(name))
         seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)

@@ -31,6 +31,10 @@ def keys_help(command: str) -> str | None:
         from .study import StudyConfig
 
         lines = describe_keys(StudyConfig, skip=("methods", "parts", "quick"))
+    elif command == "zeroshot":
+        from .zeroshot import ZeroShotConfig
+
+        lines = describe_keys(ZeroShotConfig, skip=("methods",))
     elif command == "bench":
         from .bench import BenchConfig
 

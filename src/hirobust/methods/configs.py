@@ -88,6 +88,10 @@ class HiRoConfig:
     level_weights: str = "linear"  # linear: ω_l = 1 − l/(L+1) | uniform
     forest_leaf_once: bool = True  # False: plain sum over trees (the leaf term counted per tree)
     train_text_projection: bool = True
+    # zero-shot safety (METHOD.md §3 [choice]; docs/hiro.md's diagnosis): what keeps classes never fine-tuned on
+    text_depth: str = "fitted"  # fitted: a node's depth is α_T‖W_T T‖ | level: one learnt radius per level
+    text_anchor: float = 0.0  # weight of ‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (W_T pulled toward its pretrained value)
+    learn_tau: bool = True  # False: τ stays at its initial value
     lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)
     lr_scale_text: float = 1.0  # learning-rate factor of W_T (hyp.proj...)
 
@@ -97,7 +101,8 @@ class HiRoConfig:
         for name, value, allowed in (("hnsa", self.hnsa, HNSA), ("perturbation", self.perturbation, PERTURBATIONS),
                                      ("text_delta", self.text_delta, ("per_node", "shared")),
                                      ("level_weights", self.level_weights, ("linear", "uniform")),
-                                     ("text_eps_mode", self.text_eps_mode, ("absolute", "relative"))):
+                                     ("text_eps_mode", self.text_eps_mode, ("absolute", "relative")),
+                                     ("text_depth", self.text_depth, ("fitted", "level"))):
             if value not in allowed:
                 raise ConfigError(f"HiRo option {name}={value!r} is not one of {allowed}")
         if self.eps < 0 or self.text_eps < 0:
@@ -109,7 +114,7 @@ class HiRoConfig:
         number("options.tau_max", self.tau_max, lo=self.tau_min)
         number("options.clip_r", self.clip_r, lo=0, lo_open=True)
         number("options.init_depth", self.init_depth, lo=0, lo_open=True)
-        for name in ("lambda_vic", "lambda_gap"):
+        for name in ("lambda_vic", "lambda_gap", "text_anchor"):
             number(f"options.{name}", getattr(self, name), lo=0)
         for name in ("zeta_gap", "zeta_vic"):
             number(f"options.{name}", getattr(self, name), lo=0, optional=True)

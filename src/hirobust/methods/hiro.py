@@ -91,7 +91,9 @@ class HiRo(Method):
         if model.text_spec is None:
             raise ConfigError("HiRo needs the classifier's prompt templates (build it with build_cosine_classifier)")
         pooled = pooled_text(clip, forest, model.text_spec)
-        hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max))
+        n_levels = max(t.num_levels for t in forest)
+        hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max),
+                                  text_depth=cfg.text_depth, num_levels=n_levels)
         super().__init__(poincare_classifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(),
                                              model.image_size, pooled, hyp, model.text_spec))
         self.cfg = cfg
@@ -108,20 +110,48 @@ class HiRo(Method):
         self.trees: list[_TreeIndex] = []
         n_leaves = stacked[0].shape[0]
         pos = n_leaves
+        levels = [torch.zeros(n_leaves, dtype=torch.long)]
         for tree in forest:
             offsets = [0]
             for lvl in range(1, tree.num_levels):
                 offsets.append(pos)
                 stacked.append(pooled[tree.name][lvl])
+                levels.append(torch.full((tree.num_nodes(lvl),), lvl, dtype=torch.long))
                 pos += tree.num_nodes(lvl)
             self.trees.append(_TreeIndex(tree, offsets, cfg.hnsa))
         self.register_buffer("pooled", torch.cat(stacked).float(), persistent=False)
+        self.register_buffer("node_levels", torch.cat(levels), persistent=False)  # each stacked node's level [N]
         self.register_buffer("zeta_vic", torch.tensor(float("nan") if cfg.zeta_vic is None else cfg.zeta_vic))
         self.zeta_gap = cfg.zeta_gap if cfg.zeta_gap is not None else 0.05 / math.sqrt(cfg.curvature)
         self._ready = False
         with torch.no_grad():  # the median leaf text at depth init_depth: d(0, exp₀ w) = 2‖w‖
-            med = self.hyp.project_text(self.pooled[:n_leaves]).norm(dim=-1).median()
+            norms = self.hyp.project_text(self.pooled).norm(dim=-1)
+            med = norms[:n_leaves].median()
             self.hyp.log_alpha_txt.fill_(math.log(cfg.init_depth / 2 / float(med.clamp_min(1e-6))))
+            if self.hyp.log_level_radius is not None:  # each level's radius: its median fitted norm at init
+                for lvl in range(n_levels):
+                    lv = norms[self.node_levels == lvl].median().clamp_min(1e-6) * cfg.init_depth / 2 / med
+                    self.hyp.log_level_radius[lvl] = float(lv.clamp_min(1e-6).log())
+        # the pretrained W_T, for the anchor penalty (a copy: W_T itself is trained)
+        anchor = [p.detach().clone() for p in self._projection_params()] if cfg.text_anchor > 0 else []
+        self._anchor = anchor
+        if not cfg.learn_tau:
+            self.hyp.log_tau.requires_grad_(False)
+
+    def _projection_params(self) -> list[torch.Tensor]:
+        """W_T's parameters (the Parameter itself, or the projection module's)."""
+        if self.hyp.proj is not None:
+            return [self.hyp.proj]
+        return list(self.hyp.proj_module.parameters()) if self.hyp.proj_module is not None else []
+
+    def anchor_penalty(self) -> torch.Tensor:
+        """‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (0 without ``text_anchor``): how far W_T moved from its pretrained value."""
+        if not self._anchor:
+            return self.zeta_vic.new_zeros(())
+        num = sum(((p.float() - a.to(p.device).float()) ** 2).sum() for p, a in zip(self._projection_params(),
+                                                                                   self._anchor))
+        den = sum((a.float() ** 2).sum() for a in self._anchor).clamp_min(1e-12)
+        return num / den.to(num.device)
 
     # ------------------------------------------------------------------ state
     def trainable_parameters(self):
@@ -131,8 +161,10 @@ class HiRo(Method):
         elif self.hyp.proj_module is not None and self.cfg.train_text_projection:
             for n, p in self.hyp.proj_module.named_parameters():
                 yield f"hyp.proj_module.{n}", p
-        for n in ("log_alpha_img", "log_alpha_txt", "log_tau"):
-            yield f"hyp.{n}", getattr(self.hyp, n)
+        for n in ("log_alpha_img", "log_alpha_txt", "log_tau", "log_level_radius"):
+            p = getattr(self.hyp, n)
+            if p is not None and p.requires_grad:
+                yield f"hyp.{n}", p
 
     def trainable_state(self):
         yield from super().trainable_state()
@@ -150,7 +182,7 @@ class HiRo(Method):
 
     def lr_scale(self, name: str) -> float:
         """``lr_scale_head`` for α_I, α_T, τ; ``lr_scale_text`` for W_T; 1 for the image tower."""
-        if name in ("hyp.log_alpha_img", "hyp.log_alpha_txt", "hyp.log_tau"):
+        if name in ("hyp.log_alpha_img", "hyp.log_alpha_txt", "hyp.log_tau", "hyp.log_level_radius"):
             return self.cfg.lr_scale_head
         return self.cfg.lr_scale_text if name.startswith("hyp.proj") else 1.0
 
@@ -167,7 +199,7 @@ class HiRo(Method):
         med = f.norm(dim=-1).median().clamp_min(1e-6)
         self.hyp.log_alpha_img.fill_(math.log(self.cfg.init_depth / 2 / float(med)))
         if self.cfg.zeta_vic is None:
-            psi = self.hyp.text(self.pooled)
+            psi = self.hyp.text(self.pooled, self.node_levels)
             self.zeta_vic.fill_(float(P.dist(self.hyp.image(f), psi[y], self.hyp.c).median()))
         self._ready = True
 
@@ -237,7 +269,7 @@ class HiRo(Method):
         return self.hyp.to_ball(w)
 
     def _text_base(self) -> torch.Tensor:
-        return self.hyp.text_tangent(self.pooled)  # [N, D], differentiable in W_T and α_T
+        return self.hyp.text_tangent(self.pooled, self.node_levels)  # [N, D], differentiable in W_T and α_T
 
     def _attack(self, x, y, w, generator, level: int | None, index: list[dict] | None = None):
         """The adversarial (x̂, ŵ) maximising the HITA loss (all levels, or one ``level``); ``index`` is
@@ -313,9 +345,13 @@ class HiRo(Method):
         gap_label = torch.cat(label).mean() if sum(len(h) for h in label) else hita * 0
         intra = [self._intra_hinges(g) for g in groups]
         gap_intra = _mean_or_zero(torch.cat(intra), self.zeta_vic)
+        anchor = self.anchor_penalty() if c.text_anchor > 0 else None
         loss = hita + c.lambda_vic * vic + c.lambda_gap * (gap_label + gap_intra)
+        loss = loss + c.text_anchor * anchor if anchor is not None else loss
         out = {"loss": loss, "hita": hita.detach(), "vic": vic.detach(), "gap_label": gap_label.detach(),
                "gap_intra": gap_intra.detach(), "tau": self.hyp.tau.detach()}
+        if anchor is not None:
+            out["text_anchor"] = anchor.detach()
         with torch.no_grad():
             out.update(self.diagnostics(w, dt, groups[0], label[0], intra[0]))
         return out

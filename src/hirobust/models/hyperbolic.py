@@ -21,6 +21,8 @@ from .clip import LoadedCLIP
 from .heads import Head, TextSpec
 from .zeroshot import ZeroShotClassifier, apply_text_projection, encode_prompts, text_projection_of
 
+TEXT_DEPTHS = ("fitted", "level")  # a node text's depth: its fitted norm α_T‖W_T T‖, or its level's radius
+
 
 def clip_tangent(v: torch.Tensor, r: float) -> torch.Tensor:
     """Scale rows of ``v`` [..., D] down to norm ``r`` where longer."""
@@ -35,9 +37,13 @@ class HyperbolicEmbedding(nn.Module):
     """
 
     def __init__(self, projection, curvature: float = 1.0, clip_r: float = 3.0, alpha_img: float = 1.0,
-                 alpha_txt: float = 1.0, tau: float = 0.07, tau_range: tuple[float, float] = (0.01, 1.0)):
+                 alpha_txt: float = 1.0, tau: float = 0.07, tau_range: tuple[float, float] = (0.01, 1.0),
+                 text_depth: str = "fitted", num_levels: int = 1):
         super().__init__()
         P.check_curvature(curvature)
+        if text_depth not in TEXT_DEPTHS:
+            raise ConfigError(f"text_depth={text_depth!r} is not one of {TEXT_DEPTHS}")
+        self.text_depth = text_depth
         self.c = float(curvature)
         self.clip_r = float(clip_r)
         self.tau_range = tau_range
@@ -50,6 +56,9 @@ class HyperbolicEmbedding(nn.Module):
         self.log_alpha_img = nn.Parameter(torch.tensor(math.log(alpha_img)))
         self.log_alpha_txt = nn.Parameter(torch.tensor(math.log(alpha_txt)))
         self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+        # text_depth = "level": every level-l node's tangent text has the same norm r_l = exp(log_level_radius[l])
+        # (its direction is W_T·T's), so depth is a property of the level, never of a class's fitted norm
+        self.log_level_radius = nn.Parameter(torch.zeros(num_levels)) if text_depth == "level" else None
 
     @property
     def tau(self) -> torch.Tensor:
@@ -59,9 +68,16 @@ class HyperbolicEmbedding(nn.Module):
         """W_T applied to cached pooled text outputs, [N, width] -> [N, D]."""
         return apply_text_projection(self.proj_module if self.proj_module is not None else self.proj, pooled)
 
-    def text_tangent(self, pooled: torch.Tensor) -> torch.Tensor:
-        """w = α_T W_T T, [N, width] -> [N, D] (before clipping; HiRo's δ_T is added here)."""
-        return self.log_alpha_txt.exp() * self.project_text(pooled.to(self.log_alpha_txt.dtype)).float()
+    def text_tangent(self, pooled: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """w = α_T W_T T, [N, width] -> [N, D] (before clipping; HiRo's δ_T is added here). With
+        ``text_depth="level"``: w = r_l · W_T T / ‖W_T T‖, r_l the radius of each row's level (``levels`` [N])."""
+        u = self.project_text(pooled.to(self.log_alpha_txt.dtype)).float()
+        if self.log_level_radius is None:
+            return self.log_alpha_txt.exp() * u
+        if levels is None:
+            raise ValueError("text_depth='level' needs each text's level")
+        r = self.log_level_radius.exp()[levels.clamp(max=self.log_level_radius.numel() - 1)]
+        return r.unsqueeze(-1) * u / u.norm(dim=-1, keepdim=True).clamp_min(P.MIN_NORM)
 
     def to_ball(self, tangent: torch.Tensor) -> torch.Tensor:
         """clip -> exp₀ -> project, [..., D] -> [..., D] in the ball (float32)."""
@@ -71,9 +87,9 @@ class HyperbolicEmbedding(nn.Module):
         """φ = proj(exp₀(clip(α_I f))), [B, D] -> [B, D]."""
         return self.to_ball(self.log_alpha_img.exp() * features.float())
 
-    def text(self, pooled: torch.Tensor) -> torch.Tensor:
-        """ψ = proj(exp₀(clip(α_T W_T T))), [N, width] -> [N, D]."""
-        return self.to_ball(self.text_tangent(pooled))
+    def text(self, pooled: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """ψ = proj(exp₀(clip(α_T W_T T))), [N, width] -> [N, D] (``levels`` [N]: see :meth:`text_tangent`)."""
+        return self.to_ball(self.text_tangent(pooled, levels))
 
     def logits(self, phi: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
         """−d_c(φ, ψ)/τ, [B, D] x [C, D] -> [B, C]."""
@@ -98,17 +114,19 @@ class PoincareHead(Head):
         super().__init__()
         self.sizes = [p.shape[0] for p in pooled]
         self.register_buffer("pooled", torch.cat(list(pooled)).float())
+        self.register_buffer("levels", torch.cat([torch.full((n,), lvl, dtype=torch.long)
+                                                  for lvl, n in enumerate(self.sizes)]), persistent=False)
         self.hyp = hyp
         self._cache: tuple | None = None
 
     def node_embeddings(self) -> torch.Tensor:
         """ψ of every node of every level, [ΣC_l, D]."""
         if self.training:
-            return self.hyp.text(self.pooled)
+            return self.hyp.text(self.pooled, self.levels)
         key = tuple(p._version for p in self.hyp.parameters()) + (self.pooled.device,)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                self._cache = (key, self.hyp.text(self.pooled))
+                self._cache = (key, self.hyp.text(self.pooled, self.levels))
         return self._cache[1]
 
     def forward(self, image_features: torch.Tensor) -> list[torch.Tensor]:
@@ -116,16 +134,29 @@ class PoincareHead(Head):
         return list(self.hyp.logits(phi, self.node_embeddings()).split(self.sizes, dim=-1))
 
     def head_state(self) -> dict:
+        tensors = {k: getattr(self.hyp, k).detach() for k in self.TENSORS}
+        if self.hyp.log_level_radius is not None:
+            tensors["log_level_radius"] = self.hyp.log_level_radius.detach()
         return {"head": self.kind, "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
-                "tensors": {k: getattr(self.hyp, k).detach() for k in self.TENSORS}}
+                "text_depth": self.hyp.text_depth, "tensors": tensors}
 
     @classmethod
     def build_classifier(cls, clip, forest, text: TextSpec, state: dict, tensors: dict[str, torch.Tensor],
                          where: str = "the run directory") -> ZeroShotClassifier:
         """A trained HiRo classifier: Poincaré heads for every tree, W_T from ``clip``, α and τ from ``tensors``."""
-        hyp = HyperbolicEmbedding(text_projection_of(clip.model), state.get("curvature", 1.0), state.get("clip_r", 3.0))
+        depth = state.get("text_depth", "fitted")
+        if depth not in TEXT_DEPTHS:
+            raise ConfigError(f"{where!r}: head.text_depth={depth!r} is not one of {TEXT_DEPTHS}; the run directory "
+                             f"is damaged, fine-tune again")
+        names = cls.TENSORS + (("log_level_radius",) if depth == "level" else ())
+        if depth == "level" and "log_level_radius" not in tensors:
+            raise ConfigError("HiRo head file lacks 'log_level_radius'; the run directory is incomplete, fine-tune "
+                              "again")
+        hyp = HyperbolicEmbedding(text_projection_of(clip.model), state.get("curvature", 1.0), state.get("clip_r", 3.0),
+                                  text_depth=depth, num_levels=int(tensors["log_level_radius"].numel())
+                                  if depth == "level" else 1)
         with torch.no_grad():
-            for k in cls.TENSORS:
+            for k in names:
                 if k not in tensors:
                     raise ConfigError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
                 getattr(hyp, k).copy_(tensors[k])

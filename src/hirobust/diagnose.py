@@ -1,0 +1,127 @@
+"""Why a trained Poincaré (HiRo) head loses classes it never saw: readout ablations and text-movement measures.
+
+Everything here reads one trained HiRo classifier (a :class:`~hirobust.models.hyperbolic.PoincareHead` per tree)
+and changes only how its text side is read, never the image tower, so each readout isolates one suspect of
+docs/hiro.md's diagnosis without retraining:
+
+- ``trained``: the head as trained;
+- ``pretrained_wt``: W_T replaced by the pretrained model's (α_T, α_I, τ and the image tower kept);
+- ``level_depth``: every node's tangent norm replaced by its level's median (angles kept): no per-class depth;
+- ``angle``: cosine of the tangent image and text embeddings (norms ignored at every level).
+
+:func:`text_movement` measures the mechanism directly: per node, the angle between the trained and the pretrained
+text embedding W_T·T (degrees) and the change of its hyperbolic depth, grouped by level and seen/unseen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .geometry import poincare as P
+from .models.heads import Head
+from .models.hyperbolic import PoincareHead, clip_tangent
+from .models.zeroshot import ZeroShotClassifier, apply_text_projection
+
+READOUTS = ("trained", "pretrained_wt", "level_depth", "angle")
+
+
+def _levels(head: PoincareHead) -> torch.Tensor:
+    """Each stacked node's level, [ΣC_l]."""
+    return torch.cat([torch.full((n,), lvl, dtype=torch.long) for lvl, n in enumerate(head.sizes)])
+
+
+def text_tangents(head: PoincareHead, projection=None) -> torch.Tensor:
+    """w = α_T·W_T·T for every node of ``head`` [ΣC_l, D], with the head's own W_T or ``projection``."""
+    hyp = head.hyp
+    proj = projection if projection is not None else (hyp.proj_module if hyp.proj_module is not None else hyp.proj)
+    with torch.no_grad():
+        return hyp.log_alpha_txt.exp() * apply_text_projection(proj, head.pooled).float()
+
+
+def level_median_norms(w: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """``w`` [N, D] with each row rescaled to the median norm of its level's rows (angles kept), [N, D]."""
+    n = w.norm(dim=-1, keepdim=True).clamp_min(P.MIN_NORM)
+    med = torch.stack([n[levels == lvl].median() for lvl in range(int(levels.max()) + 1)])
+    return w / n * med[levels].unsqueeze(-1)
+
+
+class ReadoutHead(Head):
+    """A trained :class:`PoincareHead` read another way (``readout``, one of :data:`READOUTS`); its node texts are
+    fixed at construction, so attacks differentiate through the image side only, as with the trained head."""
+
+    kind = "readout"
+
+    def __init__(self, head: PoincareHead, readout: str, pretrained_projection=None):
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; known: {', '.join(READOUTS)}")
+        if readout == "pretrained_wt" and pretrained_projection is None:
+            raise ValueError("readout 'pretrained_wt' needs the pretrained model's text projection")
+        self.readout, self.hyp, self.sizes = readout, head.hyp, list(head.sizes)
+        w = text_tangents(head, pretrained_projection if readout == "pretrained_wt" else None)
+        if readout == "level_depth":
+            w = level_median_norms(clip_tangent(w, self.hyp.clip_r), _levels(head).to(w.device))
+        self.register_buffer("w", w)
+        with torch.no_grad():
+            self.register_buffer("psi", self.hyp.to_ball(w))
+
+    def node_embeddings(self) -> torch.Tensor:
+        return self.psi
+
+    def forward(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """Image features [B, D] -> one [B, C_l] logits tensor per level."""
+        hyp = self.hyp
+        if self.readout == "angle":
+            v = F.normalize(features.float(), dim=-1)
+            logits = v @ F.normalize(self.w, dim=-1).t() / hyp.tau.detach()
+        else:
+            logits = -P.pairwise_dist(hyp.image(features), self.psi, hyp.c) / hyp.tau.detach()
+        return list(logits.split(self.sizes, dim=-1))
+
+
+def readout_classifier(clf: ZeroShotClassifier, readout: str, pretrained_projection=None) -> ZeroShotClassifier:
+    """``clf`` (a trained HiRo classifier) with every Poincaré head read as ``readout``; the image tower shared."""
+    heads = {name: ReadoutHead(h, readout, pretrained_projection) for name, h in clf.heads.items()}
+    return ZeroShotClassifier(clf.visual, clf.mean.flatten().tolist(), clf.std.flatten().tolist(), heads,
+                              clf.image_size, clf.text_spec)
+
+
+@torch.no_grad()
+def text_movement(head: PoincareHead, pretrained_projection, seen_leaves: Sequence[str], tree) -> dict:
+    """Per level and group (seen / unseen): mean angle (degrees) between trained and pretrained W_T·T, and mean
+    hyperbolic depth d_c(0, ψ) under each (the trained α_T for both, so only W_T differs).
+
+    A level-l node is *seen* when at least one of its leaves was fine-tuned on."""
+    hyp = head.hyp
+    w1 = text_tangents(head)
+    w0 = text_tangents(head, pretrained_projection)
+    cos = F.cosine_similarity(w1, w0, dim=-1).clamp(-1, 1)
+    angle = torch.rad2deg(torch.acos(cos))
+    depth = lambda w: 2 / math.sqrt(hyp.c) * torch.atanh(  # noqa: E731
+        (math.sqrt(hyp.c) * hyp.to_ball(w).norm(dim=-1)).clamp(max=1 - 1e-5))
+    d1, d0 = depth(w1), depth(w0)
+    seen = set(seen_leaves)
+    out, start = {}, 0
+    for lvl, n in enumerate(head.sizes):
+        anc = tree.ancestor_index(lvl)
+        node_seen = torch.zeros(n, dtype=torch.bool)
+        for i, leaf in enumerate(tree.leaves):
+            if leaf in seen:
+                node_seen[int(anc[i])] = True
+        row = {}
+        for group, mask in (("seen", node_seen), ("unseen", ~node_seen)):
+            idx = torch.nonzero(mask).flatten() + start
+            if idx.numel() == 0:
+                continue
+            row[group] = {"nodes": int(idx.numel()), "angle_deg": float(angle[idx].mean()),
+                          "depth_trained": float(d1[idx].mean()), "depth_pretrained_wt": float(d0[idx].mean()),
+                          "per_node": {tree.nodes(lvl)[int(i) - start]: {
+                              "angle_deg": round(float(angle[i]), 2), "depth_trained": round(float(d1[i]), 3),
+                              "depth_pretrained_wt": round(float(d0[i]), 3)} for i in idx}}
+        out[str(lvl)] = row
+        start += n
+    return out
