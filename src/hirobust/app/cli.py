@@ -336,8 +336,8 @@ def _cmd_tree(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "zeroshot": _cmd_zeroshot, "ablate": _cmd_ablate,
-            "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree, "compare": _cmd_compare,
-            "bench": _cmd_bench, "reproduce": _cmd_reproduce}
+            "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree,
+            "compare": _cmd_compare, "bench": _cmd_bench, "reproduce": _cmd_reproduce}
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}

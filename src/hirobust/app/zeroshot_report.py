@@ -236,7 +236,8 @@ def to_markdown(res: dict) -> str:
                   "Mean over nodes, folds and seeds: angle between the trained and the pretrained W_T·T (degrees), "
                   "hyperbolic depth d(0, ψ) with each.", ""]
         rows = [[r, f"L{lvl}", g, f"{v['angle_deg']:.1f}", f"{v['depth_trained']:.2f}",
-                 f"{v['depth_pretrained_wt']:.2f}"] for r, lv in res["movement"].items() for lvl, row in lv.items() for g, v in row.items()]
+                 f"{v['depth_pretrained_wt']:.2f}"]
+                for r, lv in res["movement"].items() for lvl, row in lv.items() for g, v in row.items()]
         lines += table(["run", "level", "nodes", "angle (°)", "depth trained", "depth pretrained W_T"], rows) + [""]
     return "\n".join(lines) + "\n"
 
