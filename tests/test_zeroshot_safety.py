@@ -210,3 +210,24 @@ def test_fold_bootstrap_matches_a_direct_resampling():
     assert non_inferiority({"ci90": [-0.05, -0.02]}, 0.01) == "inferior"
     assert non_inferiority({"ci90": [-0.02, 0.02]}, 0.01) == "inconclusive"
     assert "borderline" in non_inferiority({"ci90": [-0.0099, 0.02], "mc_se_ci90": [0.001, 0.001]}, 0.01)
+
+
+def test_image_anchor_is_zero_at_the_start_without_attack_and_needs_the_reference(tiny_clip, synth):
+    from hirobust.methods import FrozenReference
+    from hirobust.methods.hiro import HiRo
+
+    train, _, forest = synth
+    clip = copy.copy(tiny_clip)
+    clip.model = copy.deepcopy(tiny_clip.model)
+    clf = build_cosine_classifier(clip, forest, train.templates)
+    cfg = {"eps": 0.0, "text_eps": 0.0, "image_anchor": 1.0}
+    with pytest.raises(ConfigError, match="reference"):
+        build_method("hiro", clf, forest, cfg, clip=clip)
+    assert HiRo.wants_reference(HiRo.Config(image_anchor=1.0)) and not HiRo.wants_reference(HiRo.Config())
+    m = build_method("hiro", clf, forest, cfg, reference=FrozenReference(clf), clip=clip)
+    x, y = next(train.batches(24))
+    out = m(x, y)
+    assert float(out["image_anchor"]) == pytest.approx(0.0, abs=1e-10)  # f_θ = f_orig before any step
+    _train(m, train)
+    out = m(x, y)
+    assert float(out["image_anchor"]) > 0

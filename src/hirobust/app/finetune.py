@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..io import write_json
-from ..methods import METHODS, FrozenReference, build_method
+from ..methods import METHODS, FrozenReference, build_method, method_config
 from ..models.clip import load_clip
 from ..models.rundir import save_run
 from ..models.zeroshot import build_cosine_classifier
@@ -39,7 +39,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
         raise ConfigError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
                          f"use an unsupervised method (fare) or a labelled dataset")
     reference = None
-    if METHODS[cfg.method].needs_reference:
+    if METHODS[cfg.method].wants_reference(method_config(cfg.method, cfg.options)):
         source = None
         if cfg.reference is not None:
             ref_clip = load_clip(cfg.reference.name, resolve_pretrained(cfg.reference, progress, device), device)

@@ -116,6 +116,11 @@ class Method(Trainable):
         self.model = model
         self.image_size = model.image_size
 
+    @classmethod
+    def wants_reference(cls, cfg) -> bool:
+        """Whether a method with options ``cfg`` needs the frozen starting model (default: ``needs_reference``)."""
+        return cls.needs_reference
+
     def use_fixed_text(self, level: int = 0, logit_scale: float | None = None,
                        reference: nn.Module | None = None, needs_reference: bool = False) -> None:
         """The cosine baselines' shared set-up: the head's fixed level-``level`` text features as a buffer and

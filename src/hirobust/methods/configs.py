@@ -92,6 +92,8 @@ class HiRoConfig:
     text_depth: str = "fitted"  # fitted: a node's depth is α_T‖W_T T‖ | level: one learnt radius per level
     text_anchor: float = 0.0  # weight of ‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (W_T pulled toward its pretrained value)
     learn_tau: bool = True  # False: τ stays at its initial value
+    # weight of mean_b ‖f_θ(x̂_b) − f_orig(x_b)‖² / ‖f_orig(x_b)‖² (image features kept where pretraining put them)
+    image_anchor: float = 0.0
     lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)
     lr_scale_text: float = 1.0  # learning-rate factor of W_T (hyp.proj...)
 
@@ -114,7 +116,7 @@ class HiRoConfig:
         number("options.tau_max", self.tau_max, lo=self.tau_min)
         number("options.clip_r", self.clip_r, lo=0, lo_open=True)
         number("options.init_depth", self.init_depth, lo=0, lo_open=True)
-        for name in ("lambda_vic", "lambda_gap", "text_anchor"):
+        for name in ("lambda_vic", "lambda_gap", "text_anchor", "image_anchor"):
             number(f"options.{name}", getattr(self, name), lo=0)
         for name in ("zeta_gap", "zeta_vic"):
             number(f"options.{name}", getattr(self, name), lo=0, optional=True)

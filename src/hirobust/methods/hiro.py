@@ -78,6 +78,10 @@ class HiRo(Method):
     Config = HiRoConfig
     needs_first_batch = True  # α_I and ζ_vic are initialised from the first batch (:meth:`prepare`)
 
+    @classmethod
+    def wants_reference(cls, cfg: HiRoConfig) -> bool:
+        return cfg.image_anchor > 0  # the frozen starting model's image features anchor the image tower
+
     def __init__(self, model: ZeroShotClassifier, forest: Forest, cfg: HiRoConfig, reference=None, clip=None):
         if clip is None:
             raise ConfigError("HiRo needs the open_clip model (its text projection W_T is trained)")
@@ -98,6 +102,9 @@ class HiRo(Method):
                                              model.image_size, pooled, hyp, model.text_spec))
         self.cfg = cfg
         self.hyp = hyp
+        if cfg.image_anchor > 0 and reference is None:
+            raise ConfigError("HiRo with image_anchor > 0 needs the frozen reference model")
+        self.reference_model = reference
         # the joint attack: ε_X, α_X on pixels; ε_T, α_T on the tangent texts (step sizes default to the radius)
         self.threat = ThreatModel(cfg.eps, cfg.steps, cfg.eps if cfg.alpha is None else cfg.alpha)
         self.text_threat = ThreatModel(cfg.text_eps, cfg.steps, cfg.text_eps if cfg.text_alpha is None else
@@ -187,9 +194,16 @@ class HiRo(Method):
         return self.cfg.lr_scale_text if name.startswith("hyp.proj") else 1.0
 
     def passes(self, cached: bool = False) -> StepPasses:
-        """One joint attack and one encoding per step; ``per_level``: one of each per level."""
+        """One joint attack and one encoding per step; ``per_level``: one of each per level; ``image_anchor``: the
+        frozen model's clean features (none when cached)."""
         n = self.trees[0].L + 1 if self.cfg.perturbation == "per_level" else 1
-        return StepPasses(self.cfg.steps * n, n, 0)
+        return StepPasses(self.cfg.steps * n, n, 0 if cached or self.cfg.image_anchor <= 0 else 1)
+
+    def reference_outputs(self) -> dict:
+        return {"f_orig": self._f_orig} if self.cfg.image_anchor > 0 else {}
+
+    def _f_orig(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        return self.reference_model.image_features(x)
 
     @torch.no_grad()
     def prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -315,10 +329,17 @@ class HiRo(Method):
             xa, dt = x, torch.zeros_like(w)
         else:
             xa, dt = self._attack(x, y, w, generator, 0 if c.perturbation == "leaf" else None, bix)
-        phi0 = self.hyp.image(self.model.image_features(xa))
+        feats = self.model.image_features(xa)
+        phi0 = self.hyp.image(feats)
         psi = self._psi(w + dt)
         terms, groups = self.level_terms(phi0, psi, y, bix)
-        return self._outer(terms, groups, phi0, psi, y, w, dt)
+        out = self._outer(terms, groups, phi0, psi, y, w, dt)
+        if c.image_anchor > 0:
+            f0 = self.reference("f_orig", self._f_orig, x, y, index).float()
+            drift = ((feats.float() - f0) ** 2).sum(-1) / (f0 ** 2).sum(-1).clamp_min(1e-12)
+            out["loss"] = out["loss"] + c.image_anchor * drift.mean()
+            out["image_anchor"] = drift.mean().detach()
+        return out
 
     def _forward_per_level(self, x, y, w, generator, bix) -> dict:
         """Ablation: one perturbation per level, each maximising that level's term; the outer level-l term is
