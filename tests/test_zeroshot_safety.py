@@ -231,3 +231,27 @@ def test_image_anchor_is_zero_at_the_start_without_attack_and_needs_the_referenc
     _train(m, train)
     out = m(x, y)
     assert float(out["image_anchor"]) > 0
+
+
+def test_centering_removes_each_modality_mean_and_round_trips(tmp_path, tiny_clip, synth):
+    from hirobust.models.rundir import load_classifier, save_run
+
+    train, test, forest = synth
+    m, clip = _hiro(tiny_clip, forest, train.templates, center=True)
+    x, y = next(train.batches(24, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    m.prepare(x, y)
+    with torch.no_grad():
+        f = m.model.image_features(x).float()
+        assert torch.allclose(m.hyp.img_center, f.mean(0))
+        n = len(forest[0].leaves)
+        assert torch.allclose(m.hyp.txt_center, m.pooled[:n].mean(0))
+        assert torch.allclose(m._text_base()[:n].mean(0), torch.zeros(m._text_base().shape[1]), atol=1e-5)
+    _train(m, train)
+    state = dict(m.trainable_state())
+    assert "img_center" in state
+    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
+    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
+    xt, _ = next(test.batches(8))
+    with torch.no_grad():
+        for a, b in zip(rebuilt(xt), m.model.eval()(xt)):
+            assert torch.allclose(a, b, atol=1e-4)

@@ -92,6 +92,10 @@ class HiRoConfig:
     text_depth: str = "fitted"  # fitted: a node's depth is α_T‖W_T T‖ | level: one learnt radius per level
     text_anchor: float = 0.0  # weight of ‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (W_T pulled toward its pretrained value)
     learn_tau: bool = True  # False: τ stays at its initial value
+    # remove each modality's mean (images: the first batch's, texts: the seen leaves' prompts', both from the
+    # pretrained model and then fixed) before the ball: the image-text offset (CLIP's modality gap) is then not
+    # something fine-tuning closes for the seen prompts only
+    center: bool = False
     # weight of mean_b ‖f_θ(x̂_b) − f_orig(x_b)‖² / ‖f_orig(x_b)‖² (image features kept where pretraining put them)
     image_anchor: float = 0.0
     lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)

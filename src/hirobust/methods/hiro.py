@@ -132,7 +132,10 @@ class HiRo(Method):
         self.zeta_gap = cfg.zeta_gap if cfg.zeta_gap is not None else 0.05 / math.sqrt(cfg.curvature)
         self._ready = False
         with torch.no_grad():  # the median leaf text at depth init_depth: d(0, exp₀ w) = 2‖w‖
-            norms = self.hyp.project_text(self.pooled).norm(dim=-1)
+            if cfg.center:  # the seen leaves' mean prompt, before W_T (W_T is linear: centring commutes with it)
+                self.hyp.set_centers(None, self.pooled[:n_leaves].mean(0))
+            base = self.pooled - self.hyp.txt_center if cfg.center else self.pooled
+            norms = self.hyp.project_text(base).norm(dim=-1)
             med = norms[:n_leaves].median()
             self.hyp.log_alpha_txt.fill_(math.log(cfg.init_depth / 2 / float(med.clamp_min(1e-6))))
             if self.hyp.log_level_radius is not None:  # each level's radius: its median fitted norm at init
@@ -176,11 +179,15 @@ class HiRo(Method):
     def trainable_state(self):
         yield from super().trainable_state()
         yield "zeta_vic", self.zeta_vic
+        if self.cfg.center and self.hyp.img_center is not None:  # fixed on the first batch: a resume needs it
+            yield "img_center", self.hyp.img_center
 
     def load_trainable_state(self, state):
         state = dict(state)
         with torch.no_grad():
             self.zeta_vic.copy_(state.pop("zeta_vic"))
+            if "img_center" in state:
+                self.hyp.set_centers(state.pop("img_center"), self.hyp.txt_center)
         super().load_trainable_state(state)
         self._ready = True
 
@@ -210,11 +217,15 @@ class HiRo(Method):
         """Data-dependent initialisation on the first batch: α_I puts the median image at depth ``init_depth``;
         ζ_vic defaults to the median clean image-to-class-text distance."""
         f = self.model.image_features(x).float()
+        if self.cfg.center:
+            self.hyp.set_centers(f.mean(0), self.hyp.txt_center)
+            f = f - self.hyp.img_center
         med = f.norm(dim=-1).median().clamp_min(1e-6)
         self.hyp.log_alpha_img.fill_(math.log(self.cfg.init_depth / 2 / float(med)))
         if self.cfg.zeta_vic is None:
             psi = self.hyp.text(self.pooled, self.node_levels)
-            self.zeta_vic.fill_(float(P.dist(self.hyp.image(f), psi[y], self.hyp.c).median()))
+            feats = f + self.hyp.img_center if self.cfg.center else f  # image() removes the centre itself
+            self.zeta_vic.fill_(float(P.dist(self.hyp.image(feats), psi[y], self.hyp.c).median()))
         self._ready = True
 
     # ------------------------------------------------------------------ losses

@@ -59,6 +59,15 @@ class HyperbolicEmbedding(nn.Module):
         # text_depth = "level": every level-l node's tangent text has the same norm r_l = exp(log_level_radius[l])
         # (its direction is W_T·T's), so depth is a property of the level, never of a class's fitted norm
         self.log_level_radius = nn.Parameter(torch.zeros(num_levels)) if text_depth == "level" else None
+        # modality centring (HiRo's `center`): each modality's mean, a class-independent offset fixed at
+        # initialisation, is removed before the map into the ball (image features; pooled text before W_T)
+        self.register_buffer("img_center", None)
+        self.register_buffer("txt_center", None)
+
+    def set_centers(self, img: torch.Tensor | None, txt: torch.Tensor | None) -> None:
+        """Fix the image-feature mean [D] and the pooled-text mean [width] removed before the ball (None: none)."""
+        self.img_center = None if img is None else img.detach().float().clone()
+        self.txt_center = None if txt is None else txt.detach().float().clone()
 
     @property
     def tau(self) -> torch.Tensor:
@@ -71,6 +80,8 @@ class HyperbolicEmbedding(nn.Module):
     def text_tangent(self, pooled: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
         """w = α_T W_T T, [N, width] -> [N, D] (before clipping; HiRo's δ_T is added here). With
         ``text_depth="level"``: w = r_l · W_T T / ‖W_T T‖, r_l the radius of each row's level (``levels`` [N])."""
+        if self.txt_center is not None:
+            pooled = pooled.float() - self.txt_center
         u = self.project_text(pooled.to(self.log_alpha_txt.dtype)).float()
         if self.log_level_radius is None:
             return self.log_alpha_txt.exp() * u
@@ -85,7 +96,8 @@ class HyperbolicEmbedding(nn.Module):
 
     def image(self, features: torch.Tensor) -> torch.Tensor:
         """φ = proj(exp₀(clip(α_I f))), [B, D] -> [B, D]."""
-        return self.to_ball(self.log_alpha_img.exp() * features.float())
+        f = features.float() if self.img_center is None else features.float() - self.img_center
+        return self.to_ball(self.log_alpha_img.exp() * f)
 
     def text(self, pooled: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
         """ψ = proj(exp₀(clip(α_T W_T T))), [N, width] -> [N, D] (``levels`` [N]: see :meth:`text_tangent`)."""
@@ -135,8 +147,9 @@ class PoincareHead(Head):
 
     def head_state(self) -> dict:
         tensors = {k: getattr(self.hyp, k).detach() for k in self.TENSORS}
-        if self.hyp.log_level_radius is not None:
-            tensors["log_level_radius"] = self.hyp.log_level_radius.detach()
+        for k in ("log_level_radius", "img_center", "txt_center"):
+            if getattr(self.hyp, k) is not None:
+                tensors[k] = getattr(self.hyp, k).detach()
         return {"head": self.kind, "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
                 "text_depth": self.hyp.text_depth, "tensors": tensors}
 
@@ -160,6 +173,7 @@ class PoincareHead(Head):
                 if k not in tensors:
                     raise ConfigError(f"HiRo head file lacks {k!r}; the run directory is incomplete, fine-tune again")
                 getattr(hyp, k).copy_(tensors[k])
+        hyp.set_centers(tensors.get("img_center"), tensors.get("txt_center"))
         hyp.to(next(clip.model.parameters()).device)
         return poincare_classifier(clip.model.visual, clip.mean, clip.std, clip.image_size,
                                    pooled_text(clip, forest, text), hyp, text)
