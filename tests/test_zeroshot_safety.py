@@ -255,3 +255,33 @@ def test_centering_removes_each_modality_mean_and_round_trips(tmp_path, tiny_cli
     with torch.no_grad():
         for a, b in zip(rebuilt(xt), m.model.eval()(xt)):
             assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["marginal", "poe"])
+def test_superclass_readout_through_the_tree(tmp_path, tiny_clip, synth, mode):
+    from hirobust.models.heads import membership, superclass_logits
+    from hirobust.models.rundir import load_classifier, save_run
+
+    train, test, forest = synth
+    tree = forest[0]
+    m, clip = _hiro(tiny_clip, forest, train.templates, superclass_readout=mode)
+    _train(m, train, steps=2)
+    x, _ = next(test.batches(8))
+    clf = m.model.eval()
+    with torch.no_grad():
+        out = clf(x)
+        leaf = out[0]
+        for lvl in range(1, tree.num_levels):
+            p_leaf = leaf.softmax(-1)
+            summed = torch.stack([p_leaf[:, tree.ancestor_index(lvl) == j].sum(-1) for j in range(tree.num_nodes(lvl))],
+                                 -1)
+            if mode == "marginal":  # a node's probability is the sum of its leaves'
+                assert torch.allclose(out[lvl].softmax(-1), summed, atol=1e-5)
+            else:
+                direct = m.hyp.logits(m.hyp.image(clf.image_features(x)), clf.head().level_text(lvl))
+                assert torch.allclose(out[lvl], superclass_logits(direct, leaf, membership(tree, lvl), mode), atol=1e-5)
+    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
+    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
+    with torch.no_grad():
+        for a, b in zip(rebuilt(x), out):
+            assert torch.allclose(a, b, atol=1e-4)

@@ -7,7 +7,10 @@ docs/hiro.md's diagnosis without retraining:
 - ``trained``: the head as trained;
 - ``pretrained_wt``: W_T replaced by the pretrained model's (α_T, α_I, τ and the image tower kept);
 - ``level_depth``: every node's tangent norm replaced by its level's median (angles kept): no per-class depth;
-- ``angle``: cosine of the tangent image and text embeddings (norms ignored at every level).
+- ``angle``: cosine of the tangent image and text embeddings (norms ignored at every level);
+- ``marginal``: a superclass's logit is the log-sum-exp of its leaves' logits (its probability is the sum of
+  theirs: the tree, not the superclass prompt, decides); ``poe``: the product of the two superclass experts
+  (log-softmax of the direct logits plus that of the marginal ones). The leaf logits are the trained ones.
 
 :func:`text_movement` measures the mechanism directly: per node, the angle between the trained and the pretrained
 text embedding W_T·T (degrees) and the change of its hyperbolic depth, grouped by level and seen/unseen.
@@ -22,11 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import poincare as P
-from .models.heads import Head
+from .models.heads import Head, membership, superclass_logits
 from .models.hyperbolic import PoincareHead, clip_tangent
 from .models.zeroshot import ZeroShotClassifier, apply_text_projection
 
-READOUTS = ("trained", "pretrained_wt", "level_depth", "angle")
+READOUTS = ("trained", "pretrained_wt", "level_depth", "angle", "marginal", "poe")
 
 
 def _levels(head: PoincareHead) -> torch.Tensor:
@@ -55,13 +58,16 @@ class ReadoutHead(Head):
 
     kind = "readout"
 
-    def __init__(self, head: PoincareHead, readout: str, pretrained_projection=None):
+    def __init__(self, head: PoincareHead, readout: str, pretrained_projection=None, tree=None):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; known: {', '.join(READOUTS)}")
         if readout == "pretrained_wt" and pretrained_projection is None:
             raise ValueError("readout 'pretrained_wt' needs the pretrained model's text projection")
+        if readout in ("marginal", "poe") and tree is None:
+            raise ValueError(f"readout {readout!r} needs the tree (each leaf's ancestor at every level)")
         self.readout, self.hyp, self.sizes = readout, head.hyp, list(head.sizes)
+        self.members = [membership(tree, lvl) for lvl in range(len(self.sizes))] if tree is not None else []
         w = text_tangents(head, pretrained_projection if readout == "pretrained_wt" else None)
         if readout == "level_depth":
             w = level_median_norms(clip_tangent(w, self.hyp.clip_r), _levels(head).to(w.device))
@@ -80,12 +86,19 @@ class ReadoutHead(Head):
             logits = v @ F.normalize(self.w, dim=-1).t() / hyp.tau.detach()
         else:
             logits = -P.pairwise_dist(hyp.image(features), self.psi, hyp.c) / hyp.tau.detach()
-        return list(logits.split(self.sizes, dim=-1))
+        levels = list(logits.split(self.sizes, dim=-1))
+        if self.readout in ("marginal", "poe"):
+            levels[1:] = [superclass_logits(z, levels[0], self.members[lvl].to(z.device), self.readout)
+                          for lvl, z in enumerate(levels[1:], start=1)]
+        return levels
 
 
-def readout_classifier(clf: ZeroShotClassifier, readout: str, pretrained_projection=None) -> ZeroShotClassifier:
-    """``clf`` (a trained HiRo classifier) with every Poincaré head read as ``readout``; the image tower shared."""
-    heads = {name: ReadoutHead(h, readout, pretrained_projection) for name, h in clf.heads.items()}
+def readout_classifier(clf: ZeroShotClassifier, readout: str, pretrained_projection=None, forest=None
+                       ) -> ZeroShotClassifier:
+    """``clf`` (a trained HiRo classifier) with every Poincaré head read as ``readout``; the image tower shared
+    (``forest``: the heads' trees, for the tree readouts)."""
+    trees = {t.name: t for t in forest} if forest is not None else {}
+    heads = {name: ReadoutHead(h, readout, pretrained_projection, trees.get(name)) for name, h in clf.heads.items()}
     return ZeroShotClassifier(clf.visual, clf.mean.flatten().tolist(), clf.std.flatten().tolist(), heads,
                               clf.image_size, clf.text_spec)
 

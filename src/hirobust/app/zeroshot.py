@@ -208,8 +208,11 @@ def _readout_cell(cfg, part, tag: str, run_dir: Path, readout: str, model: Model
     data = DataConfig(dataset=part.dataset, tree=part.tree, eval_split=cfg.split, train_classes=part.train_classes)
     t0 = time.perf_counter()
     log.info("evaluate %s read as %s -> %s", tag, readout, dest.relative_to(out))
+    from ..data import dataset_forest, get_dataset
+
+    forest = dataset_forest(get_dataset(cfg.dataset, "test"), trees=[cfg.tree])
     rep = evaluate_models({f"{tag}@{readout}": str(run_dir)}, data, cfg.eval, cfg.device, progress,
-                          wrap=lambda _, clf: readout_classifier(clf, readout, proj))
+                          wrap=lambda _, clf: readout_classifier(clf, readout, proj, forest))
     write_json(rep, dest)
     _cell_time(out, f"evaluate {dest.relative_to(out)}", time.perf_counter() - t0)
 

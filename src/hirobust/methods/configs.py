@@ -96,6 +96,9 @@ class HiRoConfig:
     # pretrained model and then fixed) before the ball: the image-text offset (CLIP's modality gap) is then not
     # something fine-tuning closes for the seen prompts only
     center: bool = False
+    # how the exported head reads a superclass: direct (its prompt, the paper's) | marginal (the sum of its leaves'
+    # probabilities: the tree decides, so a leaf never fine-tuned on still reaches its ancestors) | poe (both)
+    superclass_readout: str = "direct"
     # weight of mean_b ‖f_θ(x̂_b) − f_orig(x_b)‖² / ‖f_orig(x_b)‖² (image features kept where pretraining put them)
     image_anchor: float = 0.0
     lr_scale_head: float = 1.0  # learning-rate factor of α_I, α_T and τ (log_alpha_img, log_alpha_txt, log_tau)
@@ -108,7 +111,8 @@ class HiRoConfig:
                                      ("text_delta", self.text_delta, ("per_node", "shared")),
                                      ("level_weights", self.level_weights, ("linear", "uniform")),
                                      ("text_eps_mode", self.text_eps_mode, ("absolute", "relative")),
-                                     ("text_depth", self.text_depth, ("fitted", "level"))):
+                                     ("text_depth", self.text_depth, ("fitted", "level")),
+                                     ("superclass_readout", self.superclass_readout, ("direct", "marginal", "poe"))):
             if value not in allowed:
                 raise ConfigError(f"HiRo option {name}={value!r} is not one of {allowed}")
         if self.eps < 0 or self.text_eps < 0:

@@ -97,9 +97,10 @@ class HiRo(Method):
         pooled = pooled_text(clip, forest, model.text_spec)
         n_levels = max(t.num_levels for t in forest)
         hyp = HyperbolicEmbedding(proj, cfg.curvature, cfg.clip_r, tau=cfg.tau, tau_range=(cfg.tau_min, cfg.tau_max),
-                                  text_depth=cfg.text_depth, num_levels=n_levels)
+                                  text_depth=cfg.text_depth, num_levels=n_levels,
+                                  superclass_readout=cfg.superclass_readout)
         super().__init__(poincare_classifier(model.visual, model.mean.flatten().tolist(), model.std.flatten().tolist(),
-                                             model.image_size, pooled, hyp, model.text_spec))
+                                             model.image_size, pooled, hyp, model.text_spec, forest))
         self.cfg = cfg
         self.hyp = hyp
         if cfg.image_anchor > 0 and reference is None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -78,3 +79,23 @@ def head_class(kind: str) -> type[Head]:
 
 def head_kinds() -> list[str]:
     return list(_HEADS)
+
+
+SUPERCLASS_READOUTS = ("direct", "marginal", "poe")
+
+
+def membership(tree, level: int) -> torch.Tensor:
+    """[C_0, C_level] one-hot float matrix: leaf i belongs to level-``level`` node j."""
+    anc = tree.ancestor_index(level)
+    return torch.nn.functional.one_hot(anc, tree.num_nodes(level)).float()
+
+
+def superclass_logits(direct: torch.Tensor, leaf: torch.Tensor, member: torch.Tensor, mode: str) -> torch.Tensor:
+    """Level-l logits [B, C_l] from the node prompts' own logits ``direct`` [B, C_l] and the leaf logits ``leaf``
+    [B, C_0] (``member``: :func:`membership`): ``direct``; ``marginal``, log Σ_{leaves of the node} exp(leaf logit)
+    (the node's probability is the sum of its leaves'); ``poe``, log-softmax(direct) + log-softmax(marginal)."""
+    if mode == "direct":
+        return direct
+    m = leaf.max(-1, keepdim=True).values
+    marg = ((leaf - m).exp() @ member.to(leaf.dtype)).clamp_min(1e-30).log() + m
+    return marg if mode == "marginal" else F.log_softmax(direct, -1) + F.log_softmax(marg, -1)

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..geometry import poincare as P
 from ..hierarchy import Forest
 from .clip import LoadedCLIP
-from .heads import Head, TextSpec
+from .heads import SUPERCLASS_READOUTS, Head, TextSpec, membership, superclass_logits
 from .zeroshot import ZeroShotClassifier, apply_text_projection, encode_prompts, text_projection_of
 
 TEXT_DEPTHS = ("fitted", "level")  # a node text's depth: its fitted norm α_T‖W_T T‖, or its level's radius
@@ -38,12 +38,15 @@ class HyperbolicEmbedding(nn.Module):
 
     def __init__(self, projection, curvature: float = 1.0, clip_r: float = 3.0, alpha_img: float = 1.0,
                  alpha_txt: float = 1.0, tau: float = 0.07, tau_range: tuple[float, float] = (0.01, 1.0),
-                 text_depth: str = "fitted", num_levels: int = 1):
+                 text_depth: str = "fitted", num_levels: int = 1, superclass_readout: str = "direct"):
         super().__init__()
         P.check_curvature(curvature)
         if text_depth not in TEXT_DEPTHS:
             raise ConfigError(f"text_depth={text_depth!r} is not one of {TEXT_DEPTHS}")
         self.text_depth = text_depth
+        if superclass_readout not in SUPERCLASS_READOUTS:
+            raise ConfigError(f"superclass_readout={superclass_readout!r} is not one of {SUPERCLASS_READOUTS}")
+        self.superclass_readout = superclass_readout
         self.c = float(curvature)
         self.clip_r = float(clip_r)
         self.tau_range = tau_range
@@ -122,9 +125,12 @@ class PoincareHead(Head):
     kind = "poincare"
     TENSORS = ("log_alpha_img", "log_alpha_txt", "log_tau")  # the HyperbolicEmbedding scalars a run saves
 
-    def __init__(self, pooled: Sequence[torch.Tensor], hyp: HyperbolicEmbedding):
+    def __init__(self, pooled: Sequence[torch.Tensor], hyp: HyperbolicEmbedding, tree=None):
         super().__init__()
         self.sizes = [p.shape[0] for p in pooled]
+        if hyp.superclass_readout != "direct" and tree is None:
+            raise ConfigError(f"superclass_readout={hyp.superclass_readout!r} needs the head's tree")
+        self.members = [membership(tree, lvl) for lvl in range(len(self.sizes))] if tree is not None else []
         self.register_buffer("pooled", torch.cat(list(pooled)).float())
         self.register_buffer("levels", torch.cat([torch.full((n,), lvl, dtype=torch.long)
                                                   for lvl, n in enumerate(self.sizes)]), persistent=False)
@@ -143,7 +149,11 @@ class PoincareHead(Head):
 
     def forward(self, image_features: torch.Tensor) -> list[torch.Tensor]:
         phi = self.hyp.image(image_features)
-        return list(self.hyp.logits(phi, self.node_embeddings()).split(self.sizes, dim=-1))
+        levels = list(self.hyp.logits(phi, self.node_embeddings()).split(self.sizes, dim=-1))
+        if self.hyp.superclass_readout != "direct":  # superclasses read through the tree from the leaves
+            levels[1:] = [superclass_logits(z, levels[0], self.members[lvl].to(z.device), self.hyp.superclass_readout)
+                          for lvl, z in enumerate(levels[1:], start=1)]
+        return levels
 
     def head_state(self) -> dict:
         tensors = {k: getattr(self.hyp, k).detach() for k in self.TENSORS}
@@ -151,7 +161,8 @@ class PoincareHead(Head):
             if getattr(self.hyp, k) is not None:
                 tensors[k] = getattr(self.hyp, k).detach()
         return {"head": self.kind, "curvature": self.hyp.c, "clip_r": self.hyp.clip_r,
-                "text_depth": self.hyp.text_depth, "tensors": tensors}
+                "text_depth": self.hyp.text_depth, "superclass_readout": self.hyp.superclass_readout,
+                "tensors": tensors}
 
     @classmethod
     def build_classifier(cls, clip, forest, text: TextSpec, state: dict, tensors: dict[str, torch.Tensor],
@@ -165,8 +176,13 @@ class PoincareHead(Head):
         if depth == "level" and "log_level_radius" not in tensors:
             raise ConfigError("HiRo head file lacks 'log_level_radius'; the run directory is incomplete, fine-tune "
                               "again")
+        readout = state.get("superclass_readout", "direct")
+        if readout not in SUPERCLASS_READOUTS:
+            raise ConfigError(f"{where!r}: head.superclass_readout={readout!r} is not one of {SUPERCLASS_READOUTS}; "
+                              f"the run directory is damaged, fine-tune again")
         hyp = HyperbolicEmbedding(text_projection_of(clip.model), state.get("curvature", 1.0), state.get("clip_r", 3.0),
-                                  text_depth=depth, num_levels=int(tensors["log_level_radius"].numel())
+                                  text_depth=depth, superclass_readout=readout,
+                                  num_levels=int(tensors["log_level_radius"].numel())
                                   if depth == "level" else 1)
         with torch.no_grad():
             for k in names:
@@ -176,7 +192,7 @@ class PoincareHead(Head):
         hyp.set_centers(tensors.get("img_center"), tensors.get("txt_center"))
         hyp.to(next(clip.model.parameters()).device)
         return poincare_classifier(clip.model.visual, clip.mean, clip.std, clip.image_size,
-                                   pooled_text(clip, forest, text), hyp, text)
+                                   pooled_text(clip, forest, text), hyp, text, forest)
 
 
 def pooled_text(clip: LoadedCLIP, forest: Forest, text: TextSpec) -> dict[str, list[torch.Tensor]]:
@@ -186,8 +202,10 @@ def pooled_text(clip: LoadedCLIP, forest: Forest, text: TextSpec) -> dict[str, l
 
 
 def poincare_classifier(visual: nn.Module, mean, std, image_size: int, pooled: dict[str, list[torch.Tensor]],
-                        hyp: HyperbolicEmbedding, text: TextSpec | None = None) -> ZeroShotClassifier:
-    """A classifier with one Poincaré head per tree of ``pooled`` (``pooled_text``), all sharing ``hyp``."""
-    heads = {name: PoincareHead(levels, hyp) for name, levels in pooled.items()}
+                        hyp: HyperbolicEmbedding, text: TextSpec | None = None, forest=None) -> ZeroShotClassifier:
+    """A classifier with one Poincaré head per tree of ``pooled`` (``pooled_text``), all sharing ``hyp``
+    (``forest``: the trees, for a superclass readout through the tree)."""
+    trees = {t.name: t for t in forest} if forest is not None else {}
+    heads = {name: PoincareHead(levels, hyp, trees.get(name)) for name, levels in pooled.items()}
     return ZeroShotClassifier(visual, mean, std, heads, image_size, text)
 
