@@ -40,9 +40,15 @@ def _levels(head: PoincareHead) -> torch.Tensor:
 def text_tangents(head: PoincareHead, projection=None) -> torch.Tensor:
     """w = α_T·W_T·T for every node of ``head`` [ΣC_l, D], with the head's own W_T or ``projection``."""
     hyp = head.hyp
-    proj = projection if projection is not None else (hyp.proj_module if hyp.proj_module is not None else hyp.proj)
     with torch.no_grad():
-        return hyp.log_alpha_txt.exp() * apply_text_projection(proj, head.pooled).float()
+        if projection is None:  # exactly what the head reads (centring, level radii included)
+            return hyp.text_tangent(head.pooled, head.levels).float()
+        pooled = head.pooled if hyp.txt_center is None else head.pooled - hyp.txt_center
+        u = apply_text_projection(projection, pooled).float()
+        if hyp.log_level_radius is None:
+            return hyp.log_alpha_txt.exp() * u
+        r = hyp.log_level_radius.exp()[head.levels.clamp(max=hyp.log_level_radius.numel() - 1)]
+        return r.unsqueeze(-1) * u / u.norm(dim=-1, keepdim=True).clamp_min(P.MIN_NORM)
 
 
 def level_median_norms(w: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,8 @@ class ReadoutHead(Head):
         """Image features [B, D] -> one [B, C_l] logits tensor per level."""
         hyp = self.hyp
         if self.readout == "angle":
-            v = F.normalize(features.float(), dim=-1)
+            f = features.float() if hyp.img_center is None else features.float() - hyp.img_center
+            v = F.normalize(f, dim=-1)
             logits = v @ F.normalize(self.w, dim=-1).t() / hyp.tau.detach()
         else:
             logits = -P.pairwise_dist(hyp.image(features), self.psi, hyp.c) / hyp.tau.detach()
