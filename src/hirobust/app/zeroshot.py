@@ -60,6 +60,7 @@ class ZeroShotConfig:
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     seeds: int = 3
     baseline: str = "tecoa"
+    also_compare_to: list[str] = field(default_factory=list)  # more runs every other run is paired with
     pretrained: str | None = None  # a checkpoint of the embedded model; None: pretrain it (cached, kept in out)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -90,8 +91,10 @@ def validate(cfg: ZeroShotConfig) -> None:
 
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"split={cfg.split!r}: use 'val' (design, diagnosis) or 'test' (the result)")
-    if cfg.baseline not in cfg.methods:
-        raise ConfigError(f"baseline {cfg.baseline!r} is not a run of `methods` ({', '.join(cfg.methods)})")
+    for ref in [cfg.baseline, *cfg.also_compare_to]:
+        if ref not in cfg.methods:
+            raise ConfigError(f"{ref!r} (baseline or also_compare_to) is not a run of `methods` "
+                              f"({', '.join(cfg.methods)})")
     for name, spec in cfg.methods.items():
         if "method" not in spec:
             raise ConfigError(f"run {name!r} needs a 'method' key")

@@ -147,11 +147,15 @@ def write_zeroshot(cfg, out: Path) -> dict:
         res["levels"] = header["levels"]
         res["eps"], res["attack"] = header["eps"], header["attack"]
         res["seeds"] = {f"fold{i}": {r: len(e) for r, e in f["runs"].items()} for i, f in results.items()}
-        res["accuracy"] = accuracies(results, L)
+        acc = accuracies(results, L)
+        order = [r for r in cfg.methods if r in acc] + sorted(k for k in acc if k not in cfg.methods)
+        res["accuracy"] = {k: acc[k] for k in order}  # the config's order, the readouts last
         runs = [r for r in cfg.methods if r != cfg.baseline]
         pairs = [(r, cfg.baseline) for r in runs]
         res["vs_baseline"] = differences(results, L, pairs, cfg.rules.margin)
         res["goal"] = {p: goal(d, L) for p, d in res["vs_baseline"].items()}
+        res["vs_others"] = differences(results, L, [(r, ref) for ref in cfg.also_compare_to for r in cfg.methods
+                                                    if r not in (ref, cfg.baseline)], cfg.rules.margin)
         reads = sorted({f"{r}@{o}" for f in results.values() for r, d in f["readouts"].items() for o in d})
         res["readouts"] = differences(results, L, [(ro, ro.split("@")[0]) for ro in reads], cfg.rules.margin)
         res["readouts_vs_baseline"] = differences(results, L, [(ro, cfg.baseline) for ro in reads], cfg.rules.margin)
@@ -205,6 +209,7 @@ def to_markdown(res: dict) -> str:
                         + [_cell(r.get("robust", {}).get(str(b))) for b in range(L)])
     lines += table(["model", "leaves"] + heads, rows) + [""]
     for title, key in ((f"Paired differences to {res['baseline']}", "vs_baseline"),
+                       ("Paired differences to the other references (one factor changed)", "vs_others"),
                        ("Readout ablations − the same model read as trained", "readouts"),
                        (f"Readout ablations − {res['baseline']}", "readouts_vs_baseline")):
         if not res.get(key):
