@@ -192,10 +192,12 @@ def _cell(cfg: ZeroShotConfig, i: int, fold: list[str], run: str, seed: int, mod
 
 
 def _pretrained_projection(model: ModelConfig):
+    """The starting model's W_T (a copy: nothing trains it)."""
     from ..models.clip import load_clip
     from ..models.zeroshot import text_projection_of
+    from .inputs import resolve_pretrained
 
-    return text_projection_of(load_clip(model.name, model.pretrained).model)
+    return text_projection_of(load_clip(model.name, resolve_pretrained(model, progress=False)).model)
 
 
 def _readout_cell(cfg, part, tag: str, run_dir: Path, readout: str, model: ModelConfig, dest: Path, out: Path,
