@@ -62,6 +62,17 @@ def test_zeroshot_runs_pools_over_folds_and_resumes(tmp_path):
     assert (out / "fold1" / "evals" / "tecoa-s1.json").exists()
     again = json.loads((out / "zeroshot.json").read_text())
     assert again["accuracy"]["tecoa"]["all"]["clean"]["0"] == res["accuracy"]["tecoa"]["all"]["clean"]["0"]
+    # compare: two models evaluated apart, with held-out classes -> seen / unseen tables and paired differences
+    ev = out / "fold0" / "evals"
+    assert main(["compare", str(ev / "tecoa-s0.json"), str(ev / "hiro-s0.json"), "--out", str(tmp_path / "cmp")]) == 0
+    paired = next(iter(json.loads((tmp_path / "cmp" / "compare.json").read_text())["paired_differences"].values()))
+    t, h = (json.loads((ev / f).read_text())["models"] for f in ("tecoa-s0.json", "hiro-s0.json"))
+    for g in ("seen", "unseen"):
+        d = paired[f"rows_{g}"][0]["robust"]["0"]
+        acc = [next(iter(m.values()))["by_class_group"][g]["attacks"]["pgd"]["robust"]["0"]["0"] for m in (h, t)]
+        assert abs(d["diff"] - (acc[0] - acc[1])) < 1e-9 and d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "on the **unseen** leaves' images" in md and "| hiro-s0 | unseen |" in md
 
 
 def test_zeroshot_bad_config_is_one_line(tmp_path, capsys):

@@ -67,10 +67,12 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     return cols, table
 
 
-def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tuple[str | None, list[dict]]:
+def paired_rows(report: dict, baseline: str | None = None, seed: int = 0, group: str | None = None
+                ) -> tuple[str | None, list[dict]]:
     """(baseline, per model the paired differences to the baseline on the same images): clean accuracy and
     robust accuracy under each same-level attack of the report's main attack, per level, with the paired
-    bootstrap interval, the exact McNemar p and the verdict. Needs the report's per-image results."""
+    bootstrap interval, the exact McNemar p and the verdict. Needs the report's per-image results. ``group``
+    (``seen`` / ``unseen``): only the images of those leaves (the classes a run was fine-tuned on, or not)."""
     from ..records import correct
 
     models = {n: m for n, m in report["models"].items() if m.get("per_image")}
@@ -84,23 +86,46 @@ def paired_rows(report: dict, baseline: str | None = None, seed: int = 0) -> tup
 
     attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
     L = report["num_levels"]
+    keep = _group_mask(report, models[base], group)
     out = []
     for name, m in models.items():
         if name == base:
             continue
-        row = {"model": name, "baseline": base, "clean": {}, "robust": {}, "tsr_to_leaf": {}}
+        row = {"model": name, "baseline": base, "clean": {}, "robust": {}, "tsr_to_leaf": {}, "leaves": group or "all"}
         for b in range(L):
             ca, cb = subset_of(m, "clean")[1][str(b)], subset_of(models[base], "clean")[1][str(b)]
-            row["clean"][str(b)] = _with_verdict(paired_difference(ca, cb, seed=seed))
+            row["clean"][str(b)] = _with_verdict(paired_difference(ca[keep("clean")], cb[keep("clean")], seed=seed))
             if str(b) in m["per_image"]["attacks"].get(attack, {}).get("levels", {}):
+                sub = m["per_image"]["attacks"][attack]["subset"]
                 ra, rb = correct(m, attack, b, b), correct(models[base], attack, b, b)
-                row["robust"][str(b)] = _with_verdict(paired_difference(ra, rb, seed=seed))
+                row["robust"][str(b)] = _with_verdict(paired_difference(ra[keep(sub)], rb[keep(sub)], seed=seed))
+        if group is not None:
+            out.append(row)
+            continue
         for a in range(1, L):  # TSR(a→0): of the images right at the leaf, the share a level-a attack turns wrong
             if all(str(a) in e["per_image"]["attacks"].get(attack, {}).get("levels", {}) for e in (m, models[base])):
                 d = paired_tsr_difference(*_tsr_bits(m, attack, a), *_tsr_bits(models[base], attack, a), seed=seed)
                 row["tsr_to_leaf"][str(a)] = _with_verdict({"diff": d["value"], "ci95": d["ci95"], "n": d["n"]})
         out.append(row)
     return base, out
+
+
+def _group_mask(report: dict, entry: dict, group: str | None):
+    """``subset name -> bool mask`` over that per-image subset: every image, or those of the seen / unseen leaves
+    (``entry["by_class_group"]``, the classes its run was fine-tuned on)."""
+    import numpy as np
+
+    from ..records import subset_of
+
+    if group is None:
+        return lambda sub: slice(None)
+    unseen = set(entry["by_class_group"]["unseen_classes"])
+    ids = [i for i, n in enumerate(report["levels"][0]) if n in unseen]
+
+    def mask(sub: str):
+        u = np.isin(subset_of(entry, sub)[0].numpy(), ids)
+        return u if group == "unseen" else ~u
+    return mask
 
 
 # what decides which images a report attacked and how: reports that agree on these (and whose per-image labels
@@ -209,6 +234,15 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
                       f"paired-bootstrap interval and the exact McNemar p; * = the interval excludes 0 (otherwise: "
                       f"no measurable difference):\n\n" + paired_markdown(both, base, prows) + "\n")
             paired[both["_path"]] = {"reports": [r["_path"] for r in group], "baseline": base, "rows": prows}
+            if all(m.get("by_class_group") for m in both["models"].values()):  # held-out classes: seen / unseen too
+                from .report import group_table
+
+                md.append("Seen and unseen leaves (each model's fine-tuning classes):\n\n" + group_table(both) + "\n")
+                for g in ("seen", "unseen"):
+                    _, grows = paired_rows(both, baseline, group=g)
+                    md.append(f"Paired differences to `{base}` on the **{g}** leaves' images:\n\n"
+                              + paired_markdown(both, base, grows) + "\n")
+                    paired[both["_path"]][f"rows_{g}"] = grows
     text = "\n".join(md)
     out = Path(out)
     write_json({"paired_differences": paired}, out / "compare.json")
