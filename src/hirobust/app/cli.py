@@ -176,7 +176,7 @@ def _cmd_study(args) -> int:
 
 
 def _cmd_zeroshot(args) -> int:
-    from .zeroshot import load_zeroshot_config, run_zeroshot
+    from .zeroshot import folds, load_zeroshot_config, run_zeroshot
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     packaged = {"diagnose": "zeroshot-diagnose", None: "zeroshot"}
@@ -187,7 +187,7 @@ def _cmd_zeroshot(args) -> int:
     if args.analyse_only:
         from .zeroshot_report import write_zeroshot
 
-        write_zeroshot(cfg, Path(cfg.out))
+        write_zeroshot(cfg, Path(cfg.out), folds(cfg))
     else:
         run_zeroshot(cfg, progress=not args.quiet)
     print(f"zeroshot: {Path(cfg.out) / 'zeroshot.md'} and {Path(cfg.out) / 'zeroshot.json'}")

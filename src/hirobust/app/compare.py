@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError, NotFound
 from ..io import write_json, write_text
 from ..stats import fmt_ci, paired_difference, paired_tsr_difference, verdict
+from .markdown import group_table
 from .markdown import table as md_table
 
 
@@ -235,8 +236,6 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
                       f"no measurable difference):\n\n" + paired_markdown(both, base, prows) + "\n")
             paired[both["_path"]] = {"reports": [r["_path"] for r in group], "baseline": base, "rows": prows}
             if all(m.get("by_class_group") for m in both["models"].values()):  # held-out classes: seen / unseen too
-                from .report import group_table
-
                 md.append("Seen and unseen leaves (each model's fine-tuning classes):\n\n" + group_table(both) + "\n")
                 for g in ("seen", "unseen"):
                     _, grows = paired_rows(both, baseline, group=g)

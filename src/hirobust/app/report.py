@@ -7,19 +7,12 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..io import write_json, write_text
 from ..stats import fmt_ci
-from .markdown import table, table_lines
+from .markdown import get as _get
+from .markdown import group_table, table, table_lines
 
 
 def _pct(v) -> str:
     return "—" if v is None or v != v else f"{100 * v:.1f}"
-
-
-def _get(d: dict | None, *keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
 
 
 def summary_table(report: dict) -> str:
@@ -35,33 +28,6 @@ def summary_table(report: dict) -> str:
         cells.append(fmt_ci(tsr, _get(m, "transfer_success_ci95", "1", "0")))
         rows.append(cells)
     return table(head, rows)
-
-
-def group_table(report: dict) -> str | None:
-    """Markdown: seen vs unseen leaves (the zero-shot axis), clean and same-level robust accuracy per level."""
-    L = report["num_levels"]
-    models = {n: m for n, m in report["models"].items() if m.get("by_class_group")}
-    if not models:
-        return None
-    first = next(iter(models.values()))["by_class_group"]
-    lines = [f"Seen leaves (fine-tuned on): {', '.join(first['seen_classes'])}; unseen (held out of fine-tuning): "
-             f"{', '.join(first['unseen_classes']) or 'none'}."]
-    only = {b: n for b, n in first["unseen_only_nodes"].items() if n}
-    lines.append("Superclasses whose leaves are all unseen: " + (
-        "; ".join(f"L{b}: {', '.join(n)}" for b, n in only.items()) if only else "none") + ".")
-    attack = report.get("attack", {}).get("attacks", ["pgd"])[0]
-    head = ["model", "leaves", "n"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)]
-    rows = []
-    for name, m in models.items():
-        for group in ("seen", "unseen"):
-            g = m["by_class_group"][group]
-            at = g["attacks"].get(attack, {})
-            cells = [name, group, str(at.get("n", "—"))]
-            cells += [fmt_ci(g["clean"][str(b)], g["clean_ci95"][str(b)]) for b in range(L)]
-            cells += [fmt_ci(_get(at, "robust", str(b), str(b)), _get(at, "robust_ci95", str(b), str(b)))
-                      for b in range(L)]
-            rows.append(cells)
-    return "\n".join(lines + [""] + table_lines(head, rows))
 
 
 def _matrix(title: str, mat: dict, L: int) -> str:

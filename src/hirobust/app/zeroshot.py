@@ -14,7 +14,6 @@ is done. A killed run continues with the same command.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -154,8 +153,8 @@ def run_zeroshot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
             for seed in range(cfg.seeds):
                 for run in cfg.methods:
                     if _cell(cfg, i, held[i], run, seed, model, out, progress):
-                        write_zeroshot(cfg, out)
-        return write_zeroshot(cfg, out)
+                        write_zeroshot(cfg, out, held)
+        return write_zeroshot(cfg, out, held)
 
 
 def _model(cfg: ZeroShotConfig, out: Path, device, progress: bool) -> ModelConfig:
@@ -233,30 +232,3 @@ def _movement_cell(cfg, run_dir: Path, model: ModelConfig, seen: list[str], dest
     forest = dataset_forest(ds, trees=[cfg.tree])
     clf = load_classifier(str(run_dir), forest, ds.templates, ds.prompt_names)
     write_json(text_movement(clf.head(), _pretrained_projection(model), seen, forest[0]), dest)
-
-
-def load_results(out: Path) -> dict:
-    """{fold index: {"header": a report's header, "runs": {run: [entry per seed]}, "readouts": {run: {readout:
-    [entry per seed]}}, "movement": {tag: measures}}} from the cells that exist."""
-    res: dict = {}
-    for fdir in sorted(Path(out).glob("fold*")):
-        if not fdir.name[4:].isdigit():
-            continue
-        fold: dict = {"header": None, "runs": {}, "readouts": {}, "movement": {}}
-        for f in sorted((fdir / "evals").glob("*.json")):
-            rep = json.loads(f.read_text())
-            name, entry = next(iter(rep["models"].items()))
-            tag, _, readout = name.partition("@")
-            run, _, seed = tag.rpartition("-s")
-            fold["header"] = fold["header"] or {k: v for k, v in rep.items() if k != "models"}
-            target = fold["readouts"].setdefault(run, {}).setdefault(readout, {}) if readout else \
-                fold["runs"].setdefault(run, {})
-            target[int(seed)] = entry
-        for f in sorted((fdir / "movement").glob("*.json")):
-            fold["movement"][f.stem] = json.loads(f.read_text())
-        fold["runs"] = {r: [s[k] for k in sorted(s)] for r, s in fold["runs"].items()}
-        fold["readouts"] = {r: {o: [s[k] for k in sorted(s)] for o, s in d.items()}
-                            for r, d in fold["readouts"].items()}
-        if fold["header"]:
-            res[int(fdir.name[4:])] = fold
-    return res

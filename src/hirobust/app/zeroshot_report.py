@@ -8,6 +8,7 @@ read as trained. Verdicts follow ``rules`` of the config (fixed before the data)
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -130,16 +131,16 @@ def goal(diff: dict, levels: int) -> dict:
             "seen_superclass_robust": gain}
 
 
-def write_zeroshot(cfg, out: Path) -> dict:
-    """Rebuild zeroshot.json and zeroshot.md from the cells that exist."""
+def write_zeroshot(cfg, out: Path, held_out: list[list[str]]) -> dict:
+    """Rebuild zeroshot.json and zeroshot.md from the cells that exist (``held_out``: each fold's held-out
+    leaves)."""
     from dataclasses import asdict
 
     from .env import provenance
-    from .zeroshot import folds, load_results
 
     out = Path(out)
     results = load_results(out)
-    res: dict = {"split": cfg.split, "dataset": cfg.dataset, "tree": cfg.tree, "held_out": folds(cfg),
+    res: dict = {"split": cfg.split, "dataset": cfg.dataset, "tree": cfg.tree, "held_out": held_out,
                  "baseline": cfg.baseline, "rules": asdict(cfg.rules), "folds_done": sorted(results)}
     if results:
         header = next(iter(results.values()))["header"]
@@ -261,3 +262,30 @@ def _diff(d: dict | None, verdicts: bool = True) -> str:
 
 def _nan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def load_results(out: Path) -> dict:
+    """{fold index: {"header": a report's header, "runs": {run: [entry per seed]}, "readouts": {run: {readout:
+    [entry per seed]}}, "movement": {tag: measures}}} from the cells that exist."""
+    res: dict = {}
+    for fdir in sorted(Path(out).glob("fold*")):
+        if not fdir.name[4:].isdigit():
+            continue
+        fold: dict = {"header": None, "runs": {}, "readouts": {}, "movement": {}}
+        for f in sorted((fdir / "evals").glob("*.json")):
+            rep = json.loads(f.read_text())
+            name, entry = next(iter(rep["models"].items()))
+            tag, _, readout = name.partition("@")
+            run, _, seed = tag.rpartition("-s")
+            fold["header"] = fold["header"] or {k: v for k, v in rep.items() if k != "models"}
+            target = fold["readouts"].setdefault(run, {}).setdefault(readout, {}) if readout else \
+                fold["runs"].setdefault(run, {})
+            target[int(seed)] = entry
+        for f in sorted((fdir / "movement").glob("*.json")):
+            fold["movement"][f.stem] = json.loads(f.read_text())
+        fold["runs"] = {r: [s[k] for k in sorted(s)] for r, s in fold["runs"].items()}
+        fold["readouts"] = {r: {o: [s[k] for k in sorted(s)] for o, s in d.items()}
+                            for r, d in fold["readouts"].items()}
+        if fold["header"]:
+            res[int(fdir.name[4:])] = fold
+    return res

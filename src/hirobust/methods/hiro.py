@@ -29,48 +29,7 @@ from ..models.hyperbolic import HyperbolicEmbedding, poincare_classifier, pooled
 from ..models.zeroshot import ZeroShotClassifier, text_projection_of
 from .base import Method, StepPasses
 from .configs import HNSA, PERTURBATIONS, HiRoConfig  # noqa: F401 (re-exported)
-
-
-class _TreeIndex:
-    """Index tensors of one tree into the stacked node list, with each level's HNSA candidates and masks."""
-
-    def __init__(self, tree, offsets: list[int], hnsa: str):
-        self.tree = tree
-        self.L = tree.num_levels - 1
-        self.offsets = offsets  # offsets[l]: where level l's nodes start in the stacked node list
-        self.parent = [tree.parent_index(lvl) for lvl in range(self.L)]
-        self.cand, self.mask = [], []
-        name_id: dict[str, int] = {}
-        ids = [torch.tensor([name_id.setdefault(n, len(name_id)) for n in tree.nodes(lvl)])
-               for lvl in range(tree.num_levels)]
-        for lvl in range(tree.num_levels):
-            levels = [lvl]
-            if hnsa in ("both", "down") and lvl >= 1:
-                levels.append(lvl - 1)
-            if hnsa in ("both", "up") and lvl < self.L:
-                levels.append(lvl + 1)
-            own = torch.arange(tree.num_nodes(lvl))
-            blocks = [torch.zeros(len(own), len(own), dtype=torch.bool)]  # True = not a negative of that row
-            for m in levels[1:]:
-                if m == lvl - 1:  # children of the row's node are not negatives
-                    related = self.parent[lvl - 1][None, :] == own[:, None]
-                else:  # nor is its parent
-                    related = torch.arange(tree.num_nodes(m))[None, :] == self.parent[lvl][:, None]
-                blocks.append(related | (ids[m][None, :] == ids[lvl][:, None]))  # nor a node with the same text
-            self.cand.append(torch.cat([torch.arange(tree.num_nodes(m)) + offsets[m] for m in levels]))
-            self.mask.append(torch.cat(blocks, dim=1))
-        # tree edges (child, parent) in stacked indices, without padding edges (same text on both ends)
-        edges = [(offsets[lvl] + j, offsets[lvl + 1] + int(self.parent[lvl][j]))
-                 for lvl in range(self.L) for j in range(tree.num_nodes(lvl))
-                 if tree.nodes(lvl)[j] != tree.nodes(lvl + 1)[int(self.parent[lvl][j])]]
-        self.edges = torch.tensor(edges, dtype=torch.long).view(-1, 2)
-
-    def to(self, device):
-        self.parent = [p.to(device) for p in self.parent]
-        self.cand = [c.to(device) for c in self.cand]
-        self.mask = [m.to(device) for m in self.mask]
-        self.edges = self.edges.to(device)
-        return self
+from .hiro_tree import TreeIndex, feature_drift, projection_params, relative_change
 
 
 class HiRo(Method):
@@ -115,7 +74,7 @@ class HiRo(Method):
             proj.requires_grad_(cfg.train_text_projection)
         # stacked node list: the shared leaves once, then every tree's levels >= 1
         stacked = [pooled[forest[0].name][0]]
-        self.trees: list[_TreeIndex] = []
+        self.trees: list[TreeIndex] = []
         n_leaves = stacked[0].shape[0]
         pos = n_leaves
         levels = [torch.zeros(n_leaves, dtype=torch.long)]
@@ -126,7 +85,7 @@ class HiRo(Method):
                 stacked.append(pooled[tree.name][lvl])
                 levels.append(torch.full((tree.num_nodes(lvl),), lvl, dtype=torch.long))
                 pos += tree.num_nodes(lvl)
-            self.trees.append(_TreeIndex(tree, offsets, cfg.hnsa))
+            self.trees.append(TreeIndex(tree, offsets, cfg.hnsa))
         self.register_buffer("pooled", torch.cat(stacked).float(), persistent=False)
         self.register_buffer("node_levels", torch.cat(levels), persistent=False)  # each stacked node's level [N]
         self.register_buffer("zeta_vic", torch.tensor(float("nan") if cfg.zeta_vic is None else cfg.zeta_vic))
@@ -150,19 +109,11 @@ class HiRo(Method):
             self.hyp.log_tau.requires_grad_(False)
 
     def _projection_params(self) -> list[torch.Tensor]:
-        """W_T's parameters (the Parameter itself, or the projection module's)."""
-        if self.hyp.proj is not None:
-            return [self.hyp.proj]
-        return list(self.hyp.proj_module.parameters()) if self.hyp.proj_module is not None else []
+        return projection_params(self.hyp)
 
     def anchor_penalty(self) -> torch.Tensor:
-        """‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (0 without ``text_anchor``): how far W_T moved from its pretrained value."""
-        if not self._anchor:
-            return self.zeta_vic.new_zeros(())
-        num = sum(((p.float() - a.to(p.device).float()) ** 2).sum() for p, a in zip(self._projection_params(),
-                                                                                   self._anchor))
-        den = sum((a.float() ** 2).sum() for a in self._anchor).clamp_min(1e-12)
-        return num / den.to(num.device)
+        """How far W_T moved from its pretrained value (0 without ``text_anchor``): :func:`relative_change`."""
+        return relative_change(self._projection_params(), self._anchor) if self._anchor else self.zeta_vic.new_zeros(())
 
     # ------------------------------------------------------------------ state
     def trainable_parameters(self):
@@ -263,7 +214,7 @@ class HiRo(Method):
             out.append((emb, uniq, inv))
         return out
 
-    def _level_ce(self, emb, node, psi, t: _TreeIndex, lvl: int) -> torch.Tensor:
+    def _level_ce(self, emb, node, psi, t: TreeIndex, lvl: int) -> torch.Tensor:
         cand = t.cand[lvl]
         logits = self.hyp.logits(emb, psi[cand]).masked_fill(t.mask[lvl][node], float("-inf"))
         return F.cross_entropy(logits, node)  # the level's own nodes come first in cand: target = node id
@@ -347,8 +298,7 @@ class HiRo(Method):
         terms, groups = self.level_terms(phi0, psi, y, bix)
         out = self._outer(terms, groups, phi0, psi, y, w, dt)
         if c.image_anchor > 0:
-            f0 = self.reference("f_orig", self._f_orig, x, y, index).float()
-            drift = ((feats.float() - f0) ** 2).sum(-1) / (f0 ** 2).sum(-1).clamp_min(1e-12)
+            drift = feature_drift(feats, self.reference("f_orig", self._f_orig, x, y, index))
             out["loss"] = out["loss"] + c.image_anchor * drift.mean()
             out["image_anchor"] = drift.mean().detach()
         return out
