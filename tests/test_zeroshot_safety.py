@@ -31,6 +31,17 @@ def _train(m, train, steps=3, lr=1e-2):
         m.after_step()
 
 
+def _round_trips(tmp_path, m, clip, forest, test):
+    """The trained method saved as a run directory rebuilds a classifier with the same logits at every level."""
+    from hirobust.models.rundir import load_classifier, save_run
+
+    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
+    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
+    x, _ = next(test.batches(8))
+    with torch.no_grad():
+        return all(torch.allclose(a, b, atol=1e-4) for a, b in zip(rebuilt(x), m.model.eval()(x)))
+
+
 # ---------------------------------------------------------------------- folds
 @pytest.mark.parametrize("tree", ["season", "wordnet", "garment-type"])
 @pytest.mark.parametrize("k", [2, 3, 4])
@@ -151,7 +162,6 @@ def test_readouts_keep_or_change_what_they_say(tiny_clip, synth):
 
 # ---------------------------------------------------------------------- zero-shot-safe designs
 def test_level_depth_puts_every_node_of_a_level_at_one_depth_and_round_trips(tmp_path, tiny_clip, synth):
-    from hirobust.models.rundir import load_classifier, save_run
 
     train, test, forest = synth
     m, clip = _hiro(tiny_clip, forest, train.templates, text_depth="level")
@@ -160,12 +170,7 @@ def test_level_depth_puts_every_node_of_a_level_at_one_depth_and_round_trips(tmp
     for lvl in range(forest[0].num_levels):
         n = w[m.node_levels == lvl].norm(dim=-1)
         assert torch.allclose(n, n[0].expand_as(n), rtol=1e-5)
-    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
-    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
-    x, _ = next(test.batches(8))
-    with torch.no_grad():
-        for a, b in zip(rebuilt(x), m.model.eval()(x)):
-            assert torch.allclose(a, b, atol=1e-4)
+    assert _round_trips(tmp_path, m, clip, forest, test)
 
 
 def test_text_anchor_and_fixed_tau(tiny_clip, synth):
@@ -234,7 +239,6 @@ def test_image_anchor_is_zero_at_the_start_without_attack_and_needs_the_referenc
 
 
 def test_centering_removes_each_modality_mean_and_round_trips(tmp_path, tiny_clip, synth):
-    from hirobust.models.rundir import load_classifier, save_run
 
     train, test, forest = synth
     m, clip = _hiro(tiny_clip, forest, train.templates, center=True)
@@ -249,18 +253,12 @@ def test_centering_removes_each_modality_mean_and_round_trips(tmp_path, tiny_cli
     _train(m, train)
     state = dict(m.trainable_state())
     assert "img_center" in state
-    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
-    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
-    xt, _ = next(test.batches(8))
-    with torch.no_grad():
-        for a, b in zip(rebuilt(xt), m.model.eval()(xt)):
-            assert torch.allclose(a, b, atol=1e-4)
+    assert _round_trips(tmp_path, m, clip, forest, test)
 
 
 @pytest.mark.parametrize("mode", ["marginal", "poe"])
 def test_superclass_readout_through_the_tree(tmp_path, tiny_clip, synth, mode):
     from hirobust.models.heads import membership, superclass_logits
-    from hirobust.models.rundir import load_classifier, save_run
 
     train, test, forest = synth
     tree = forest[0]
@@ -280,8 +278,4 @@ def test_superclass_readout_through_the_tree(tmp_path, tiny_clip, synth, mode):
             else:
                 direct = m.hyp.logits(m.hyp.image(clf.image_features(x)), clf.head().level_text(lvl))
                 assert torch.allclose(out[lvl], superclass_logits(direct, leaf, membership(tree, lvl), mode), atol=1e-5)
-    save_run(tmp_path, m, clip, method_name="hiro", model_name="hirobust-tiny", source=None)
-    rebuilt = load_classifier(str(tmp_path), forest, test.templates).eval()
-    with torch.no_grad():
-        for a, b in zip(rebuilt(x), out):
-            assert torch.allclose(a, b, atol=1e-4)
+    assert _round_trips(tmp_path, m, clip, forest, test)
