@@ -51,6 +51,13 @@ def test_zeroshot_runs_pools_over_folds_and_resumes(tmp_path):
     # the marginal readout leaves the leaf level exactly as trained
     assert res["readouts"]["hiro@marginal − hiro"]["all"]["clean"]["0"]["value"] == 0
     assert set(res["movement"]["hiro"]["0"]) == {"seen", "unseen"}
+    sel = res["selection"]  # the choice rule, computed: the highest mean unseen accuracy among eligible runs
+    assert set(sel["runs"]) == {"hiro", "hiro-marginal"} and "tecoa" not in sel["runs"]
+    u = res["accuracy"]["hiro"]["unseen"]
+    assert abs(sel["runs"]["hiro"]["mean_unseen"] - sum(u[k][b]["value"] for k in ("clean", "robust")
+                                                        for b in ("0", "1", "2")) / 6) < 1e-12
+    eligible = {r: v["mean_unseen"] for r, v in sel["runs"].items() if v["seen_superclass_gain"]}
+    assert sel["chosen"] == (max(eligible, key=eligible.get) if eligible else None)
     md = (out / "zeroshot.md").read_text()
     assert "| tecoa | unseen |" in md and "## Per fold (unseen leaves)" in md
     done = {p: p.stat().st_mtime_ns for p in out.glob("fold*/evals/*.json")}

@@ -131,6 +131,25 @@ def goal(diff: dict, levels: int) -> dict:
             "seen_superclass_robust": gain}
 
 
+def selection(acc: dict, vs_baseline: dict, baseline: str, levels: int) -> dict:
+    """The diagnosis's choice rule, computed: per run ≠ baseline, the mean of its six unseen numbers (clean and
+    robust, every level) and whether its seen-leaf robust accuracy is higher than the baseline's (95% interval
+    above 0) at some superclass level; ``chosen``: the highest mean among those that are (config order breaks
+    ties)."""
+    rows = {}
+    for run, row in acc.items():
+        if run == baseline or "@" in run or "unseen" not in row:
+            continue
+        vals = [row["unseen"].get(k, {}).get(str(b), {}).get("value") for k in ("clean", "robust")
+                for b in range(levels)]
+        seen = vs_baseline.get(f"{run} − {baseline}", {}).get("seen", {}).get("robust", {})
+        gain = any(seen.get(str(b), {}).get("verdict") == "higher" for b in range(1, levels))
+        if all(v is not None for v in vals):
+            rows[run] = {"mean_unseen": float(np.mean(vals)), "seen_superclass_gain": gain}
+    eligible = {r: v["mean_unseen"] for r, v in rows.items() if v["seen_superclass_gain"]}
+    return {"runs": rows, "chosen": max(eligible, key=eligible.get) if eligible else None}
+
+
 def write_zeroshot(cfg, out: Path, held_out: list[list[str]]) -> dict:
     """Rebuild zeroshot.json and zeroshot.md from the cells that exist (``held_out``: each fold's held-out
     leaves)."""
@@ -155,6 +174,8 @@ def write_zeroshot(cfg, out: Path, held_out: list[list[str]]) -> dict:
         pairs = [(r, cfg.baseline) for r in runs]
         res["vs_baseline"] = differences(results, L, pairs, cfg.rules.margin)
         res["goal"] = {p: goal(d, L) for p, d in res["vs_baseline"].items()}
+        res["selection"] = selection(res["accuracy"], differences(results, L, [(r, cfg.baseline) for r in res[
+            "accuracy"] if r != cfg.baseline and "@" not in r], cfg.rules.margin), cfg.baseline, L)
         res["vs_others"] = differences(results, L, [(r, ref) for ref in cfg.also_compare_to for r in cfg.methods
                                                     if r not in (ref, cfg.baseline)], cfg.rules.margin)
         reads = sorted({f"{r}@{o}" for f in results.values() for r, d in f["readouts"].items() for o in d})
@@ -228,6 +249,14 @@ def to_markdown(res: dict) -> str:
         lines += ["## The goal", ""] + [f"- {p}: **{v['verdict']}** (unseen non-inferior: {v['unseen_non_inferior']}; "
                                          f"seen superclass robust: {', '.join(v['seen_superclass_robust'])})"
                                          for p, v in res["goal"].items()] + [""]
+    sel = res.get("selection") or {}
+    if sel.get("runs"):
+        lines += ["## Selection (the diagnosis's rule)", "", "Mean of the six unseen numbers; eligible = seen-leaf "
+                  "robust accuracy higher than the baseline at some superclass level (95% interval). Chosen: "
+                  f"**{sel['chosen']}**.", ""]
+        lines += table(["run", "mean unseen", "eligible"], [[r, f"{100 * v['mean_unseen']:.1f}",
+                                                              "yes" if v["seen_superclass_gain"] else "no"]
+                                                             for r, v in sel["runs"].items()]) + [""]
     if res.get("per_fold"):
         lines += ["## Per fold (unseen leaves)", ""]
         rows = []
