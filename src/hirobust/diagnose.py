@@ -27,28 +27,15 @@ import torch.nn.functional as F
 from .geometry import poincare as P
 from .models.heads import Head, membership, superclass_logits
 from .models.hyperbolic import PoincareHead, clip_tangent
-from .models.zeroshot import ZeroShotClassifier, apply_text_projection
+from .models.zeroshot import ZeroShotClassifier
 
 READOUTS = ("trained", "pretrained_wt", "level_depth", "angle", "marginal", "poe")
 
 
-def _levels(head: PoincareHead) -> torch.Tensor:
-    """Each stacked node's level, [ΣC_l]."""
-    return torch.cat([torch.full((n,), lvl, dtype=torch.long) for lvl, n in enumerate(head.sizes)])
-
-
 def text_tangents(head: PoincareHead, projection=None) -> torch.Tensor:
     """w = α_T·W_T·T for every node of ``head`` [ΣC_l, D], with the head's own W_T or ``projection``."""
-    hyp = head.hyp
-    with torch.no_grad():
-        if projection is None:  # exactly what the head reads (centring, level radii included)
-            return hyp.text_tangent(head.pooled, head.levels).float()
-        pooled = head.pooled if hyp.txt_center is None else head.pooled - hyp.txt_center
-        u = apply_text_projection(projection, pooled).float()
-        if hyp.log_level_radius is None:
-            return hyp.log_alpha_txt.exp() * u
-        r = hyp.log_level_radius.exp()[head.levels.clamp(max=hyp.log_level_radius.numel() - 1)]
-        return r.unsqueeze(-1) * u / u.norm(dim=-1, keepdim=True).clamp_min(P.MIN_NORM)
+    with torch.no_grad():  # exactly what the head reads (centring, level radii included), W_T swapped if given
+        return head.hyp.text_tangent(head.pooled, head.levels, projection).float()
 
 
 def level_median_norms(w: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -76,7 +63,7 @@ class ReadoutHead(Head):
         self.members = [membership(tree, lvl) for lvl in range(len(self.sizes))] if tree is not None else []
         w = text_tangents(head, pretrained_projection if readout == "pretrained_wt" else None)
         if readout == "level_depth":
-            w = level_median_norms(clip_tangent(w, self.hyp.clip_r), _levels(head).to(w.device))
+            w = level_median_norms(clip_tangent(w, self.hyp.clip_r), head.levels.to(w.device))
         self.register_buffer("w", w)
         with torch.no_grad():
             self.register_buffer("psi", self.hyp.to_ball(w))

@@ -14,6 +14,7 @@ is done. A killed run continues with the same command.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -105,13 +106,27 @@ def validate(cfg: ZeroShotConfig) -> None:
         raise ConfigError(f"seeds must be an integer >= 1, got {cfg.seeds!r}")
 
 
+@functools.lru_cache(maxsize=8)
+def _forest(dataset: str, tree: str):
+    """The evaluated tree of ``dataset`` as a one-tree forest (its test split read once per process)."""
+    from ..data import dataset_forest, get_dataset
+
+    return dataset_forest(get_dataset(dataset, "test"), trees=[tree])
+
+
+@functools.lru_cache(maxsize=2)
+def _dataset(dataset: str, split: str):
+    from ..data import get_dataset
+
+    return get_dataset(dataset, split)
+
+
 def folds(cfg: ZeroShotConfig) -> list[list[str]]:
     """The held-out leaves of each fold (checked: known leaves, something left to train on, every leaf covered
     when ``folds.cover``)."""
-    from ..data import dataset_forest, get_dataset
     from ..hierarchy.folds import check_folds, make_folds
 
-    tree = dataset_forest(get_dataset(cfg.dataset, "test"), trees=[cfg.tree])[0]
+    tree = _forest(cfg.dataset, cfg.tree)[0]
     f = cfg.folds
     if f.held_out is not None:
         held = [list(x) for x in f.held_out]
@@ -127,10 +142,9 @@ def folds(cfg: ZeroShotConfig) -> list[list[str]]:
 
 
 def seen_of(cfg: ZeroShotConfig, fold: list[str]) -> list[str]:
-    from ..data import dataset_forest, get_dataset
     from ..hierarchy.folds import seen_classes
 
-    return seen_classes(dataset_forest(get_dataset(cfg.dataset, "test"), trees=[cfg.tree])[0], fold)
+    return seen_classes(_forest(cfg.dataset, cfg.tree)[0], fold)
 
 
 def run_zeroshot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
@@ -191,12 +205,18 @@ def _cell(cfg: ZeroShotConfig, i: int, fold: list[str], run: str, seed: int, mod
 
 
 def _pretrained_projection(model: ModelConfig):
-    """The starting model's W_T (a copy: nothing trains it)."""
+    """The starting model's W_T (loaded once per process; nothing trains it)."""
+    return _projection_of(model.name, model.pretrained)
+
+
+@functools.lru_cache(maxsize=2)
+def _projection_of(name: str, pretrained: str | None):
     from ..models.clip import load_clip
     from ..models.zeroshot import text_projection_of
     from .inputs import resolve_pretrained
 
-    return text_projection_of(load_clip(model.name, resolve_pretrained(model, progress=False)).model)
+    return text_projection_of(load_clip(name, resolve_pretrained(ModelConfig(name=name, pretrained=pretrained),
+                                                                progress=False)).model)
 
 
 def _readout_cell(cfg, part, tag: str, run_dir: Path, readout: str, model: ModelConfig, dest: Path, out: Path,
@@ -212,9 +232,7 @@ def _readout_cell(cfg, part, tag: str, run_dir: Path, readout: str, model: Model
     data = DataConfig(dataset=part.dataset, tree=part.tree, eval_split=cfg.split, train_classes=part.train_classes)
     t0 = time.perf_counter()
     log.info("evaluate %s read as %s -> %s", tag, readout, dest.relative_to(out))
-    from ..data import dataset_forest, get_dataset
-
-    forest = dataset_forest(get_dataset(cfg.dataset, "test"), trees=[cfg.tree])
+    forest = _forest(cfg.dataset, cfg.tree)
     rep = evaluate_models({f"{tag}@{readout}": str(run_dir)}, data, cfg.eval, cfg.device, progress,
                           wrap=lambda _, clf: readout_classifier(clf, readout, proj, forest))
     write_json(rep, dest)
@@ -222,13 +240,12 @@ def _readout_cell(cfg, part, tag: str, run_dir: Path, readout: str, model: Model
 
 
 def _movement_cell(cfg, run_dir: Path, model: ModelConfig, seen: list[str], dest: Path) -> None:
-    from ..data import dataset_forest, get_dataset
     from ..diagnose import text_movement
     from ..models.rundir import load_classifier
 
     if dest.exists():
         return
-    ds = get_dataset(cfg.dataset, cfg.split)
-    forest = dataset_forest(ds, trees=[cfg.tree])
+    forest = _forest(cfg.dataset, cfg.tree)
+    ds = _dataset(cfg.dataset, cfg.split)
     clf = load_classifier(str(run_dir), forest, ds.templates, ds.prompt_names)
     write_json(text_movement(clf.head(), _pretrained_projection(model), seen, forest[0]), dest)

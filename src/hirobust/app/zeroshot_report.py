@@ -9,7 +9,6 @@ read as trained. Verdicts follow ``rules`` of the config (fixed before the data)
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +173,7 @@ def write_zeroshot(cfg, out: Path, held_out: list[list[str]]) -> dict:
         pairs = [(r, cfg.baseline) for r in runs]
         res["vs_baseline"] = differences(results, L, pairs, cfg.rules.margin)
         res["goal"] = {p: goal(d, L) for p, d in res["vs_baseline"].items()}
-        res["selection"] = selection(res["accuracy"], differences(results, L, [(r, cfg.baseline) for r in res[
-            "accuracy"] if r != cfg.baseline and "@" not in r], cfg.rules.margin), cfg.baseline, L)
+        res["selection"] = selection(res["accuracy"], res["vs_baseline"], cfg.baseline, L)
         res["vs_others"] = differences(results, L, [(r, ref) for ref in cfg.also_compare_to for r in cfg.methods
                                                     if r not in (ref, cfg.baseline)], cfg.rules.margin)
         reads = sorted({f"{r}@{o}" for f in results.values() for r, d in f["readouts"].items() for o in d})
@@ -288,9 +286,6 @@ def _diff(d: dict | None, verdicts: bool = True) -> str:
     return f"{s} {tag}{' NI' if ni.startswith('non-inferior') else ' INF' if ni.startswith('inferior') else ''}" + (
         "*" if "borderline" in ni else "")
 
-
-def _nan(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def load_results(out: Path) -> dict:

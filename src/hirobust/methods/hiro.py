@@ -171,13 +171,11 @@ class HiRo(Method):
         f = self.model.image_features(x).float()
         if self.cfg.center:
             self.hyp.set_centers(f.mean(0), self.hyp.txt_center)
-            f = f - self.hyp.img_center
-        med = f.norm(dim=-1).median().clamp_min(1e-6)
+        med = (f - self.hyp.img_center if self.cfg.center else f).norm(dim=-1).median().clamp_min(1e-6)
         self.hyp.log_alpha_img.fill_(math.log(self.cfg.init_depth / 2 / float(med)))
         if self.cfg.zeta_vic is None:
             psi = self.hyp.text(self.pooled, self.node_levels)
-            feats = f + self.hyp.img_center if self.cfg.center else f  # image() removes the centre itself
-            self.zeta_vic.fill_(float(P.dist(self.hyp.image(feats), psi[y], self.hyp.c).median()))
+            self.zeta_vic.fill_(float(P.dist(self.hyp.image(f), psi[y], self.hyp.c).median()))
         self._ready = True
 
     # ------------------------------------------------------------------ losses

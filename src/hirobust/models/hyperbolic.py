@@ -76,16 +76,19 @@ class HyperbolicEmbedding(nn.Module):
     def tau(self) -> torch.Tensor:
         return self.log_tau.exp()
 
-    def project_text(self, pooled: torch.Tensor) -> torch.Tensor:
-        """W_T applied to cached pooled text outputs, [N, width] -> [N, D]."""
-        return apply_text_projection(self.proj_module if self.proj_module is not None else self.proj, pooled)
+    def project_text(self, pooled: torch.Tensor, projection=None) -> torch.Tensor:
+        """W_T (or another ``projection``) applied to cached pooled text outputs, [N, width] -> [N, D]."""
+        if projection is None:
+            projection = self.proj_module if self.proj_module is not None else self.proj
+        return apply_text_projection(projection, pooled)
 
-    def text_tangent(self, pooled: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
+    def text_tangent(self, pooled: torch.Tensor, levels: torch.Tensor | None = None, projection=None) -> torch.Tensor:
         """w = α_T W_T T, [N, width] -> [N, D] (before clipping; HiRo's δ_T is added here). With
-        ``text_depth="level"``: w = r_l · W_T T / ‖W_T T‖, r_l the radius of each row's level (``levels`` [N])."""
+        ``text_depth="level"``: w = r_l · W_T T / ‖W_T T‖, r_l the radius of each row's level (``levels`` [N]).
+        ``projection`` replaces W_T (e.g. the pretrained one, for the diagnosis)."""
         if self.txt_center is not None:
             pooled = pooled.float() - self.txt_center
-        u = self.project_text(pooled.to(self.log_alpha_txt.dtype)).float()
+        u = self.project_text(pooled.to(self.log_alpha_txt.dtype), projection).float()
         if self.log_level_radius is None:
             return self.log_alpha_txt.exp() * u
         if levels is None:
