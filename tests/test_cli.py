@@ -65,24 +65,25 @@ def test_finetune_then_evaluate(tmp_path, capsys):
     # models evaluated separately (one report each) are paired on the same images ("clip" is a random tiny model,
     # not the same one as above; the fine-tuned model gets the same per-image results alone as beside another)
     for name, src in (("tecoa", str(run)), ("clip", "hirobust-tiny:")):
-        assert main(["--quiet", "evaluate", "--model", f"{name}={src}", "--out", str(tmp_path / name), *EVAL]) == 0
-    assert main(["compare", str(tmp_path / "tecoa"), str(tmp_path / "clip"), "--out", str(tmp_path / "cmp3"),
+        assert main(["--quiet", "evaluate", "--model", f"{name}={src}", "--out", str(tmp_path / f"ev-{name}"),
+                     *EVAL]) == 0
+    assert main(["compare", str(tmp_path / "ev-tecoa"), str(tmp_path / "ev-clip"), "--out", str(tmp_path / "cmp3"),
                  "--baseline", "clip"]) == 0
     (apart,) = json.loads((tmp_path / "cmp3" / "compare.json").read_text())["paired_differences"].values()
-    t, c = (json.loads((tmp_path / n / "report.json").read_text())["models"][n] for n in ("tecoa", "clip"))
+    t, c = (json.loads((tmp_path / f"ev-{n}" / "report.json").read_text())["models"][n] for n in ("tecoa", "clip"))
     assert t["per_image"] == report["models"]["tecoa"]["per_image"] and len(apart["reports"]) == 2
     for b in "012":
         d = apart["rows"][0]["robust"][b]
         assert d["n"] == 64 and abs(d["diff"] - (t["robust"][b][b] - c["robust"][b][b])) < 1e-9
     from hirobust.app.compare import load_reports, rows
 
-    _, table = rows(load_reports([tmp_path / "tecoa", tmp_path / "clip", out]))  # names met again on a dataset
+    _, table = rows(load_reports([tmp_path / "ev-tecoa", tmp_path / "ev-clip", out]))  # names met again on a dataset
     assert [(r["model"], r["datasets"]) for r in table] == [("tecoa", 1), ("clip", 1), ("tecoa@eval", 1),
                                                             ("clip@eval", 1)]
     # another subset seed means other images: listed side by side, never paired
     assert main(["--quiet", "evaluate", "--model", "clip=hirobust-tiny:", "--out", str(tmp_path / "seed1"), *EVAL,
                  "eval.seed=1"]) == 0
-    assert main(["compare", str(tmp_path / "tecoa"), str(tmp_path / "seed1"), "--out", str(tmp_path / "cmp4")]) == 0
+    assert main(["compare", str(tmp_path / "ev-tecoa"), str(tmp_path / "seed1"), "--out", str(tmp_path / "cmp4")]) == 0
     assert json.loads((tmp_path / "cmp4" / "compare.json").read_text())["paired_differences"] == {}
 
 

@@ -258,7 +258,11 @@ def test_a_failed_evaluation_resumes_without_redoing_finished_models(tmp_path, t
     assert calls == [["b"]]  # model a came from its kept cell
     assert set(json.loads((out / "report.json").read_text())["models"]) == {"a", "b"}
     calls.clear()
-    assert main([*ev[:-1], "eval.robust_samples=8", "--resume"]) == 0  # other settings: nothing reused
+    capsys.readouterr()
+    assert main([*ev[:-1], "eval.robust_samples=8", "--resume"]) == 2  # other settings: refused, named
+    err = capsys.readouterr().err
+    assert "eval settings.robust_samples changed" in err and "--overwrite" in err and calls == []
+    assert main([*ev[:-1], "eval.robust_samples=8", "--overwrite"]) == 0  # nothing reused
     assert calls == [["a"], ["b"]]
 
 
@@ -285,7 +289,7 @@ def test_a_damaged_checkpoint_state_names_the_file(tmp_path, tiny_clip, synth):
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     del state["identity"]
     (run / "checkpoint" / "state.json").write_text(json.dumps(state))
-    with pytest.raises(ValueError, match="lacks 'identity'"):
+    with pytest.raises(ValueError, match="bad or missing identity"):
         Trainer(cfg).fit(_method(tiny_clip, synth), synth[0], run, resume=True, progress=False)
 
 
@@ -313,8 +317,7 @@ def test_a_resumed_evaluation_gives_the_same_report(tmp_path, tiny_run, monkeypa
         return real(models, *a, **k)
 
     monkeypatch.setattr(pipeline, "evaluate_models", killed)
-    with pytest.raises(KeyboardInterrupt):
-        main(ev(tmp_path / "parts"))
+    assert main(ev(tmp_path / "parts")) == 130  # Ctrl-C: one line, exit 130, the finished cells kept
     monkeypatch.setattr(pipeline, "evaluate_models", real)
     assert main([*ev(tmp_path / "parts"), "--resume"]) == 0
     strip = lambda r: {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in r["models"].items()}  # noqa: E731
@@ -367,8 +370,7 @@ def test_a_killed_evaluation_resumes_after_its_last_finished_attack_cell(tmp_pat
         return real(*a, **k)
 
     monkeypatch.setattr(evaluate, "attacked_predictions", dies_on_the_fourth)
-    with pytest.raises(KeyboardInterrupt):
-        main(ev(tmp_path / "parts"))
+    assert main(ev(tmp_path / "parts")) == 130  # Ctrl-C: one line, exit 130, the finished cells kept
     assert len(list((tmp_path / "parts" / ".cells" / "a").glob("*.safetensors"))) == 3  # pgd L0-L2 kept
     calls.clear()
     monkeypatch.setattr(evaluate, "attacked_predictions", lambda *a, **k: calls.append(a[3]) or real(*a, **k))

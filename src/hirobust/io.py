@@ -44,7 +44,21 @@ def save_safetensors(
     from safetensors.torch import save_file
 
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
+
+    def write(tmp):
+        try:
+            save_file(flat, tmp, metadata=metadata)
+        except OSError:
+            raise
+        except Exception as e:  # safetensors' own error wraps the OS's: give it back its errno (full disk, quota)
+            import errno
+
+            for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+                if os.strerror(code) in str(e):
+                    raise OSError(code, os.strerror(code), str(path)) from e
+            raise
+
+    return atomic_write(path, write)
 
 
 def load_safetensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -65,6 +79,30 @@ def copy_file(src: str | Path, dst: str | Path) -> Path:
     import shutil
 
     return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def file_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's content: what a cached result or a resumed run is keyed on (a path, a size or a
+    time can stay the same while the content changes)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def source_digest(source) -> str | None:
+    """:func:`file_digest` of ``source`` when it names a file; the text itself for a tag (``openai``); None for
+    None."""
+    if source is None:
+        return None
+    return file_digest(source) if Path(str(source)).is_file() else str(source)
+
+
+def json_digest(obj) -> str:
+    """``sha256:<hex>`` of a JSON-able value (keys sorted)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _finite(obj):

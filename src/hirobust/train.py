@@ -51,6 +51,28 @@ def _same_run(identity: dict) -> dict:
     return {**identity, "config": cfg}
 
 
+_WHAT = {"describe.inputs.tree": "the tree (its content)", "describe.inputs.pretrained": "the pretrained checkpoint "
+         "(its content)", "describe.inputs.reference": "the reference model (its content)", "describe.method": "the "
+         "method", "samples": "the training set", "total_steps": "the number of steps"}
+
+
+def first_difference(old, new, path: str = "") -> str | None:
+    """``"<what> changed (was A, now B)"`` for the first key where two JSON values differ; None if equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in old or k not in new:
+                return f"{_WHAT.get(sub, sub)} changed ({'new key' if k not in old else 'key removed'})"
+            d = first_difference(old[k], new[k], sub)
+            if d:
+                return d
+        return None
+    if old != new:
+        show = (lambda v: (str(v)[:12] + "…") if len(str(v)) > 40 else str(v))
+        return f"{_WHAT.get(path, path)} changed (was {show(old)}, now {show(new)})"
+    return None
+
+
 class Interrupted(Exception):
     """Raised by a callback to stop training after a checkpoint (used by tests and time limits)."""
 
@@ -156,25 +178,46 @@ class Trainer:
             shutil.rmtree(old)
 
     @staticmethod
-    def _load(run_dir: Path, method: Trainable, opt: torch.optim.Optimizer, device) -> dict:
+    def _read_state(run_dir: Path, total: int) -> dict:
+        """The checkpoint's ``state.json``, checked (step in range, one history row per step) before any tensor
+        is read: a damaged or foreign file is one clear error naming it."""
         from .hierarchy import read_json
 
-        ck = run_dir / "checkpoint"
-        state = read_json(ck / "state.json")
+        f = run_dir / "checkpoint" / "state.json"
+        state = read_json(f)
         missing = [k for k in ("step", "history", "identity") if not isinstance(state, dict) or k not in state]
-        if missing:
-            raise ConfigError(f"{str(ck / 'state.json')!r} lacks {missing[0]!r}: the checkpoint is damaged; delete "
-                             f"{str(ck)!r} and train without --resume")
+        bad = missing[0] if missing else None
+        if not bad and not (isinstance(state["step"], int) and 0 <= state["step"] <= total):
+            bad = f"step ({state['step']!r} is not a step of this run's {total})"
+        elif not bad and not (isinstance(state["history"], list) and len(state["history"]) == state["step"]
+                              and all(isinstance(r, dict) for r in state["history"])):
+            bad = "history (not one row per step)"
+        elif not bad and not isinstance(state["identity"], dict):
+            bad = "identity"
+        if bad:
+            raise ConfigError(f"{str(f)!r}: bad or missing {bad}: the checkpoint is damaged; delete "
+                             f"{str(f.parent)!r} and train again (--overwrite)")
+        return state
+
+    @staticmethod
+    def _load(run_dir: Path, method: Trainable, opt: torch.optim.Optimizer, device) -> None:
+        """The checkpoint's trainable tensors and optimiser state into ``method`` and ``opt``."""
+        ck = run_dir / "checkpoint"
         method.load_trainable_state(load_safetensors(ck / "trainable.safetensors", device))
         tensors = load_safetensors(ck / "optimizer.safetensors", device)
         osd = opt.state_dict()
         per: dict[int, dict] = {}
-        for key, v in tensors.items():
-            i, name = key.split(".", 1)
-            per.setdefault(int(i), {})[name] = v
-        osd["state"] = per
-        opt.load_state_dict(osd)
-        return state
+        try:
+            for key, v in tensors.items():
+                i, name = key.split(".", 1)
+                per.setdefault(int(i), {})[name] = v
+            if not set(per) <= set(osd["state"]) | {i for g in osd["param_groups"] for i in g["params"]}:
+                raise ValueError("parameter indices outside the model's")
+            osd["state"] = per
+            opt.load_state_dict(osd)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ConfigError(f"{str(ck / 'optimizer.safetensors')!r} does not fit this run's optimiser ({e}): the "
+                             f"checkpoint is damaged; train again (--overwrite)") from None
 
     # ------------------------------------------------------------------ loop
     def step(self, model, method: Trainable, opt: torch.optim.Optimizer, params: list, x: torch.Tensor,
@@ -234,10 +277,12 @@ class Trainer:
         if resume:
             if not (run_dir / "checkpoint" / "state.json").exists():
                 raise NotFound(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
-            state = self._load(run_dir, method, opt, self.device)
-            if _same_run(state["identity"]) != _same_run(identity):
-                raise ConfigError(f"--resume: the checkpoint in {run_dir} belongs to another run (config, method or "
-                                 f"data differ); use a new run directory or the same settings")
+            state = self._read_state(run_dir, total)
+            changed = first_difference(_same_run(state["identity"]), _same_run(identity))
+            if changed:
+                raise ConfigError(f"--resume: the checkpoint in {run_dir} belongs to another run: {changed}; rerun "
+                                 f"with the same inputs, or start again with --overwrite")
+            self._load(run_dir, method, opt, self.device)
             start, history = state["step"], state["history"]
         world, rank = dist.world(), dist.rank()
         if c.batch_size % world:

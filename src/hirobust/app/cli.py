@@ -16,6 +16,7 @@ from ..errors import ConfigError, HirobustError
 from ..methods.configs import CONFIGS
 from ..typed import from_dict
 from .config import apply_overrides, load_yaml
+from .config import print_config as _print_config
 from .help import keys_help
 
 METHOD_NAMES = tuple(CONFIGS)  # the method registry (torch-free): --method is checked before torch loads
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--method", choices=METHOD_NAMES, help="the method (checked before anything heavy is imported)")
     f.add_argument("--out", help="run directory")
     f.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    f.add_argument("--overwrite", action="store_true", help="replace the run in --out (once the new one is complete)")
     f.add_argument("overrides", nargs="*")
 
     e = sub.add_parser("evaluate", help="clean and level-targeted robust accuracy, TSR, per level")
@@ -83,13 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="runs/evaluate")
     e.add_argument("--resume", action="store_true", help="reuse the models a killed or failed run of the same "
                                                          "evaluation finished (their results are kept per model)")
+    e.add_argument("--overwrite", action="store_true", help="replace the evaluation in --out (once the new one is "
+                                                            "complete)")
     e.add_argument("--datasets", help="comma-separated dataset names, or 'all' (the 15 zero-shot datasets): evaluates "
                                       "each one present under data.root and lists what was skipped and why")
     e.add_argument("overrides", nargs="*")
 
     r = sub.add_parser("reproduce", help="fine-tune and evaluate one row of the paper's table (--config paper/hiro)")
     r.add_argument("--config", required=True, help="YAML with finetune: and evaluate: sections")
-    r.add_argument("--resume", action="store_true")
+    r.add_argument("--resume", action="store_true", help="continue a killed run")
+    r.add_argument("--overwrite", action="store_true", help="replace the run in finetune.out")
     r.add_argument("overrides", nargs="*", help="key.sub=value, e.g. finetune.data.root=/data")
 
     b = sub.add_parser("bench", help="throughput of every method vs the model's bare cost (synthetic tensors)")
@@ -109,29 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model_source(text: str):
-    if "=" not in text:
-        raise ConfigError(f"--model {text!r}: use NAME=SOURCE (e.g. clip=ViT-B-32:openai or tecoa=runs/tecoa)")
-    name, src = text.split("=", 1)
-    if Path(src).is_dir():
-        return name, src
-    if src.startswith(("hf-hub:", "local-dir:")):  # open_clip's names: config and weights from the hub or a folder
-        return name, {"name": src, "pretrained": None}
-    if ":" not in src:
-        raise ConfigError(f"--model {text!r}: {src!r} is neither a run directory nor ARCH:PRETRAINED")
-    arch, pretrained = src.split(":", 1)
-    if pretrained == "embedded":
-        from .inputs import resolve_pretrained
-        from .schema import ModelConfig
-
-        pretrained = resolve_pretrained(ModelConfig(name=arch, pretrained="embedded"))
-    return name, {"name": arch, "pretrained": pretrained or None}
+def _out(args) -> list[str]:
+    """``--out`` as an override (an empty one is refused: it would mean the current folder)."""
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out is empty; give the run a directory path (e.g. --out runs/my-run)")
+    return [f"out={args.out}"] if args.out else []
 
 
 def _cmd_demo(args) -> int:
     from .demo import load_demo_config, run_demo
 
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    overrides = list(args.overrides) + _out(args)
     cfg = load_demo_config(args.config, overrides)
     if args.print_config:
         return _print_config(cfg)
@@ -142,25 +135,15 @@ def _cmd_demo(args) -> int:
 def _cmd_ablate(args) -> int:
     from .demo import load_demo_config, run_demo
 
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    overrides = list(args.overrides) + _out(args)
     run_demo(load_demo_config(args.config, overrides, default="ablation"), progress=not args.quiet)
-    return 0
-
-
-def _print_config(cfg) -> int:
-    import dataclasses
-
-    import yaml
-
-    print(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False,
-                         allow_unicode=True), end="")
     return 0
 
 
 def _cmd_study(args) -> int:
     from .study import load_study_config, run_study
 
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    overrides = list(args.overrides) + _out(args)
     cfg = load_study_config(args.config, overrides, quick=args.quick)
     if args.print_config:
         return _print_config(cfg)
@@ -178,7 +161,7 @@ def _cmd_study(args) -> int:
 def _cmd_zeroshot(args) -> int:
     from .zeroshot import folds, load_zeroshot_config, run_zeroshot
 
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    overrides = list(args.overrides) + _out(args)
     packaged = {"diagnose": "zeroshot-diagnose", None: "zeroshot"}
     cfg = load_zeroshot_config(None if args.config in packaged else args.config, overrides,
                                name=packaged.get(args.config, "zeroshot"))
@@ -213,7 +196,8 @@ def _cmd_finetune(args) -> int:
     data = load_yaml(args.config) if args.config else {}
     if args.method:
         data["method"] = args.method
-    if args.out:
+    if args.out is not None:
+        _out(args)
         data["out"] = args.out
     cfg = from_dict(FinetuneConfig, apply_overrides(data, args.overrides))  # checked before torch loads
     from ..methods import method_config
@@ -223,65 +207,8 @@ def _cmd_finetune(args) -> int:
         return _print_config(cfg)
     from .finetune import finetune
 
-    out = finetune(cfg, progress=not args.quiet, resume=args.resume)
+    out = finetune(cfg, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     print(f"fine-tuned {cfg.method}: {out}")
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    from .schema import DataConfig, EvalConfig
-
-    data = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
-    unknown = sorted(set(data) - {"data", "eval", "device"})
-    if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r} for evaluate; valid keys: data, eval, device")
-    data_cfg = from_dict(DataConfig, data.get("data"), "data")
-    eval_cfg = from_dict(EvalConfig, data.get("eval"), "eval")
-    if args.print_config:
-        import dataclasses
-
-        @dataclasses.dataclass
-        class Resolved:
-            data: DataConfig
-            eval: EvalConfig
-
-        return _print_config(Resolved(data_cfg, eval_cfg))
-    models = dict(_model_source(m) for m in args.model)
-    import os
-    from contextlib import nullcontext
-
-    from ..io import RunLock, RunLog
-
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    with RunLock(args.out) if main_rank else nullcontext(), \
-            RunLog(args.out, {"command": sys.argv, "data": data_cfg, "eval": eval_cfg, "models": models}) \
-            if main_rank else nullcontext():
-        return _evaluate(args, models, data, data_cfg, eval_cfg)
-
-
-def _evaluate(args, models, data, data_cfg, eval_cfg) -> int:
-    from .report import summary_table, write_report
-
-    if args.datasets:
-        from .evaluation import evaluate_datasets
-
-        names = "all" if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
-        summary = evaluate_datasets(models, names, data_cfg, eval_cfg, args.out, data.get("device", "auto"),
-                                    progress=not args.quiet)
-        print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
-        for name, why in summary["skipped"].items():
-            print(f"skipped {name}: {why}")
-        print(f"reports: {args.out}/<dataset>/report.md, average table: {args.out}/compare.md")
-        return 0
-    from .. import distributed
-    from .evaluation import evaluate_models_resumable
-
-    report = evaluate_models_resumable(models, data_cfg, eval_cfg, Path(args.out), data.get("device", "auto"),
-                                       progress=not args.quiet, resume=args.resume)
-    if distributed.is_main():
-        path = write_report(report, args.out)
-        print(summary_table(report))
-        print(f"\nreport: {path}")
     return 0
 
 
@@ -290,17 +217,23 @@ def _cmd_bench(args) -> int:
     from .bench import BenchConfig, run_bench, to_markdown
 
     cfg = from_dict(BenchConfig, apply_overrides({}, args.overrides))
-    res = run_bench(cfg)
-    write_json(res, Path(cfg.out) / "report.json")
-    write_text(to_markdown(res), Path(cfg.out) / "report.md")
+    from .outdir import claim
+
+    with claim(cfg.out, "bench"):
+        res = run_bench(cfg)
+        write_json(res, Path(cfg.out) / "report.json")
+        write_text(to_markdown(res), Path(cfg.out) / "report.md")
     print(f"\nreport: {Path(cfg.out) / 'report.md'} and {Path(cfg.out) / 'report.json'}")
     return 0
 
 
 def _cmd_compare(args) -> int:
     from .compare import compare
+    from .outdir import claim
 
-    print(compare(args.runs, args.out, baseline=args.baseline))
+    with claim(args.out, "compare"):
+        table = compare(args.runs, args.out, baseline=args.baseline)
+    print(table)
     print(f"written: {Path(args.out) / 'compare.md'} and {Path(args.out) / 'compare.csv'}")
     return 0
 
@@ -312,7 +245,7 @@ def _cmd_reproduce(args) -> int:
     cfg = from_dict(ReproduceConfig, apply_overrides(load_yaml(args.config), args.overrides))
     if args.print_config:
         return _print_config(cfg)
-    summary = reproduce(cfg, progress=not args.quiet, resume=args.resume)
+    summary = reproduce(cfg, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
     for name, why in summary["skipped"].items():
         print(f"skipped {name}: {why}")
@@ -335,6 +268,12 @@ def _cmd_tree(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from .evaluate_cmd import evaluate_command
+
+    return evaluate_command(args)
+
+
 COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "zeroshot": _cmd_zeroshot, "ablate": _cmd_ablate,
             "pretrain": _cmd_pretrain, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "tree": _cmd_tree,
             "compare": _cmd_compare, "bench": _cmd_bench, "reproduce": _cmd_reproduce}
@@ -343,8 +282,19 @@ COMMANDS = {"demo": _cmd_demo, "study": _cmd_study, "zeroshot": _cmd_zeroshot, "
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
 
+def _tolerant_streams() -> None:
+    """A name the terminal's encoding cannot show is escaped, not a crash (``PYTHONIOENCODING=ascii``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and (stream.errors or "strict") == "strict":
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _tolerant_streams()
     try:
         parser = _parser()
         if "-h" in argv or "--help" in argv:  # list the subcommand's config keys under its options
@@ -381,7 +331,19 @@ def _run_command(args) -> int:
 
         code_state()
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a reader that left early (`| head`) is caught below
+        return code
+    except KeyboardInterrupt:  # Ctrl-C: finished work is kept (checkpoints, cells), the lock released
+        again = "; resume with --resume" if hasattr(args, "resume") else ""
+        print(f"\nhirobust {args.command}: interrupted{again}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except HirobustError as e:  # the user's input or setup (hirobust.errors); anything else is a bug: its traceback
         print(f"hirobust {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -121,3 +121,12 @@ def describe_keys(cls, prefix: str = "", skip: tuple = ()) -> list[str]:
         doc = docs.get(f.name, "")
         lines.append(f"{text:<44} {describe_type(hints[f.name])}" + (f"; {doc}" if doc else ""))
     return lines
+
+
+def print_config(cfg) -> int:
+    """``--print-config``: the resolved config as YAML on stdout; exit code 0."""
+    import json
+
+    print(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False,
+                         allow_unicode=True), end="")
+    return 0

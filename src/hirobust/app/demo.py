@@ -69,10 +69,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
 
         get_dataset(cfg.data.dataset, "test", root=cfg.data.root).restrict_classes(cfg.data.train_classes)
     out = Path(cfg.out)
-    from ..io import RunLock, RunLog
+    from ..io import RunLog
     from .env import provenance
+    from .outdir import claim
 
-    with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}):
+    with claim(out, "demo"), RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}):
         return _run_demo(cfg, out, device, progress, log)
 
 
@@ -99,7 +100,7 @@ def _run_demo(cfg: DemoConfig, out: Path, device, progress: bool, log) -> dict:
                             options=dict(spec.get("options") or {}), model=model, data=data,
                             train=copy.deepcopy(cfg.train))
         with stages.stage(f"fine-tune {name}"):
-            sources[name] = str(finetune(ft, progress=progress))
+            sources[name] = str(finetune(ft, progress=progress, overwrite=True))
         timing[f"finetune {name}"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     report = {}

@@ -15,7 +15,7 @@ from .. import distributed
 from ..data import DATASETS
 from ..errors import ConfigError
 from ..evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates, class_group_breakdown, evaluate_model
-from ..io import load_safetensors, save_safetensors, write_json
+from ..io import save_safetensors, write_json
 from ..models.rundir import META, is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
 from ..progress import Stages, active
 from .env import environment, provenance, resolve_device
@@ -38,10 +38,14 @@ class AttackCells:
             return None
         from safetensors import safe_open
 
-        with safe_open(str(f), "pt") as h:
-            if (h.metadata() or {}).get("key") != self.key:
-                return None
-        return load_safetensors(f)["pred"]
+        try:
+            with safe_open(str(f), "pt") as h:
+                if (h.metadata() or {}).get("key") != self.key:
+                    return None
+                return h.get_tensor("pred")
+        except Exception as e:  # noqa: BLE001 - a damaged cache file (safetensors' own error types): recompute it
+            _log.warning("%s is damaged (%s); computing that cell again", f, e)
+            return None
 
     def put(self, name: str, pred) -> None:
         if distributed.is_main():
@@ -99,16 +103,30 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     return report
 
 
-def _cell_key(name: str, source, data_cfg: DataConfig, eval_cfg: EvalConfig) -> str:
-    """What identifies one model's evaluation: its source (with its weights' size and mtime), data and attacks."""
-    import hashlib
+def cell_inputs(name: str, source, data_cfg: DataConfig, eval_cfg: EvalConfig) -> dict:
+    """What one model's evaluation read, by content: the run's weights, head tensors and ``hirobust.json`` (or the
+    pretrained checkpoint), the tree file, the data and attack settings. A kept result is reused only while all of
+    them are unchanged."""
+    from ..io import file_digest, source_digest
+    from ..models.rundir import HEAD_TENSORS
 
-    src = source
     if isinstance(source, (str, Path)):
-        w = Path(read_run_meta(source)["weights_path"])
-        src = [str(source), w.stat().st_size, w.stat().st_mtime_ns]
-    text = json.dumps([name, src, asdict(data_cfg), asdict(eval_cfg)], sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+        run = Path(source)
+        head = run / HEAD_TENSORS
+        src = {"run": str(source), "weights": file_digest(read_run_meta(source)["weights_path"]),
+               "head tensors": file_digest(head) if head.is_file() else None,
+               "run metadata (hirobust.json)": file_digest(run / META)}
+    else:
+        src = {"model": source.get("name"), "pretrained": source_digest(source.get("pretrained"))}
+    tree = data_cfg.hierarchy
+    return {"name": name, **src, "tree file": source_digest(tree) if tree else None,
+            "data settings": asdict(data_cfg), "eval settings": asdict(eval_cfg)}
+
+
+def _cell_key(inputs: dict) -> str:
+    from ..io import json_digest
+
+    return json_digest(inputs)
 
 
 def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: EvalConfig, out: Path, device="auto",
@@ -121,11 +139,11 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     report, stages = None, Stages(len(models))
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
-        key = _cell_key(name, source, data_cfg, eval_cfg)
+        inputs = cell_inputs(name, source, data_cfg, eval_cfg)
+        key = _cell_key(inputs)
         part = None
         if resume and cell.exists():
-            kept = json.loads(cell.read_text())
-            part = kept["report"] if kept.get("key") == key else None
+            part = _kept(cell, name, key, inputs)
         if part is None:
             folder = out / ".cells" / name
             if not resume and folder.exists():  # a fresh evaluation: nothing of an earlier one is reused
@@ -136,7 +154,7 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
                 part = evaluate_models({name: source}, data_cfg, eval_cfg, device, progress,
                                        cells={name: AttackCells(folder, key)})
             if distributed.is_main():
-                write_json({"key": key, "report": part}, cell)
+                write_json({"key": key, "inputs": inputs, "report": part}, cell)
         else:
             stages.skip()
         if report is None:
@@ -144,6 +162,26 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
         else:
             report["models"].update(part["models"])
     return report
+
+
+def _kept(cell: Path, name: str, key: str, inputs: dict) -> dict:
+    """The kept result of model ``name`` if it was computed from the same inputs; a changed input is refused,
+    named; a damaged cell file is named."""
+    from ..train import first_difference
+
+    try:
+        kept = json.loads(cell.read_text())
+        report = kept["report"]
+        if not isinstance(report, dict) or not isinstance(report.get("models"), dict):
+            raise ValueError("no report in it")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{str(cell)!r} is damaged ({e}); delete it (that model is evaluated again) and rerun "
+                         f"with --resume") from None
+    if kept.get("key") == key:
+        return report
+    changed = first_difference(kept.get("inputs") or {}, inputs) or "its inputs changed (a result of an older hirobust)"
+    raise ConfigError(f"--resume: model {name!r}: {changed} since its kept result; evaluate again with --overwrite, "
+                     f"or into another --out")
 
 
 def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, data_cfg: DataConfig,

@@ -23,10 +23,22 @@ from .schema import FinetuneConfig
 _log = logging.getLogger("hirobust.finetune")
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, callback=None) -> Path:
-    """Fine-tune ``cfg.method``; writes ``out/model/`` (open_clip-loadable), ``out/hirobust.json``, ``report.json``."""
+def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, callback=None,
+             overwrite: bool = False) -> Path:
+    """Fine-tune ``cfg.method``; writes ``out/model/`` (open_clip-loadable), ``out/hirobust.json``, ``report.json``.
+    ``out`` is new or empty, or a run of this kind with ``resume`` (continue it) or ``overwrite`` (replace it whole
+    once the new run is complete): :mod:`.outdir`."""
+    from .. import distributed
+    from .outdir import claim
+
+    with claim(cfg.out, "finetune", resume=resume, overwrite=overwrite, main=distributed.is_main()) as where:
+        _finetune(cfg, Path(where), progress, resume, callback)
+    distributed.barrier()  # every rank reads the run only once it is in place
+    return Path(cfg.out)
+
+
+def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, callback) -> None:
     device = resolve_device(cfg.device)
-    out = Path(cfg.out)
     pretrained = resolve_pretrained(cfg.model, progress, device)
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)
@@ -46,16 +58,20 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
             source = build_cosine_classifier(ref_clip, forest, train.templates, prompt_names=train.prompt_names)
         reference = FrozenReference(classifier, source)
     method = build_method(cfg.method, classifier, forest, cfg.options, reference=reference, clip=clip)
+    from ..io import json_digest, source_digest
+
+    inputs = {"pretrained": source_digest(pretrained), "tree": json_digest(forest.to_json())}
+    if cfg.reference is not None:
+        inputs["reference"] = source_digest(resolve_pretrained(cfg.reference, progress, device))
     describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
-                "data": asdict(cfg.data)}
+                "data": asdict(cfg.data), "inputs": inputs}
     from contextlib import nullcontext
 
     from .. import distributed
-    from ..io import RunLock, RunLog
+    from ..io import RunLog
 
     main = distributed.is_main()
-    with RunLock(out) if main else nullcontext(), \
-            RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
+    with RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
         t0 = time.perf_counter()
         summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
                                                  callback=callback, describe=describe)
@@ -65,7 +81,6 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
             _export(out, method, clip, cfg, pretrained, summary)
             _log.info("exported %s", out / "model")
     distributed.barrier()
-    return out
 
 
 def _export(out: Path, method, clip, cfg: FinetuneConfig, pretrained: str | None, summary: dict) -> None:

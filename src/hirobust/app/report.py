@@ -314,6 +314,9 @@ def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
         (out_dir / "clip_benchmark").mkdir(exist_ok=True)
         for f in [*report.get("plots", []), *(f"clip_benchmark/{n}" for n in cb), "report.md", "report.json"]:
             os.replace(stage / f, out_dir / f)
+        for old in (out_dir / "clip_benchmark").glob("*.json"):  # a model no longer in the report: its result goes
+            if old.name not in cb:
+                old.unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out_dir / "report.json"

@@ -11,9 +11,9 @@ from .inputs import resolve_pretrained
 from .schema import ReproduceConfig
 
 
-def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False) -> dict:
+def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict:
     """One command per paper row: fine-tune, then evaluate zero-shot on every dataset present."""
-    run = finetune(cfg.finetune, progress=progress, resume=resume)
+    run = finetune(cfg.finetune, progress=progress, resume=resume, overwrite=overwrite)
     models: dict = {cfg.finetune.method: str(run)}
     if cfg.evaluate.include_clip:
         models = {"clip": {"name": cfg.finetune.model.name,

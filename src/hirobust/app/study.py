@@ -193,7 +193,7 @@ def _finetune_cell(cfg, part: PartConfig, pname: str, run: str, seed: int, model
     t0 = time.perf_counter()
     resume = (run_dir / "checkpoint" / "state.json").exists()
     log.info("fine-tune %s/%s seed %d%s", pname, run, seed, " (resuming)" if resume else "")
-    finetune(ft, progress=progress, resume=resume)
+    finetune(ft, progress=progress, resume=resume, overwrite=not resume)
     _cell_time(out, f"finetune {run_dir.relative_to(out)}", time.perf_counter() - t0)
     return run_dir
 
@@ -258,7 +258,7 @@ def cells(cfg: StudyConfig) -> list[tuple[str, str, int]]:
 
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     """Run every cell that is not done yet, then rebuild the analysis; returns study.json's content."""
-    from ..io import RunLock
+    from .outdir import claim
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -267,7 +267,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     from ..io import RunLog
     from .env import provenance
 
-    with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg))}):  # one study process per directory
+    with claim(out, "study"), RunLog(out, {"provenance": provenance(asdict(cfg))}):  # one process per directory
         return _run(cfg, out, device, progress)
 
 

@@ -151,15 +151,16 @@ def run_zeroshot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Run every cell not done yet (fold by fold, seed by seed), rebuilding the analysis after each."""
     import torch
 
-    from ..io import RunLock, RunLog
+    from ..io import RunLog
     from .env import provenance, resolve_device
+    from .outdir import claim
     from .zeroshot_report import write_zeroshot
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
-    with RunLock(out), RunLog(out, {"provenance": provenance(asdict(cfg))}):
+    with claim(out, "zeroshot"), RunLog(out, {"provenance": provenance(asdict(cfg))}):
         write_json({**asdict(cfg), "held_out": folds(cfg)}, out / "config.json")
         model = _model(cfg, out, device, progress)
         held = folds(cfg)

@@ -39,8 +39,17 @@ def lexnames_text() -> str:
 
 
 def cache_dir() -> Path:
-    """hirobust's cache root: ``$HIROBUST_CACHE`` or ``~/.cache/hirobust``."""
-    return Path(os.environ.get("HIROBUST_CACHE", Path.home() / ".cache" / "hirobust"))
+    """hirobust's cache root: ``$HIROBUST_CACHE`` or ``~/.cache/hirobust`` (a file there is a clear error)."""
+    root = Path(os.environ.get("HIROBUST_CACHE", Path.home() / ".cache" / "hirobust"))
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                from ..errors import ConfigError
+
+                raise ConfigError(f"cache path {str(root)!r}: {str(p)!r} is a file, not a folder; point "
+                                 f"$HIROBUST_CACHE at a folder")
+            break
+    return root
 
 
 def _assemble_from_debian(src: Path, dest_root: Path) -> Path:
