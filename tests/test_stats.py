@@ -123,3 +123,51 @@ def test_paired_tsr_difference_is_the_difference_of_each_models_own_tsr():
     assert math.isnan(transfer_success(np.zeros(4, bool), np.zeros(4, bool)))
     with pytest.raises(ValueError, match="same images"):
         paired_tsr_difference(ra, aa, rb[:9], ab[:9])
+
+
+def test_tost_equivalence_agrees_with_statsmodels_ttost_paired():
+    """"Within ±m" = the 90% paired interval inside ±m = both one-sided tests reject at 5% (statsmodels)."""
+    from statsmodels.stats.weightstats import DescrStatsW, ttost_paired
+
+    from hirobust.stats import equivalence, fold_bootstrap
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    a = rng.random(n) < 0.6
+    b = np.where(rng.random(n) < 0.85, a, rng.random(n) < 0.6)
+    d = a.astype(np.int8) - b.astype(np.int8)
+    fb = fold_bootstrap([d[None]], n_boot=20_000)
+    lo, hi = DescrStatsW(d.astype(float)).tconfint_mean(alpha=0.10)
+    assert abs(fb["ci90"][0] - lo) < 0.002 and abs(fb["ci90"][1] - hi) < 0.002
+    for m in (0.005, 0.01, 0.02, 0.05):
+        p = ttost_paired(a.astype(float), b.astype(float), -m, m)[0]
+        if abs(p - 0.05) > 0.02:  # away from the boundary the bootstrap and the t test must agree
+            assert equivalence(fb, m).startswith("within") == (p < 0.05), (m, p, fb["ci90"])
+
+
+def test_two_level_bootstrap_matches_explicit_resampling_of_seeds_and_images():
+    """fold_bootstrap with one fold (the study's run rows and paired differences) = resampling seeds and images by
+    index, the textbook two-level bootstrap; its interval widens with the seed-to-seed variation."""
+    from hirobust.stats import fold_bootstrap
+
+    rng = np.random.default_rng(0)
+    k, n = 3, 600
+    base = rng.random(n)
+    bits = np.stack([(base + 0.15 * s) > 0.55 for s in range(k)]).astype(np.int8)  # seeds differ on purpose
+    fb = fold_bootstrap([bits], n_boot=20_000, seed=1)
+    boots = np.array([bits[rng.integers(0, k, k)][:, rng.integers(0, n, n)].mean() for _ in range(20_000)])
+    ref = np.quantile(boots, [0.025, 0.975])
+    assert np.allclose(fb["ci95"], ref, atol=0.004), (fb["ci95"], ref)
+    images_only = fold_bootstrap([bits[:1]], n_boot=20_000, seed=1)
+    width = lambda r: r["ci95"][1] - r["ci95"][0]  # noqa: E731
+    assert width(fb) > width(images_only)
+
+
+def test_decide_marks_a_bound_within_two_monte_carlo_errors_as_borderline():
+    from hirobust.stats import decide
+
+    assert decide({"ci95": [0.002, 0.03], "mc_se_ci95": [0.0005, 0.0005]})["decision"] == "higher"
+    close = decide({"ci95": [0.0005, 0.03], "mc_se_ci95": [0.0005, 0.0005]})
+    assert close["decision"] == "borderline (higher)" and close["mc_distance"] == pytest.approx(1.0)
+    assert decide({"ci95": [-0.03, -0.01], "mc_se_ci95": [0.001, 0.001]})["decision"] == "lower"
+    assert decide({"ci95": [-0.01, 0.01]})["decision"] == "no measurable difference"

@@ -122,3 +122,37 @@ def test_held_out_images_never_reach_the_trainer(tmp_path, monkeypatch):
     full = get_dataset("synthetic", "train")
     kept = full.restrict_classes(["item 1", "item 6"])
     assert torch.equal(kept.images, full.images[(full.labels == 1) | (full.labels == 6)])
+
+
+def test_study_rules_decide_mechanically_and_borderline_is_never_a_pass():
+    from hirobust.app.study_rules import rule_verdicts
+
+    def d(v, lo, hi, se=0.0001, lo90=None, hi90=None):
+        from hirobust.stats import decide
+
+        x = {"value": v, "ci95": [lo, hi], "ci90": [lo90 if lo90 is not None else lo + 0.001,
+                                                     hi90 if hi90 is not None else hi - 0.001],
+             "mc_se_ci95": [se, se], "mc_se_ci90": [se, se]}
+        return {**x, **decide(x)}
+
+    part = {"paired": {"hiro": {"robust": {"0": d(0.0, -0.011, 0.011, lo90=-0.008, hi90=0.008),
+                                           "1": d(0.03, 0.01, 0.05)},
+                                "tsr_matched": {"1": d(-0.02, -0.04, -0.005)}}}}
+    rule = {"versions": [{"version": "v", "margin": 0.01, "findings": {"c": {"each_run": "hiro", "clauses": [
+        {"stat": "paired.robust", "levels": "superclass", "test": "higher"},
+        {"stat": "paired.tsr_matched", "levels": "superclass", "test": "lower"},
+        {"stat": "paired.robust", "levels": "leaf", "test": "within"}]}}}]}
+    assert rule_verdicts(part, rule)["v"]["c (hiro)"]["verdict"] == "reproduced"
+    part["paired"]["hiro"]["robust"]["1"] = d(0.03, 0.0001, 0.05)  # the deciding bound 1 MC error from 0
+    v = rule_verdicts(part, rule)["v"]["c (hiro)"]
+    assert v["verdict"] == "inconclusive (borderline)" and v["clause_states"][0] == "open"
+    part["paired"]["hiro"]["robust"]["0"] = d(-0.02, -0.03, -0.012, lo90=-0.028, hi90=-0.013)  # leaf outside ±1
+    assert rule_verdicts(part, rule)["v"]["c (hiro)"]["verdict"] == "not reproduced"
+
+
+def test_a_malformed_study_rule_is_refused_before_work():
+    from hirobust.app.study_rules import check_rules
+    from hirobust.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a 'test' in higher, lower, not_lower, within"):
+        check_rules({"versions": [{"version": "v", "findings": {"c": {"clauses": [{"stat": "x", "test": "bigger"}]}}}]})

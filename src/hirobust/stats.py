@@ -129,8 +129,13 @@ def two_level_bootstrap(stat, seeds: int, n: int, n_boot: int = 2000, seed: int 
     boots = np.array([stat(rng.integers(0, seeds, size=seeds) if seeds > 1 else all_s, rng.integers(0, n, size=n))
                       for _ in range(n_boot)], dtype=float)
     boots = boots[np.isfinite(boots)]
-    ci = _percentile(boots, level) if boots.size else [math.nan, math.nan]
-    return {"value": est, "ci95": ci, "seeds": seeds, "n": n}
+    out = {"value": est, "ci95": _percentile(boots, level) if boots.size else [math.nan, math.nan], "seeds": seeds,
+           "n": n, "n_boot": n_boot}
+    if boots.size:  # the 90% interval (equivalence, non-inferiority) and each bound's Monte Carlo error
+        out["ci90"] = _percentile(boots, 0.90)
+        for name, lv in (("ci95", level), ("ci90", 0.90)):
+            out[f"mc_se_{name}"] = [_quantile_mc_se(boots, q) for q in ((1 - lv) / 2, (1 + lv) / 2)]
+    return out
 
 
 def transfer_success(right: np.ndarray, rob: np.ndarray, idx: np.ndarray | None = None) -> float:
@@ -160,6 +165,28 @@ def verdict(ci: Sequence[float]) -> str:
     if hi < 0:
         return "lower"
     return "no measurable difference"
+
+
+def decide(d: dict, threshold: float = 0.0) -> dict:
+    """The verdict of a difference ``d`` (``ci95``, and ``mc_se_ci95`` where the interval was bootstrapped) against
+    ``threshold``: "higher" / "lower" when the 95% interval excludes it, else "no measurable difference"; how far
+    the deciding bound lies from the threshold in Monte Carlo standard errors (``mc_distance``); a verdict whose
+    bound lies within 2 of them is "borderline (higher)" / "borderline (lower)": never a pass (METHOD.md §5)."""
+    lo, hi = d["ci95"]
+    se_lo, se_hi = d.get("mc_se_ci95") or [0.0, 0.0]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return {"decision": "undetermined", "mc_distance": math.nan}
+    res = verdict([lo - threshold, hi - threshold])
+    if res == "higher":
+        gap, se = lo - threshold, se_lo
+    elif res == "lower":
+        gap, se = threshold - hi, se_hi
+    else:
+        gap, se = min(threshold - lo, hi - threshold), (se_lo if threshold - lo < hi - threshold else se_hi)
+    dist = gap / se if se > 0 else math.inf
+    if res in ("higher", "lower") and dist < 2:
+        res = f"borderline ({res})"
+    return {"decision": res, "mc_distance": dist}
 
 
 def pack_bits(a) -> str:

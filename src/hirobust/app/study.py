@@ -80,6 +80,7 @@ class StudyConfig:
     autoattack: AutoAttackConfig = field(default_factory=AutoAttackConfig)
     quick: dict = field(default_factory=dict)  # overrides applied by --quick (key.sub: value)
     note: str = ""
+    rules: dict = field(default_factory=dict)  # the findings' decision rules, dated versions (app/study_rules.py)
 
 
 def load_study_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -108,6 +109,9 @@ def validate(cfg: StudyConfig) -> None:
 
     if not cfg.parts:
         raise ConfigError("study config has no parts; give at least one under `parts:`")
+    from .study_rules import check_rules
+
+    check_rules(cfg.rules)
     for name, spec in cfg.methods.items():
         if "method" not in spec:
             raise ConfigError(f"study run {name!r} needs a 'method' key")

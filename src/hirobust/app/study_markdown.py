@@ -15,18 +15,22 @@ def _cell(s: dict | None) -> str:
 def _diff(d: dict | None) -> str:
     if not d:
         return "—"
-    mark = " *" if d.get("verdict") in ("higher", "lower") else ""
+    dec = d.get("decision", d.get("verdict"))
+    mark = " *" if dec in ("higher", "lower") else " (borderline)" if str(dec).startswith("borderline") else ""
     p = d.get("p_mcnemar_per_seed")
     return fmt_ci(d["value"], d["ci95"]) + mark + (" (p " + "/".join(f"{x:.2g}" for x in p) + ")" if p else "")
 
 
 def _table(part: dict, key: str = "table") -> list[str]:
     L = len(part["levels"])
-    head = ["run", "seeds"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + \
+    head = ["run", "interval over"] + [f"clean L{b}" for b in range(L)] + [f"robust L{b}" for b in range(L)] + \
         [f"TSR({a}→0)" for a in range(1, L)]
     rows = []
     for run, row in part[key].items():
-        cells = [run, str(row["seeds"])] + [_cell(row["clean"].get(str(b))) for b in range(L)]
+        first = next(iter(row["robust"].values()), None) or next(iter(row["clean"].values()), {})
+        over = f"{row['seeds']} seeds × images" if row["seeds"] > 1 else "images (1 seed)"
+        cells = [run, over if "interval" in first else str(row["seeds"])] + \
+            [_cell(row["clean"].get(str(b))) for b in range(L)]
         cells += [_cell(row["robust"].get(str(b))) for b in range(L)]
         cells += [_cell(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
         rows.append(cells)
@@ -34,8 +38,11 @@ def _table(part: dict, key: str = "table") -> list[str]:
 
 
 def _paired(paired: dict, L: int, base: str, clean: bool = True) -> list[str]:
+    matched = clean and any(row.get("tsr_matched") for row in paired.values())
     head = [f"run − {base}", "seeds"] + ([f"Δclean L{b}" for b in range(L)] if clean else []) + \
-        [f"Δrobust L{b}" for b in range(L)] + ([f"ΔTSR({a}→0)" for a in range(1, L)] if clean else [])
+        [f"Δrobust L{b}" for b in range(L)] + ([f"ΔTSR({a}→0) own" for a in range(1, L)] if clean else []) + \
+        ([f"ΔTSR({a}→0) matched" for a in range(1, L)] + [f"Δrobust L0 under L{a} attack" for a in range(1, L)]
+         if matched else [])
     rows = []
     for run, row in paired.items():
         cells = [run, str(row["seeds"])]
@@ -44,8 +51,14 @@ def _paired(paired: dict, L: int, base: str, clean: bool = True) -> list[str]:
         cells += [_diff(row["robust"].get(str(b))) for b in range(L)]
         if clean:
             cells += [_diff(row["tsr_to_leaf"].get(str(a))) for a in range(1, L)]
+        if matched:
+            cells += [_diff(row.get("tsr_matched", {}).get(str(a))) for a in range(1, L)]
+            cells += [_diff(row.get("robust_leaf_under", {}).get(str(a))) for a in range(1, L)]
         rows.append(cells)
-    return table_lines(head, rows)
+    note = ["", "ΔTSR own: each model's TSR over its own clean-right images (different denominators); matched: over "
+            "the images both models get right clean (the same denominator: what the verdicts read); Δrobust L0 under "
+            "La attack: leaf accuracy under the level-a attack, no conditioning."] if matched else []
+    return table_lines(head, rows) + note
 
 
 def _mechanism(mech: dict, L: int) -> list[str]:
@@ -65,6 +78,31 @@ def _mechanism(mech: dict, L: int) -> list[str]:
             *table_lines(head, rows)]
 
 
+def _findings(rules: dict) -> list[str]:
+    """The verdict table, one column per dated rule version, then the current version's evidence per finding."""
+    versions = list(rules)
+    names = list(dict.fromkeys(k for v in rules.values() for k in v))
+    out = ["## The paper's findings", "", "Each verdict is applied mechanically by the rules in the study's config "
+           "(`rules:`; a changed rule is a new dated version, every version shown).", "",
+           "| finding | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions)]
+    for n in names:
+        out.append(f"| {n} | " + " | ".join(rules[v].get(n, {}).get("verdict", "—") for v in versions) + " |")
+    cur = rules[versions[-1]]
+    out += ["", f"Rule {versions[-1]}, what decided each verdict (values in points; 95% / 90% interval; distance of "
+            f"the deciding bound in Monte Carlo errors):", ""]
+    for n, v in cur.items():
+        out.append(f"- **{n}**: {v.get('hypothesis', '')} → **{v['verdict']}**")
+        for e in v.get("evidence", []):
+            ci90 = e.get("ci90") or [float("nan")] * 2
+            out.append(f"  - {e['stat']}{' ' + e['run'] if e['run'] else ''} L{e['level']} {e['test']}: "
+                       f"{fmt_ci(e['value'], e['ci95'])} (90% [{100 * ci90[0]:.2f}, {100 * ci90[1]:.2f}]), "
+                       f"{e['decided_by']}, {e['mc_distance']:.0f} MC errors → {e['outcome']}")
+    if len(versions) > 1:
+        out += ["", "Rule v1 as first coded: " + "; ".join(f"{k}: {v['rule']}" for k, v in rules[versions[0]].items())
+                + "."]
+    return out + [""]
+
+
 def to_markdown(study: dict, cfg) -> str:
     base = cfg.baseline
     prov = study.get("provenance") or {}
@@ -74,20 +112,19 @@ def to_markdown(study: dict, cfg) -> str:
            f"{' with uncommitted changes' if g.get('dirty') else ''}; {prov.get('versions')}; config digest "
            f"{prov.get('config_digest')}. Each cell's own provenance is in its file.", "",
            f"Compute so far: {study['compute_seconds'] / 60:.1f} min over {len(study['timing'])} cells "
-           f"(timing.json). Accuracies in %; intervals are 95%: over training seeds (t) where a run has several, "
-           f"else Wilson over images. Differences are seed-matched and paired on the same images (two-level "
-           f"bootstrap over seeds and images); * marks an interval that excludes 0, anything else is "
-           f"\"no measurable difference\"; (p ...) are the exact McNemar p-values of each seed's pair.", ""]
+           f"(timing.json). Accuracies in %; every interval is a 95% percentile bootstrap (B = 10,000) that "
+           f"resamples the training seeds and the images together where a run has several seeds, the images alone "
+           f"where it has one (the \"interval over\" column says which). Differences are seed-matched and paired "
+           f"on the same images (the same two-level bootstrap); * marks an interval that excludes 0 with its "
+           f"deciding bound at least 2 Monte Carlo standard errors from 0, (borderline) one within 2; anything else "
+           f"is \"no measurable difference\"; (p ...) are the exact McNemar p-values of each seed's pair.", ""]
     if study.get("tune"):
         t = study["tune"]
         out += [f"HiRo tuned on the {t['split']} split ({t['samples']} images; criterion: {t['criterion']}): chose "
                 f"`{t['choice']}` = {t['options']}; scores " +
                 ", ".join(f"{k} {100 * v:.1f}" for k, v in t["scores"].items()) + ".", ""]
-    if study.get("findings"):
-        out += ["## The paper's findings", "", "| finding | verdict | rule |", "|---|---|---|"]
-        for k, v in study["findings"].items():
-            out.append(f"| {k} | {v['verdict']} | {v['rule']} |")
-        out.append("")
+    if study.get("rules"):
+        out += _findings(study["rules"])
     for pname, part in study["parts"].items():
         L = len(part["levels"])
         out += [f"## Part `{pname}`: {part['dataset']}, tree `{part['tree']}`", "",

@@ -18,17 +18,17 @@ import numpy as np
 from ..io import write_json, write_text
 from ..records import correct, subset_of
 from ..stats import (
-    accuracy,
+    decide,
     fmt_ci,
+    fold_bootstrap,
+    mcnemar_exact,
     paired_difference,
-    seed_paired_difference,
-    seed_summary,
     two_level_bootstrap,
     verdict,
 )
 from ..stats import transfer_success as _tsr
 
-ONE_POINT = 0.01  # "leaf robustness within 1 point" (finding c)
+N_BOOT = 10_000  # bootstrap replicates of every interval (each verdict also reports its Monte Carlo error)
 
 
 # ---------------------------------------------------------------------- loading
@@ -81,13 +81,28 @@ def _nanmean(values) -> float:
 
 # ---------------------------------------------------------------------- numbers
 def summarise(values: list[float], bits: list[np.ndarray]) -> dict:
-    """Over seeds: mean, sd and t interval; one seed: the Wilson interval over images."""
-    if len(values) >= 2:
-        s = seed_summary(values)
-        return {"mean": s["mean"], "sd": s["sd"], "ci95": s["ci95"], "seeds": s["seeds"], "n": int(bits[0].size),
-                "interval": "t over seeds"}
-    a = accuracy(bits[0])
-    return {"mean": a["value"], "sd": math.nan, "ci95": a["ci95"], "seeds": 1, "n": a["n"], "interval": "Wilson"}
+    """Accuracy over seeds and images (``bits``: one [N] correctness vector per seed, the same images): mean, the
+    sd over seeds, and a percentile interval from a bootstrap that resamples seeds and images together (one seed:
+    images only), labelled with what it covers. Rows of one seed and of several are thus comparable."""
+    B = np.stack([np.asarray(b, dtype=np.int8) for b in bits])
+    fb = fold_bootstrap([B], n_boot=N_BOOT)
+    k, n = B.shape
+    return {"mean": fb["value"], "sd": float(np.std(values, ddof=1)) if k > 1 else math.nan, "ci95": fb["ci95"],
+            "ci90": fb["ci90"], "seeds": k, "n": n,
+            "interval": f"bootstrap over {k} seeds × {n} images" if k > 1 else f"bootstrap over {n} images"}
+
+
+def paired_bits(A: list[np.ndarray], B: list[np.ndarray]) -> dict:
+    """A − B over seed-matched pairs of [N] correctness vectors on the same images: the mean difference, its
+    95% / 90% intervals from the two-level bootstrap (seeds and images; :func:`~hirobust.stats.fold_bootstrap`
+    with one fold), their Monte Carlo errors, each seed's difference and exact McNemar p."""
+    a = np.stack([np.asarray(x, dtype=np.int8) for x in A])
+    b = np.stack([np.asarray(x, dtype=np.int8) for x in B])
+    fb = fold_bootstrap([a - b], n_boot=N_BOOT)
+    return {"diff": fb["value"], "ci95": fb["ci95"], "ci90": fb["ci90"], "mc_se_ci95": fb["mc_se_ci95"],
+            "mc_se_ci90": fb["mc_se_ci90"], "seeds": a.shape[0], "n": a.shape[1], "n_boot": N_BOOT,
+            "per_seed": [float(x.mean()) for x in a - b],
+            "p_mcnemar_per_seed": [mcnemar_exact(x.astype(bool), y.astype(bool)) for x, y in zip(a, b)]}
 
 
 def run_table(part: dict, levels: int, attack: str = "pgd") -> dict:
@@ -116,7 +131,8 @@ def tsr_stat(entries: list[dict], a: int, b: int, attack: str = "pgd") -> dict:
     """TSR(a→b) averaged over seeds, with a two-level bootstrap interval."""
     R = [_right(e, b) for e in entries]
     A = [_rob(e, a, b, attack) for e in entries]
-    return two_level_bootstrap(lambda s, i: _nanmean([_tsr(R[k], A[k], i) for k in s]), len(R), R[0].size)
+    return two_level_bootstrap(lambda s, i: _nanmean([_tsr(R[k], A[k], i) for k in s]), len(R), R[0].size,
+                               n_boot=N_BOOT)
 
 
 def paired_to_baseline(part: dict, base: str, levels: int, attack: str = "pgd", mask=None) -> dict:
@@ -135,31 +151,44 @@ def paired_to_baseline(part: dict, base: str, levels: int, attack: str = "pgd", 
             if str(b) not in A[0]["attacks"].get(attack, {}).get("robust", {}):
                 continue
             m = mask(A[0]) if mask else slice(None)
-            row["robust"][str(b)] = _vd(seed_paired_difference([_rob(e, b, b, attack)[m] for e in A[:k]],
-                                                               [_rob(e, b, b, attack)[m] for e in B[:k]]))
+            row["robust"][str(b)] = _vd(paired_bits([_rob(e, b, b, attack)[m] for e in A[:k]],
+                                                    [_rob(e, b, b, attack)[m] for e in B[:k]]))
             if mask is None:
-                row["clean"][str(b)] = _vd(seed_paired_difference([_clean_full(e, b) for e in A[:k]],
-                                                                  [_clean_full(e, b) for e in B[:k]]))
+                row["clean"][str(b)] = _vd(paired_bits([_clean_full(e, b) for e in A[:k]],
+                                                       [_clean_full(e, b) for e in B[:k]]))
         if mask is None:
+            row["tsr_matched"], row["robust_leaf_under"] = {}, {}
             for a in range(1, levels):
                 if str(a) in A[0]["attacks"].get(attack, {}).get("robust", {}):
                     row["tsr_to_leaf"][str(a)] = _vd(_tsr_diff(A[:k], B[:k], a, attack))
+                    row["tsr_matched"][str(a)] = _vd(_tsr_diff(A[:k], B[:k], a, attack, matched=True))
+                    row["robust_leaf_under"][str(a)] = _vd(paired_bits([_rob(e, a, 0, attack) for e in A[:k]],
+                                                                       [_rob(e, a, 0, attack) for e in B[:k]]))
         out[run] = row
     return out
 
 
 def _vd(d: dict) -> dict:
+    """A difference with its verdicts: ``verdict`` (the 95% interval against 0, rule v1) and ``decision`` (the
+    same with the Monte Carlo error of the deciding bound: "borderline" within 2 of them; rules v2)."""
     d = dict(d)
     d["value"] = d.get("value", d.get("diff"))
     d["verdict"] = verdict(d["ci95"])
+    d.update(decide(d))
     return d
 
 
-def _tsr_diff(A: list[dict], B: list[dict], a: int, attack: str) -> dict:
+def _tsr_diff(A: list[dict], B: list[dict], a: int, attack: str, matched: bool = False) -> dict:
+    """TSR(a→0) of A − of B, seed-matched, two-level bootstrap. Each model's own clean-right images are its
+    denominator; ``matched``: the images *both* models get right clean (the same denominator, so a model that is
+    right on fewer, harder images cannot look like it transfers less)."""
     RA, AA = [_right(e, 0) for e in A], [_rob(e, a, 0, attack) for e in A]
     RB, AB = [_right(e, 0) for e in B], [_rob(e, a, 0, attack) for e in B]
+    if matched:
+        RA = RB = [x & y for x, y in zip(RA, RB)]
     stat = lambda s, i: _nanmean([_tsr(RA[k], AA[k], i) - _tsr(RB[k], AB[k], i) for k in s])  # noqa: E731
-    return two_level_bootstrap(stat, len(RA), RA[0].size)
+    return {**two_level_bootstrap(stat, len(RA), RA[0].size, n_boot=N_BOOT),
+            "denominator": "images both models get right clean" if matched else "each model's clean-right images"}
 
 
 def premise(part: dict, base: str, levels: int, attack: str = "pgd") -> dict:
@@ -177,57 +206,13 @@ def premise(part: dict, base: str, levels: int, attack: str = "pgd") -> dict:
             continue
         Rb, Ab = [_right(e, b) for e in E], [_rob(e, b, b, attack) for e in E]
         d = two_level_bootstrap(lambda s, i, Rb=Rb, Ab=Ab: _nanmean([_tsr(Rb[k], Ab[k], i) - leaf(s, i, k) for k in s]),
-                                len(E), R0[0].size)
+                                len(E), R0[0].size, n_boot=N_BOOT)
         out["a"][str(b)] = _vd(d)
         Ab0 = [_rob(e, b, 0, attack) for e in E]
         d = two_level_bootstrap(lambda s, i, A=Ab0: _nanmean([_tsr(R0[k], A[k], i) - leaf(s, i, k) / 2 for k in s]),
-                                len(E), R0[0].size)
+                                len(E), R0[0].size, n_boot=N_BOOT)
         out["b"][str(b)] = _vd(d)
     return out
-
-
-def finding_verdicts(study: dict, cfg) -> dict:
-    """The verdict on each of the paper's findings (a)–(e) from the main part's numbers, with the rule used."""
-    main = study["parts"].get(next(iter(cfg.parts)), {})
-    v: dict = {}
-    pa = main.get("premise", {})
-    if pa.get("a"):
-        ds = [d["verdict"] for d in pa["a"].values()]
-        v["a"] = _rule(any(d == "higher" for d in ds), all(d == "lower" for d in ds),
-                       "some superclass level has TSR(b→b) − TSR(0→0) > 0 (interval) for the baseline")
-    if pa.get("b"):
-        ds = [d["verdict"] for d in pa["b"].values()]
-        v["b"] = _rule(all(d == "higher" for d in ds), all(d == "lower" for d in ds),
-                       "TSR(a→0) > TSR(0→0)/2 (interval) for every superclass level a, baseline")
-    paired = main.get("paired", {})
-    for run in [r for r in paired if r.startswith("hiro") and "forest" not in r]:
-        p = paired[run]
-        sup = [d["verdict"] for b, d in p["robust"].items() if b != "0"]
-        tsr = [d["verdict"] for d in p["tsr_to_leaf"].values()]
-        leaf = p["robust"].get("0")
-        leaf_ok = leaf is not None and leaf["ci95"][0] >= -ONE_POINT
-        leaf_bad = leaf is not None and leaf["ci95"][1] < -ONE_POINT
-        good = bool(sup) and all(d == "higher" for d in sup) and all(d == "lower" for d in tsr) and leaf_ok
-        bad = any(d == "lower" for d in sup) or any(d == "higher" for d in tsr) or leaf_bad
-        v[f"c ({run})"] = _rule(good, bad, "every superclass level higher than the baseline, TSR(a→0) lower, leaf "
-                                           "robust difference's interval above −1 point")
-    forest = [r for r in paired if "forest" in r]
-    single = cfg.tune.run if cfg.tune is not None else None
-    if forest and single in main.get("runs", {}) and forest[0] in main.get("runs", {}):
-        d = main.get("forest_vs_single", {})
-        ds = [x["verdict"] for x in d.get("robust", {}).values()]
-        v["d"] = _rule(any(x == "higher" for x in ds) and not any(x == "lower" for x in ds),
-                       any(x == "lower" for x in ds), f"{forest[0]} − {single}: some level higher, none lower")
-    unseen = main.get("unseen_vs_clip", {})
-    if unseen:
-        ds = [r["robust"]["0"]["verdict"] for r in unseen.values() if "0" in r["robust"]]
-        v["e"] = _rule(bool(ds) and all(x == "higher" for x in ds), any(x == "lower" for x in ds),
-                       "every fine-tuned run's leaf robust accuracy on unseen leaves above the pretrained model's")
-    return v
-
-
-def _rule(good: bool, bad: bool, rule: str) -> dict:
-    return {"verdict": "reproduced" if good else "not reproduced" if bad else "inconclusive", "rule": rule}
 
 
 def mechanism(part: dict, levels: int) -> dict:
@@ -354,7 +339,11 @@ def write_study(cfg, out: Path) -> dict:
         if part["runs"]:
             loaded[pname] = part
             study["parts"][pname] = analyse_part(part, cfg.baseline, cfg, single)
-    study["findings"] = finding_verdicts(study, cfg)
+    from .study_rules import finding_verdicts, rule_verdicts
+
+    study["findings"] = finding_verdicts(study, cfg)  # rule v1, as first coded
+    main = study["parts"].get(next(iter(cfg.parts)), {})
+    study["rules"] = {"v1 (2026-11, in code)": study["findings"], **rule_verdicts(main, cfg.rules)}
     study["knob"] = knob_rows(study, cfg)
     timing = out / "timing.json"
     study["timing"] = json.loads(timing.read_text()) if timing.exists() else {}
