@@ -87,9 +87,15 @@ def summarise(values: list[float], bits: list[np.ndarray]) -> dict:
     B = np.stack([np.asarray(b, dtype=np.int8) for b in bits])
     fb = fold_bootstrap([B], n_boot=N_BOOT)
     k, n = B.shape
-    return {"mean": fb["value"], "sd": float(np.std(values, ddof=1)) if k > 1 else math.nan, "ci95": fb["ci95"],
-            "ci90": fb["ci90"], "seeds": k, "n": n,
-            "interval": f"bootstrap over {k} seeds × {n} images" if k > 1 else f"bootstrap over {n} images"}
+    out = {"mean": fb["value"], "sd": float(np.std(values, ddof=1)) if k > 1 else math.nan, "ci95": fb["ci95"],
+           "ci90": fb["ci90"], "seeds": k, "n": n,
+           "interval": f"bootstrap over {k} seeds × {n} images" if k > 1 else f"bootstrap over {n} images"}
+    if fb["ci95"][0] == fb["ci95"][1]:  # all right (or all wrong): nothing to resample; Wilson still says how sure
+        from ..stats import wilson
+
+        out["ci95"], out["ci90"] = wilson(int(B.sum()), B.size), wilson(int(B.sum()), B.size, 0.90)
+        out["interval"] = f"Wilson over {B.size} results (all equal: nothing to resample)"
+    return out
 
 
 def paired_bits(A: list[np.ndarray], B: list[np.ndarray]) -> dict:
@@ -262,6 +268,7 @@ def analyse_part(part: dict, base: str, cfg, single: str | None) -> dict:
         is_unseen = np.array([n in unseen for n in leaves])
         mask = lambda e: is_unseen[_arr(subset_of(e, "robust")[0])]  # noqa: E731
         res["unseen_paired"] = paired_to_baseline(part, base, L, mask=mask)
+        res["seen_paired"] = paired_to_baseline(part, base, L, mask=lambda e: ~mask(e))
         if "clip" in part["runs"]:
             res["unseen_vs_clip"] = {r: d for r, d in paired_to_baseline(part, "clip", L, mask=mask).items()}
         res["unseen_table"] = {r: {g: e[0]["by_class_group"][g] for g in ("seen", "unseen")}
