@@ -77,13 +77,15 @@ def test_zero_eps_and_zero_steps():
     assert torch.equal(pgd(lambda z: ce(model(z), y), x, 0.1, steps=0, random_start=False), x)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"eps": -1.0}, "eps must be >= 0"), ({"eps": float("nan")}, "eps must"),
-                                          ({"norm": "l1"}, "unknown norm"), ({"steps": -1}, "steps must")])
-def test_bad_arguments(kwargs, match):
-    x = torch.rand(2, 3, 8, 8)
-    args = {"eps": 0.1, "steps": 1} | kwargs
+@pytest.mark.parametrize("kwargs,match", [
+    ({"eps": -1.0}, "eps must be a number >= 0"), ({"eps": float("nan")}, "eps must"), ({"norm": "l1"}, "unknown norm"),
+    ({"steps": -1}, "steps must"), ({"steps": 1.5}, "steps must be an integer"), ({"alpha": -1 / 255}, "alpha"),
+    ({"x": torch.full((2, 3), 2.0)}, r"pixels in \[0, 1\]"), ({"x": torch.full((2, 3), float("nan"))}, "NaN"),
+    ({"x": torch.zeros(2, 3, dtype=torch.uint8)}, "float tensor"), ({"x": torch.zeros(3)}, "batched")])
+def test_bad_arguments_are_named(kwargs, match):
+    args = {"x": torch.rand(2, 3, 8, 8), "eps": 0.1, "steps": 1} | kwargs
     with pytest.raises(ValueError, match=match):
-        pgd(lambda z: z.flatten(1).sum(1), x, **args)
+        pgd(lambda z: z.flatten(1).sum(1), **args)
 
 
 def test_loss_must_be_per_sample():

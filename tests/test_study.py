@@ -46,8 +46,9 @@ def test_study_runs_resumes_and_analyses(tmp_path):
     part = study["parts"]["main"]
     assert part["runs"] == {"clip": 1, "tecoa": 2, "hiro-tuned": 2}
     rob = part["table"]["tecoa"]["robust"]["0"]
-    assert rob["seeds"] == 2 and rob["interval"] == "t over seeds" and rob["ci95"][0] <= rob["mean"] <= rob["ci95"][1]
-    assert part["table"]["clip"]["robust"]["0"]["interval"] == "Wilson"
+    assert rob["seeds"] == 2 and rob["interval"] == "bootstrap over 2 seeds × 32 images"
+    assert rob["ci95"][0] <= rob["mean"] <= rob["ci95"][1]
+    assert part["table"]["clip"]["robust"]["0"]["interval"] .startswith(("bootstrap over 32 images", "Wilson over 32"))
     assert part["table_cw"]["tecoa"]["seeds"] == 1  # CW on seed 0 only (eval_extra_seeds)
     d = part["paired"]["hiro-tuned"]["robust"]["1"]
     assert d["seeds"] == 2 and d["verdict"] in ("higher", "lower", "no measurable difference")

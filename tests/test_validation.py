@@ -9,7 +9,7 @@ TINY = ["model.name=hirobust-tiny", "model.pretrained=random",
 
 
 @pytest.mark.parametrize("override,match", [
-    ("train.lr=nan", "train.lr=nan: must be a finite number > 0"),
+    ("train.lr=nan", "train.lr=nan: must be a finite number in (0, 1000]"),
     ("train.lr=1e999", "train.lr=inf"),
     ("train.lr=-1", "train.lr=-1"),
     ("train.epochs=abc", "train.epochs='abc'"),
@@ -67,10 +67,13 @@ def test_bad_pretrain_value(capsys):
     assert "pretrain.epochs='abc'" in capsys.readouterr().err
 
 
-def test_training_that_diverges_stops_and_saves_nothing_non_finite(tmp_path, capsys):
+def test_training_that_diverges_stops_and_saves_nothing_non_finite(tmp_path, capsys, monkeypatch):
+    from hirobust.train import Trainer
+
+    monkeypatch.setattr(Trainer, "_lr_factor", lambda self, step, total: 1e27)  # lr 1e3 × 1e27: it diverges
     run = tmp_path / "run"
     rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *TINY, "train.optimizer=sgd",
-               "train.lr=1e30", "train.log_every=1", "options.eps=4/255"])
+               "train.lr=1e3", "train.log_every=1", "options.eps=4/255"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "non-finite" in err and "step" in err and len(err.splitlines()) == 1, err
     assert not (run / "hirobust.json").exists() and not (run / "checkpoint").exists()

@@ -46,9 +46,23 @@ def pick_levels(wanted: list[int], num_levels: int, allowed: tuple[int, ...]) ->
     return tuple(out)
 
 
+def check_levels(cfg: EvalConfig, num_levels: int) -> None:
+    """Every level the config names exists in a tree of ``num_levels`` levels (refused, never dropped)."""
+    from .errors import ConfigError
+
+    if cfg.attack_levels is not None and not cfg.attack_levels:
+        raise ConfigError("eval.attack_levels=[] attacks nothing; leave it out (every level) or name levels")
+    for key in ("attack_levels", "autoattack_levels", "eps_sweep_levels"):
+        bad = [a for a in getattr(cfg, key) or [] if a >= num_levels]
+        if bad:
+            raise ConfigError(f"eval.{key}: level {bad[0]} does not exist; the tree has levels 0-{num_levels - 1} "
+                             f"(-1: the top)")
+
+
 def eval_plan(cfg: EvalConfig, nodes_per_level: list[int], images: int) -> EvalPlan:
     """The plan of evaluating ``images`` images over a tree with ``nodes_per_level[b]`` nodes at level ``b``."""
     num_levels = len(nodes_per_level)
+    check_levels(cfg, num_levels)
     asked = cfg.attack_levels if cfg.attack_levels is not None else range(num_levels)
     levels = tuple(a for a in asked if nodes_per_level[a] > 1)
     robust = subset_size(cfg.robust_samples, images)

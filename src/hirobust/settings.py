@@ -38,14 +38,14 @@ class TrainConfig:
         from .checks import number
 
         number("train.epochs", self.epochs, lo=0, lo_open=True)
-        number("train.lr", self.lr, lo=0, lo_open=True)
+        number("train.lr", self.lr, lo=0, hi=1e3, lo_open=True)  # above 10³: a typo, and lr × scale overflows
         number("train.batch_size", self.batch_size, lo=1, integer=True)
         number("train.momentum", self.momentum, lo=0, hi=1)
         number("train.weight_decay", self.weight_decay, lo=0)
         number("train.warmup_steps", self.warmup_steps, lo=0, integer=True)
         number("train.grad_clip", self.grad_clip, lo=0, lo_open=True, optional=True)
         number("train.ckpt_every", self.ckpt_every, lo=0, integer=True)
-        number("train.seed", self.seed, lo=0, integer=True)
+        number("train.seed", self.seed, lo=0, hi=2**32 - 1, integer=True)  # seeds derived from it stay in range
         number("train.train_samples", self.train_samples, lo=1, integer=True, optional=True)
         number("train.log_every", self.log_every, lo=1, integer=True)
         number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
@@ -57,6 +57,11 @@ class TrainConfig:
             raise ConfigError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
             raise ConfigError("batch_size, lr and epochs must be positive")
+        from .checks import numbers
+
+        numbers("train.betas", self.betas, lo=0, hi=1)
+        if len(self.betas) != 2 or max(self.betas) >= 1:
+            raise ConfigError(f"train.betas={list(self.betas)}: AdamW takes two values in [0, 1), e.g. [0.9, 0.999]")
         self.betas = tuple(self.betas)
 
 

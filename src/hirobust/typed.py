@@ -21,7 +21,18 @@ from .errors import ConfigError
 
 
 class YamlLoader(yaml.SafeLoader):
-    """YAML with only true/false as booleans (YAML 1.1 also reads on/off/yes/no, so `amp: off` became False)."""
+    """YAML with only true/false as booleans (YAML 1.1 also reads on/off/yes/no, so `amp: off` became False), and a
+    key given twice in one mapping refused (YAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
@@ -39,6 +50,8 @@ def parse_value(text: str) -> Any:
         return float(text)  # a number, so range checks can name it (and reject it)
     m = _FRACTION.match(text)
     if m:
+        if float(m.group(2)) == 0:
+            raise ConfigError(f"value {text!r} divides by zero; write a number such as 4/255")
         return float(m.group(1)) / float(m.group(2))
     if _FLOAT.match(text) and not text.strip().lstrip("+-").isdigit():
         return float(text)

@@ -31,8 +31,19 @@ def load_reports(paths: list[str | Path]) -> list[dict]:
         f = p / "report.json" if p.is_dir() else p
         if not f.is_file():
             raise NotFound(f"no report.json in {str(p)!r}; pass evaluation run directories or report files")
-        rep = json.loads(f.read_text())
-        if "models" not in rep or not rep["models"] or "robust" not in next(iter(rep["models"].values())):
+        try:
+            rep = json.loads(f.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{str(f)!r} is damaged (not valid JSON: {e}); evaluate again") from None
+        models = rep.get("models") if isinstance(rep, dict) else None
+        if not isinstance(models, dict) or not models or not all(
+                isinstance(m, dict) and isinstance(m.get("robust"), dict) and isinstance(m.get("clean"), dict)
+                for m in models.values()):
+            raise ConfigError(f"{str(f)!r} is not an evaluation report (no models with clean and robust accuracy); "
+                             f"give the output of `hirobust evaluate` or `hirobust demo`")
+        if not isinstance(rep.get("num_levels"), int) or not isinstance(rep.get("dataset"), str):
+            raise ConfigError(f"{str(f)!r} is damaged (no num_levels or dataset); evaluate again")
+        if "robust" not in next(iter(rep["models"].values())):
             raise ConfigError(f"{str(f)!r} is not an evaluation report (no models with robust accuracy); "
                              f"give the output of `hirobust evaluate` or `hirobust demo`")
         rep["_path"] = str(f)

@@ -38,7 +38,9 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
+        where = f" (line {e.problem_mark.line + 1})" if getattr(e, "problem_mark", None) else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") \
+            from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     return parse_numbers(data)

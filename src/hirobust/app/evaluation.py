@@ -69,6 +69,9 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
+    from ..eval_plan import check_levels
+
+    check_levels(eval_cfg, hier.num_levels)  # before any model loads
 
     report = {"dataset": data_cfg.dataset, "split": data_cfg.eval_split, "eps": eval_cfg.eps,
               "robust_definition": ROBUST_DEFINITION, "chance": chance_rates(hier, ds.labels),

@@ -50,6 +50,13 @@ def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, call
     if cfg.method in METHODS and METHODS[cfg.method].needs_labels and not train.labelled:
         raise ConfigError(f"method {cfg.method!r} needs labels but dataset {cfg.data.dataset!r} has none; "
                          f"use an unsupervised method (fare) or a labelled dataset")
+    if METHODS[cfg.method].needs_labels and len(train.classnames) < 2:
+        raise ConfigError(f"method {cfg.method!r} classifies, and the training set has {len(train.classnames)} "
+                         f"class ({', '.join(train.classnames)}): its loss is 0 and nothing trains; give "
+                         f"data.train_classes at least two classes")
+    level = getattr(method_config(cfg.method, cfg.options), "level", 0)
+    if level >= forest[0].num_levels:
+        raise ConfigError(f"{cfg.method} option level={level}: the tree has levels 0-{forest[0].num_levels - 1}")
     reference = None
     if METHODS[cfg.method].wants_reference(method_config(cfg.method, cfg.options)):
         source = None

@@ -18,15 +18,38 @@ from ..errors import ConfigError
 NORMS = ("linf", "l2")
 
 
-def _check(x: torch.Tensor, eps: float, steps: int, norm: str) -> None:
+def _check(x: torch.Tensor, eps: float, steps: int, norm: str, alpha: float | None = None,
+           strict: bool = False) -> None:
+    """The arguments of :func:`pgd` (``strict``: types, the step size and the pixel range too), each named when
+    wrong (a library user's call, not a config)."""
+    if not strict:
+        if norm not in NORMS:
+            raise ConfigError(f"unknown norm {norm!r}; use one of {NORMS}")
+        if not eps >= 0:  # also catches NaN
+            raise ConfigError(f"eps must be >= 0, got {eps}")
+        if steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {steps}")
+        if x.dim() < 2:
+            raise ConfigError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
+        return
     if norm not in NORMS:
-        raise ConfigError(f"unknown norm {norm!r}; use one of {NORMS}")
-    if not eps >= 0:  # also catches NaN
-        raise ConfigError(f"eps must be >= 0, got {eps}")
-    if steps < 0:
-        raise ConfigError(f"steps must be >= 0, got {steps}")
+        raise ConfigError(f"pgd: unknown norm {norm!r}; use one of {NORMS}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:  # also catches NaN
+        raise ConfigError(f"pgd: eps must be a number >= 0, got {eps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"pgd: steps must be an integer >= 0, got {steps!r}")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0):
+        raise ConfigError(f"pgd: alpha (the step size) must be > 0, got {alpha!r}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ConfigError(f"pgd: x must be a float tensor in [0, 1], got {getattr(x, 'dtype', type(x).__name__)}; "
+                         f"convert uint8 images with x.float() / 255")
     if x.dim() < 2:
-        raise ConfigError(f"x must be batched [B, ...], got shape {tuple(x.shape)}")
+        raise ConfigError(f"pgd: x must be batched [B, ...], got shape {tuple(x.shape)}; add a batch dimension "
+                         f"with x[None]")
+    if x.numel() and not (torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise ConfigError(f"pgd: x must hold finite pixels in [0, 1], got [{float(x.min()):g}, {float(x.max()):g}]"
+                         f"{' with NaN or inf' if not torch.isfinite(x).all() else ''}; normalisation belongs inside "
+                         f"the model")
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +107,7 @@ def pgd(
     Guarantees: ``‖x_adv - x‖ ≤ eps`` in the chosen norm, ``0 ≤ x_adv ≤ 1``, and no ``.grad`` is written to
     any tensor other than the internal perturbation.
     """
-    _check(x, eps, steps, norm)
+    _check(x, eps, steps, norm, alpha, strict=True)
 
     def per_sample(z: torch.Tensor) -> torch.Tensor:
         loss = loss_fn(z)

@@ -76,6 +76,14 @@ class Hierarchy:
         longer ones raise. Raises ``ValueError`` for duplicate leaves, leaves without a path, paths for
         unknown leaves, cycles, a leaf name reused as an inner node, or a node with two parents.
         """
+        if not isinstance(paths, Mapping):
+            raise ConfigError(f"from_paths: paths must map each leaf to [parent, ..., root] (a dict), got "
+                             f"{type(paths).__name__}")
+        if any(isinstance(p, str) or not isinstance(p, Sequence) for p in paths.values()):
+            raise ConfigError(f"from_paths: each path must be a list of node names, e.g. {{'kit fox': ['canine', "
+                             f"'mammal']}}; hierarchy {name!r} has a {type(next(iter(paths.values()))).__name__}")
+        if num_levels is not None and (isinstance(num_levels, bool) or not isinstance(num_levels, int)):
+            raise ConfigError(f"from_paths: num_levels must be an integer, got {num_levels!r}")
         if leaves is None:
             leaves = list(paths)
         leaves = [str(x) for x in leaves]
@@ -143,10 +151,20 @@ class Hierarchy:
     def from_json(cls, data: str | Path | Mapping, leaves: Sequence[str] | None = None) -> Hierarchy:
         """From ``to_json()``'s dict, a JSON string, or a path to a JSON file."""
         if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith("{")):
-            data = json.loads(Path(data).read_text())
+            f = Path(data)
+            if not f.is_file():
+                raise ConfigError(f"hierarchy file {str(f)!r} does not exist (from_json takes a dict, JSON text or "
+                                 f"a path to a JSON file)")
+            try:
+                data = json.loads(f.read_text())
+            except ValueError as e:
+                raise ConfigError(f"hierarchy file {str(f)!r} is not valid JSON ({e})") from None
         elif isinstance(data, str):
-            data = json.loads(data)
-        if "paths" not in data:
+            try:
+                data = json.loads(data)
+            except ValueError as e:
+                raise ConfigError(f"hierarchy JSON text is not valid JSON ({e})") from None
+        if not isinstance(data, Mapping) or "paths" not in data:
             raise ConfigError("hierarchy JSON needs a 'paths' object mapping each leaf to [parent, ..., root]")
         return cls.from_paths(
             data["paths"],
@@ -195,6 +213,11 @@ class Hierarchy:
 
     def labels(self, leaf_labels: torch.Tensor, level: int) -> torch.Tensor:
         """Level-``level`` labels of a batch of leaf labels."""
+        self._check_level(level)
+        cpu = leaf_labels.device.type == "cpu"  # (on a GPU the check would cost a sync per batch)
+        if cpu and leaf_labels.numel() and (int(leaf_labels.min()) < 0 or int(leaf_labels.max()) >= len(self.leaves)):
+            raise ConfigError(f"leaf labels must lie in [0, {len(self.leaves) - 1}] (hierarchy {self.name!r} has "
+                             f"{len(self.leaves)} leaves), got [{int(leaf_labels.min())}, {int(leaf_labels.max())}]")
         return self._index[level].to(leaf_labels.device)[leaf_labels]
 
     def tree_distance(self, level: int = 0) -> torch.Tensor:
@@ -256,6 +279,10 @@ class Forest:
     def __init__(self, trees: Sequence[Hierarchy]):
         if not trees:
             raise ConfigError("a forest needs at least one tree")
+        bad = [t for t in trees if not isinstance(t, Hierarchy)]
+        if bad:
+            raise ConfigError(f"Forest takes Hierarchy objects, got a {type(bad[0]).__name__} ({bad[0]!r}); build "
+                             f"each tree with Hierarchy.from_paths or from_json")
         first = trees[0]
         for t in trees[1:]:
             if t.leaves != first.leaves:
@@ -291,5 +318,8 @@ class Forest:
 
     @classmethod
     def from_json(cls, data: Mapping) -> Forest:
+        if not isinstance(data, Mapping) or not isinstance(data.get("trees"), (Mapping, list)):
+            raise ConfigError("a forest JSON needs 'trees': {name: tree} (the form Forest.to_json and `hirobust tree "
+                             "show --json` write)")
         trees = data["trees"]
         return cls([Hierarchy.from_json(t) for t in (trees.values() if isinstance(trees, Mapping) else trees)])

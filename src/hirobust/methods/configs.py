@@ -162,4 +162,22 @@ def method_config(name: str, options: dict | None = None):
         raise ConfigError(f"unknown option {bad[0]!r} for method {name!r}; its options: {', '.join(sorted(known))}")
     cfg = from_dict(cls, options or {}, "options")  # each option checked against its type, then its range
     attack_fields("options.", cfg)
+    option_ranges(name, cfg)
     return cfg
+
+
+def option_ranges(method: str, cfg) -> None:
+    """The ranges every method's options share by name: a logit scale in (0, 10⁴], loss weights and a momentum
+    finite and ≥ 0, a level ≥ 0 (its upper bound is the tree's depth, checked where the tree is known)."""
+    for name, value in vars(cfg).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        where = f"{method} option {name}={value!r}"
+        if name == "logit_scale" and not (math.isfinite(value) and 0 < value <= 1e4):
+            raise ConfigError(f"{where}: a logit scale must be in (0, 10000] (CLIP's is 100); leave it out to use "
+                             f"the head's own")
+        if (name.startswith("w_") or name.endswith("_weight") or name == "momentum") and not (
+                math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{where} must be finite and >= 0")
+        if name == "level" and value < 0:
+            raise ConfigError(f"{where}: levels count from 0 (the leaf)")

@@ -85,6 +85,7 @@ def load_classifier(source: str | Path | dict, forest: Forest, templates: list[s
         if not isinstance(head, dict):
             raise ConfigError(f"{str(Path(source) / META)!r}: head must be a JSON object, got {head!r}; the run "
                              f"directory is damaged, fine-tune again")
+        _check_head_values(head, str(Path(source) / META))
         cls = head_class(head.get("head", "cosine"))
         tensors_path = Path(source) / HEAD_TENSORS
         tensors = load_safetensors(tensors_path, device) if tensors_path.exists() else {}
@@ -95,6 +96,20 @@ def load_classifier(source: str | Path | dict, forest: Forest, templates: list[s
                          f"directory or a model as name:pretrained")
     clip = load_clip(source["name"], source.get("pretrained"), device=device)
     return build_cosine_classifier(clip, forest, templates, prompt_names=prompt_names)
+
+
+def _check_head_values(head: dict, where: str) -> None:
+    """A run's head scalars in plausible ranges (a damaged or hand-edited file would otherwise mask every attack:
+    a logit scale of 1e30 saturates the softmax, so no gradient reaches the image)."""
+    import math
+
+    for key, hi in (("logit_scale", 1e4), ("curvature", 1e4), ("clip_r", 1e4), ("tau", 1e4)):
+        if key not in head or head[key] is None:
+            continue
+        v = head[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0 < v <= hi):
+            raise ConfigError(f"{where}: head {key}={v!r} is not a number in (0, {hi:g}]; the run directory is "
+                             f"damaged, fine-tune again")
 
 
 def run_train_classes(source) -> list[str] | None:

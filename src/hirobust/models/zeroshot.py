@@ -36,6 +36,7 @@ def encode_prompts(
     """
     if not templates:
         raise ConfigError("no prompt templates given")
+    check_templates(templates)
     model = clip.model
     device = next(model.parameters()).device
     prompts = [t.format(n) for n in names for t in templates]
@@ -159,6 +160,20 @@ class ZeroShotClassifier(nn.Module):
 
     def head(self, tree: str | None = None) -> Head:
         return self.heads[tree or self.default_tree]
+
+
+def check_templates(templates: Sequence[str]) -> None:
+    """Every prompt template holds exactly one ``{}`` (the class name) and no other field."""
+    import string
+
+    for t in templates:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(t) if f is not None]
+        except ValueError as e:
+            raise ConfigError(f"prompt template {t!r} is malformed ({e}); write the class name as {{}}") from None
+        if fields != [""]:
+            raise ConfigError(f"prompt template {t!r} must hold exactly one {{}} for the class name (and no other "
+                             f"field); write literal braces as {{{{ }}}}")
 
 
 def build_cosine_classifier(
