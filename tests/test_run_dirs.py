@@ -254,3 +254,15 @@ def test_safetensors_full_disk_is_an_oserror_with_errno(tmp_path, monkeypatch):
     with pytest.raises(OSError) as e:
         save_safetensors({"a": torch.zeros(2)}, tmp_path / "x.safetensors")
     assert e.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+
+
+def test_a_run_whose_files_changed_since_export_is_refused(tmp_path, run, capsys):
+    mine = tmp_path / "run"
+    shutil.copytree(run, mine)
+    (mine / "model" / "hirobust_head.safetensors").write_bytes(b"another run's head")
+    ev = ["--quiet", "evaluate", "--model", f"a={mine}", "--out", str(tmp_path / "ev"), "data.dataset=synthetic"]
+    assert main(ev) == 2 and "not written by this run" in _err(capsys)
+    (mine / "model" / "hirobust_head.safetensors").unlink()
+    w = mine / "model" / "open_clip_model.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + bytes([w.read_bytes()[-1] ^ 1]))
+    assert main(ev) == 2 and "not the file this run wrote" in _err(capsys)

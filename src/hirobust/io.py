@@ -151,6 +151,8 @@ class RunLock:
             if d.exists() and not d.is_dir():
                 raise ConfigError(f"output {str(d)!r} is a file, not a directory; give --out a directory path")
             d.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise ConfigError(f"{str(self.path)!r} (hirobust's lock file) is a directory; remove it, then rerun")
             f = open(self.path, "a+")
         except OSError as e:
             raise ConfigError(f"cannot write into output directory {str(d)!r} ({e.strerror}); "

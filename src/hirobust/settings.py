@@ -119,3 +119,5 @@ class EvalConfig:
             raise ConfigError(f"eval.autoattack_version={self.autoattack_version!r}: use one of {AUTOATTACK_VERSIONS}")
         if self.amp not in ("off", "bf16"):
             raise ConfigError(f"eval amp must be 'off' or 'bf16', got {self.amp!r}")
+        if self.norm not in ("linf", "l2"):
+            raise ConfigError(f"eval.norm={self.norm!r}: use 'linf' or 'l2'")

@@ -28,6 +28,11 @@ def _no_duplicates(pairs: list) -> dict:
 
 def read_json(path: Path) -> object:
     """A JSON file, with duplicate keys rejected; errors name the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a directory, not a JSON file")
+    if not path.is_file():
+        raise NotFound(f"{str(path)!r} does not exist")
     try:
         return json.loads(path.read_text(), object_pairs_hook=_no_duplicates)
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:

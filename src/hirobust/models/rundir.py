@@ -38,9 +38,36 @@ def save_run(out: str | Path, method, clip: LoadedCLIP, *, method_name: str, mod
     extras = head.pop("tensors", {})
     if extras:
         save_safetensors(extras, out / HEAD_TENSORS)
+    from ..io import file_digest
+
+    digests = {WEIGHTS: file_digest(out / WEIGHTS)}
+    if extras:
+        digests[HEAD_TENSORS] = file_digest(out / HEAD_TENSORS)
     meta = {"kind": "hirobust-finetuned", "method": method_name, "model": model_name, "source": source,
-            "weights": WEIGHTS, "head": head, **(extra or {})}
+            "weights": WEIGHTS, "head": head, "digests": digests, **(extra or {})}
     return write_json(meta, out / META)
+
+
+def _check_digests(run: Path, meta: dict) -> None:
+    """The run's files are the ones its ``hirobust.json`` was written with (a head or weights file copied in from
+    another run, or edited, is refused by name); runs written before digests existed are not checked."""
+    from ..io import file_digest
+
+    digests = meta.get("digests")
+    if not isinstance(digests, dict):
+        return
+    for rel, want in digests.items():
+        f = run / rel
+        if not f.is_file():
+            raise ConfigError(f"{str(run / META)!r} lists {rel!r}, which is missing; the run is incomplete, "
+                             f"fine-tune again")
+        if file_digest(f) != want:
+            raise ConfigError(f"{str(f)!r} is not the file this run wrote (its content changed, or it comes from "
+                             f"another run); restore it or fine-tune again")
+    if not (run / HEAD_TENSORS).is_file() or HEAD_TENSORS in digests:
+        return
+    raise ConfigError(f"{str(run / HEAD_TENSORS)!r} was not written by this run (hirobust.json lists no head "
+                     f"tensors); remove it or fine-tune again")
 
 
 def read_run_meta(run_dir: str | Path) -> dict:
@@ -61,6 +88,9 @@ def read_run_meta(run_dir: str | Path) -> dict:
     if root not in weights.parents:
         raise ConfigError(f"{str(f)!r}: weights path {meta['weights']!r} points outside the run directory; refusing "
                          f"to load it")
+    if not weights.is_file():
+        raise ConfigError(f"{str(f)!r}: its weights {meta['weights']!r} are missing from the run directory; the run "
+                         f"is incomplete, fine-tune again")
     return {**meta, "weights_path": str(weights)}
 
 
@@ -86,6 +116,7 @@ def load_classifier(source: str | Path | dict, forest: Forest, templates: list[s
             raise ConfigError(f"{str(Path(source) / META)!r}: head must be a JSON object, got {head!r}; the run "
                              f"directory is damaged, fine-tune again")
         _check_head_values(head, str(Path(source) / META))
+        _check_digests(Path(source), meta)
         cls = head_class(head.get("head", "cosine"))
         tensors_path = Path(source) / HEAD_TENSORS
         tensors = load_safetensors(tensors_path, device) if tensors_path.exists() else {}
