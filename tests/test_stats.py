@@ -171,3 +171,21 @@ def test_decide_marks_a_bound_within_two_monte_carlo_errors_as_borderline():
     assert close["decision"] == "borderline (higher)" and close["mc_distance"] == pytest.approx(1.0)
     assert decide({"ci95": [-0.03, -0.01], "mc_se_ci95": [0.001, 0.001]})["decision"] == "lower"
     assert decide({"ci95": [-0.01, 0.01]})["decision"] == "no measurable difference"
+
+
+def test_slope_bootstrap_recovers_a_planted_slope_and_none_where_there_is_none():
+    from scipy import stats as st
+
+    from hirobust.stats import slope_bootstrap
+
+    rng = np.random.default_rng(0)
+    xs = [1.6, 1.4, 1.25, 1.1, 1.0]
+    planted = [(rng.random((3, 800)) < 0.3 + 0.4 * (1.6 - x)).astype(np.int8) for x in xs]  # mean falls 0.4 per unit
+    s = slope_bootstrap(xs, planted)
+    ref = st.linregress(xs, [g.mean() for g in planted])
+    assert s["value"] == pytest.approx(ref.slope) and s["ci95"][1] < 0 and s["ci95"][0] < -0.4 < s["ci95"][1] + 0.1
+    flat = [(rng.random((3, 800)) < 0.5).astype(np.int8) for _ in xs]
+    f = slope_bootstrap(xs, flat)
+    assert f["ci95"][0] < 0 < f["ci95"][1]
+    with pytest.raises(ValueError, match="at least 3 groups"):
+        slope_bootstrap([1.0, 2.0], flat[:2])

@@ -155,5 +155,5 @@ def test_a_malformed_study_rule_is_refused_before_work():
     from hirobust.app.study_rules import check_rules
     from hirobust.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="a 'test' in higher, lower, not_lower, within"):
+    with pytest.raises(ConfigError, match="a 'test' in higher, lower, not_lower, not_higher, within"):
         check_rules({"versions": [{"version": "v", "findings": {"c": {"clauses": [{"stat": "x", "test": "bigger"}]}}}]})

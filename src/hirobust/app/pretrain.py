@@ -141,7 +141,12 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
     train = get_dataset(cfg.dataset, cfg.train_split, root=cfg.data_root)
     test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
     forest = dataset_forest(train)
-    task = ContrastivePretrain(clip, forest, train.templates, cfg.leaf_caption_prob, cfg.augment)
+    captions = forest
+    if cfg.caption_trees is not None:  # captions name only these trees' nodes (the others stay unknown names)
+        from ..hierarchy import Forest
+
+        captions = Forest([forest[t] for t in cfg.caption_trees])
+    task = ContrastivePretrain(clip, captions, train.templates, cfg.leaf_caption_prob, cfg.augment)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="adamw", lr=cfg.lr,
                        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, betas=(0.9, 0.98), seed=cfg.seed)
     run_dir = cache_dir() / "models" / f"pretrain-{cfg.key()}"

@@ -30,6 +30,7 @@ class PretrainConfig:
     leaf_caption_prob: float = 0.7  # chance a caption names the class itself rather than an ancestor
     augment: bool = True  # random shifts of up to 2 px and horizontal flips
     seed: int = 0
+    caption_trees: list[str] | None = None  # the trees whose nodes captions may name (None: every tree)
 
     def __post_init__(self):
         from ..checks import number
@@ -46,6 +47,8 @@ class PretrainConfig:
         """Cache key: every field that changes the weights (the data root does not)."""
         d = asdict(self)
         d.pop("data_root")
+        if d["caption_trees"] is None:  # the default: keys of models pretrained before the field existed stay
+            d.pop("caption_trees")
         d = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in d.items()}  # 4 == 4.0
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 

@@ -165,7 +165,11 @@ def _pretrained(cfg: StudyConfig, part: PartConfig, pname: str, out: Path, devic
     not bit-reproducible across machines."""
     pcfg = from_dict(PretrainConfig, {**asdict(cfg.pretrain), "dataset": part.dataset, **part.pretrain})
     kept = out / "pretrained" / f"{pname}-{pcfg.key()}.safetensors"
-    if not kept.exists():
+    shared = sorted((out / "pretrained").glob(f"*-{pcfg.key()}.safetensors"))
+    if not kept.exists() and shared:  # parts with one pretraining config share one model, in any session
+        copy_file(shared[0], kept)
+        copy_file(shared[0].with_suffix(".json"), kept.with_suffix(".json"))
+    elif not kept.exists():
         path, _ = pretrain(pcfg, device=str(device), progress=progress)
         copy_file(path, kept)
         copy_file(path.with_suffix(".json"), kept.with_suffix(".json"))
@@ -298,7 +302,9 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
     dests += [out / p / "autoattack" / f"{r if r == 'clip' else f'{r}-s0'}.json" for p in cfg.parts
               for r in _part(cfg, p).autoattack_runs]
     stages = Stages(len(dests), done=sum(_done(d) for d in dests), log=log)
-    for pname, run, seed in cells(cfg):
+    todo = list(cells(cfg))
+    rebuilt = time.perf_counter()
+    for i, (pname, run, seed) in enumerate(todo):
         part = _part(cfg, pname)
         model = model_of(pname)
         ecfg = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, **(part.eval_extra_seeds if seed else {})})
@@ -309,7 +315,10 @@ def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
         with stages.stage(f"{pname}/{tag}"):
             source = _source(cfg, part, pname, run, seed, model, out, progress)
             _eval_cell(cfg, part, tag, source, ecfg, "test", dest, out, progress)
-        write_study(cfg, out)  # the analysis of what is done so far, after every cell
+        part_done = i + 1 == len(todo) or todo[i + 1][0] != pname
+        if part_done or time.perf_counter() - rebuilt > 600:  # the analysis so far: after each part, and at least
+            write_study(cfg, out)                              # every 10 minutes (with B = 10,000 it takes a while)
+            rebuilt = time.perf_counter()
     for pname in cfg.parts:  # AutoAttack last: the costliest cells, a check on the main numbers
         part = _part(cfg, pname)
         for run in part.autoattack_runs:

@@ -190,5 +190,16 @@ def to_markdown(study: dict, cfg) -> str:
             out.append(f"| {k['part']} | {k['coherence_L1']:.2f} | {_cell(k['baseline_robust_L1'])} | "
                        f"{_diff(k['premise_a_L1'])} | " + " | ".join(_diff(k["paired_L1"].get(r)) for r in runs) + " |")
         out.append("")
+    if study.get("knob_slope"):
+        out += ["## The knob's slope (the pre-registered test of \"grows with the knob\")", "",
+                f"Least-squares slope of (run − {base}) same-level robust accuracy against the level's measured visual "
+                f"coherence, over the parts of one shared pretrained model (points per unit of coherence; 95% "
+                f"interval from resampling each part's seeds and images; below 0: the gain grows as the "
+                f"superclasses stop being visual):", ""]
+        for run, levels in study["knob_slope"].items():
+            for b, d in levels.items():
+                pts = ", ".join(f"{x:.2f}: {100 * y:+.1f}" for x, y in zip(d["x"], d["y"]))
+                out.append(f"- {run} L{b}: {_diff(d)} ({d['decision']}); (coherence: gain) {pts}")
+        out.append("")
     out += [f"![{p}]({p})" for p in study.get("plots", [])]
     return "\n".join(out) + "\n"

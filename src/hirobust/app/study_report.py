@@ -16,19 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ..io import write_json, write_text
-from ..records import correct, subset_of
+from ..records import subset_of
 from ..stats import (
-    decide,
     fmt_ci,
     fold_bootstrap,
     mcnemar_exact,
     paired_difference,
     two_level_bootstrap,
-    verdict,
 )
 from ..stats import transfer_success as _tsr
-
-N_BOOT = 10_000  # bootstrap replicates of every interval (each verdict also reports its Monte Carlo error)
+from .study_numbers import N_BOOT, _arr, _clean_full, _right, _rob, _vd
 
 
 # ---------------------------------------------------------------------- loading
@@ -56,22 +53,6 @@ def load_part(out: Path, pname: str) -> dict:
           for f in sorted((out / pname / "autoattack").glob("*.json"))}
     return {"runs": {r: [s[k] for k in sorted(s)] for r, s in runs.items()}, "report": header, "history": hist,
             "autoattack": aa}
-
-
-def _arr(t) -> np.ndarray:
-    return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
-
-
-def _rob(entry: dict, a, b, attack: str = "pgd") -> np.ndarray:
-    return _arr(correct(entry, attack, a, b))
-
-
-def _right(entry: dict, b) -> np.ndarray:
-    return _arr(correct(entry, "clean", 0, b))
-
-
-def _clean_full(entry: dict, b) -> np.ndarray:
-    return _arr(subset_of(entry, "clean")[1][str(b)])
 
 
 def _nanmean(values) -> float:
@@ -172,16 +153,6 @@ def paired_to_baseline(part: dict, base: str, levels: int, attack: str = "pgd", 
                                                                        [_rob(e, a, 0, attack) for e in B[:k]]))
         out[run] = row
     return out
-
-
-def _vd(d: dict) -> dict:
-    """A difference with its verdicts: ``verdict`` (the 95% interval against 0, rule v1) and ``decision`` (the
-    same with the Monte Carlo error of the deciding bound: "borderline" within 2 of them; rules v2)."""
-    d = dict(d)
-    d["value"] = d.get("value", d.get("diff"))
-    d["verdict"] = verdict(d["ci95"])
-    d.update(decide(d))
-    return d
 
 
 def _tsr_diff(A: list[dict], B: list[dict], a: int, attack: str, matched: bool = False) -> dict:
@@ -314,25 +285,6 @@ def autoattack_vs_pgd(aa: dict, pgd: dict | None, eval_cfg: dict) -> dict | None
     return out
 
 
-def knob_rows(study: dict, cfg) -> list[dict]:
-    """The synthetic control against its knob: per synthetic part, the measured visual coherence of the level-1
-    superclasses, the baseline's premise statistic and HiRo's paired difference to it at level 1."""
-    from ..data import get_dataset
-    from ..data.synthetic import visual_coherence
-
-    rows = []
-    for pname, part in study["parts"].items():
-        if not part["dataset"].startswith("synthetic-mix"):
-            continue
-        row = {"part": pname, "dataset": part["dataset"],
-               "coherence_L1": visual_coherence(get_dataset(part["dataset"], "test"), 1),
-               "baseline_robust_L1": part["table"].get(cfg.baseline, {}).get("robust", {}).get("1"),
-               "premise_a_L1": part.get("premise", {}).get("a", {}).get("1"),
-               "paired_L1": {r: p["robust"].get("1") for r, p in part.get("paired", {}).items()}}
-        rows.append(row)
-    return rows
-
-
 def write_study(cfg, out: Path) -> dict:
     """Rebuild study.json, study.md and the plots from the cells that exist."""
     from .study_markdown import to_markdown
@@ -346,12 +298,16 @@ def write_study(cfg, out: Path) -> dict:
         if part["runs"]:
             loaded[pname] = part
             study["parts"][pname] = analyse_part(part, cfg.baseline, cfg, single)
+    from .study_knob import knob_rows, knob_slopes
     from .study_rules import finding_verdicts, rule_verdicts
 
-    study["findings"] = finding_verdicts(study, cfg)  # rule v1, as first coded
-    main = study["parts"].get(next(iter(cfg.parts)), {})
-    study["rules"] = {"v1 (2026-11, in code)": study["findings"], **rule_verdicts(main, cfg.rules)}
     study["knob"] = knob_rows(study, cfg)
+    study["knob_slope"] = knob_slopes(study, loaded, cfg)
+    study["findings"] = finding_verdicts(study, cfg)  # the rules as first coded
+    main = study["parts"].get(next(iter(cfg.parts)), {})
+    earlier = {cfg.rules["code_rules"]: study["findings"]} if cfg.rules.get("code_rules") else {}
+    study["rules"] = {**earlier, **rule_verdicts({**main, "knob_slope": study["knob_slope"]}, cfg.rules,
+                                                 study["parts"])}
     timing = out / "timing.json"
     study["timing"] = json.loads(timing.read_text()) if timing.exists() else {}
     study["compute_seconds"] = sum(study["timing"].values())

@@ -13,7 +13,8 @@ A rule is a list of clauses, all of which must pass::
 
 ``stat`` is a path in the main part's analysis (``paired.<run>.robust``, ``premise.a``, ...; ``<run>`` is filled in
 for ``paired``, ``unseen_vs_clip`` and ``unseen_paired``); ``levels``: leaf, superclass or all; ``test``: higher or
-lower (the 95% interval excludes 0 and its deciding bound is ≥ 2 Monte Carlo errors from it), not_lower, or within
+lower (the 95% interval excludes 0 and its deciding bound is ≥ 2 Monte Carlo errors from it), not_lower,
+not_higher, or within
 (two one-sided tests at ± ``margin``: the 90% interval inside); ``over``: all or any of the levels (and runs). A
 clause passes, fails or stays open; the rule is "reproduced" when every clause passes, "not reproduced" when one
 fails, else "inconclusive". A changed rule is a new, dated version; the report shows every version's verdicts.
@@ -26,7 +27,7 @@ from ..stats import equivalence
 
 ONE_POINT = 0.01  # rule v1: "leaf within 1 point" = the 95% interval's lower bound above -1 point
 
-TESTS = ("higher", "lower", "not_lower", "within")
+TESTS = ("higher", "lower", "not_lower", "not_higher", "within")
 
 
 def _outcome(d: dict, test: str, margin: float) -> tuple[str, str, float]:
@@ -42,8 +43,9 @@ def _outcome(d: dict, test: str, margin: float) -> tuple[str, str, float]:
         dist = gap / se if se > 0 else float("inf")
         return ("pass" if eq.startswith("within") and "borderline" not in eq else
                 "fail" if eq.startswith("outside") and "borderline" not in eq else "open"), eq, dist
-    if test == "not_lower":
-        return ("fail" if dec == "lower" else "open" if dec.startswith("borderline (lower") else "pass"), dec, dist
+    if test in ("not_lower", "not_higher"):
+        bad = test[4:]
+        return ("fail" if dec == bad else "open" if dec.startswith(f"borderline ({bad}") else "pass"), dec, dist
     other = "lower" if test == "higher" else "higher"
     return ("pass" if dec == test else "fail" if dec == other else "open"), dec, dist
 
@@ -60,7 +62,7 @@ def _get(part: dict, path: str, run: str | None):
     node = part
     for key in path.split("."):
         node = node.get(key, {}) if isinstance(node, dict) else {}
-        if run is not None and key in ("paired", "unseen_vs_clip", "unseen_paired"):
+        if run is not None and key in ("paired", "unseen_vs_clip", "unseen_paired", "seen_paired", "knob_slope"):
             node = node.get(run, {})
     return node if isinstance(node, dict) else {}
 
@@ -105,13 +107,22 @@ def check_rules(rules: dict) -> None:
                                      f"all/any; got {c}")
 
 
-def rule_verdicts(main: dict, rules: dict) -> dict:
-    """{version: {finding: verdict entry}} for every dated rule version in ``rules``."""
+def rule_verdicts(main: dict, rules: dict, parts: dict | None = None) -> dict:
+    """{version: {finding: verdict entry}} for every dated rule version in ``rules``; a rule reads the main part
+    (with the study-wide ``knob_slope``), or ``parts[rule["part"]]`` when it names one."""
     out = {}
     for version in rules.get("versions", []):
         margin = float(version.get("margin", 0.01))
         res = {}
         for name, rule in (version.get("findings") or {}).items():
+            if rule.get("part"):
+                if rule["part"] not in (parts or {}):
+                    res[name] = {"verdict": "not run", "hypothesis": rule.get("hypothesis", ""), "evidence": [],
+                                 "clauses": rule["clauses"], "clause_states": []}
+                    continue
+                res.update(rule_verdicts(parts[rule["part"]], {"versions": [{**version, "findings": {
+                    name: {k: v for k, v in rule.items() if k != "part"}}}]})[version["version"]])
+                continue
             prefix = rule.get("each_run")
             if prefix:
                 runs = [r for r in main.get("paired", {}) if r.startswith(prefix) and "forest" not in r]

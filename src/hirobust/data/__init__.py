@@ -53,6 +53,11 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
     from .synthetic import MIX_PREFIX, make_synthetic_mix, parse_mix
 
     name = canonical_dataset(name)
+    from .synthetic import KNOB_NAME, make_synthetic_knob
+
+    if name == KNOB_NAME:  # the knob control with one tree per knob value (docs/synthetic.md)
+        return make_synthetic_knob(split, **{k: v for k, v in kwargs.items() if k in ("n_per_class", "image_size",
+                                                                                      "seed")})
     mix = parse_mix(name)  # synthetic-mix<m>, m in [0, 1]: any m, so not listed in DATASETS
     if mix is not None:
         return make_synthetic_mix(split, mix, **{k: v for k, v in kwargs.items() if k in _MIX_KW})

@@ -203,3 +203,38 @@ def visual_coherence(ds: ZSDataset, level: int = 1, tree: str | None = None) -> 
     if not within.any() or same.all():
         raise ConfigError(f"level {level} has no two leaves under one node or only one node: no coherence to measure")
     return float(dist[~same].mean() / dist[within].mean())
+
+
+# synthetic-knob: the control of issue 20 ("synthetic control v2"): the images of synthetic-mix and one tree per
+# knob value, each with node names of its own, so one pretrained model can learn every grouping from its captions
+KNOB_NAME = "synthetic-knob"
+KNOB_MIXES = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+KNOB_WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "eta")
+KNOB_ARBITRARY = "m1_arbitrary"  # the m = 1 grouping under names no pretraining caption uses ("zeta ...")
+
+
+def knob_tree_name(mix: float) -> str:
+    """The tree of knob value ``mix`` in ``synthetic-knob`` (``m0``, ``m0_3``, ``m1``: no "." in a tree name)."""
+    return f"m{mix:g}".replace(".", "_")
+
+
+def make_synthetic_knob(split: str = "train", n_per_class: int | None = None, image_size: int = 28,
+                        seed: int = 0) -> ZSDataset:
+    """synthetic-mix's images (the same for every knob value) with one label tree per value of
+    :data:`KNOB_MIXES` (:func:`knob_tree_name`), their inner nodes prefixed by a word of :data:`KNOB_WORDS`
+    ("beta group 3"), and :data:`KNOB_ARBITRARY`: the m = 1 grouping under "zeta" names. The root, "order 0", is
+    shared. Pretraining on the first trees' captions (``pretrain.caption_trees``) gives one model that knows every
+    grouping by name, whatever the pixels say (the semantic arm at m = 1), and none of the arbitrary tree's names."""
+    base = make_synthetic_mix(split, 0.0, n_per_class=n_per_class, image_size=image_size, seed=seed)
+    leaves = base.classnames
+    n_levels = base.hierarchy["num_levels"]
+    trees = {}
+    for mix, word in [*zip(KNOB_MIXES, KNOB_WORDS), (1.0, "zeta")]:
+        paths = mix_paths(mix_slots(len(leaves), mix, seed), 3, n_levels)
+        named = {leaf: [f"{word} {n}" if lvl < n_levels - 2 else n for lvl, n in enumerate(path)]
+                 for leaf, path in paths.items()}
+        name = KNOB_ARBITRARY if word == "zeta" else knob_tree_name(mix)
+        trees[name] = {"name": name, "num_levels": n_levels, "leaves": leaves, "paths": named}
+    from dataclasses import replace
+
+    return replace(base, name=KNOB_NAME, hierarchy={"classes": leaves, "trees": trees})
