@@ -139,6 +139,10 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
     evaluation loses at most the cell it was on, and ``resume`` reuses the rest (only if the model's source, the
     data and the attack settings are unchanged)."""
     _check_sources(models)
+    if "autoattack" in eval_cfg.attacks:
+        from ..attacks.autoattack import check_available
+
+        check_available()
     report, stages = None, Stages(len(models))
     for name, source in models.items():
         cell = out / ".cells" / f"{name}.json"
@@ -202,6 +206,10 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
         known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
                          f"{', '.join(CLIP_BENCHMARK_ALIASES)} also work)")
+    if "autoattack" in eval_cfg.attacks:  # before the first dataset, never after the last
+        from ..attacks.autoattack import check_available
+
+        check_available()
     out = Path(out)
     done, skipped = [], {}
     for name in names:

@@ -28,6 +28,16 @@ class _LevelLogits(nn.Module):
         return self.fn(x).float()
 
 
+def check_available() -> None:
+    """Refuse, before any work, a run that will need AutoAttack where pyautoattack is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyautoattack") is None:
+        raise MissingPackage("eval.attacks asks for autoattack, which needs the package pyautoattack (a dependency "
+                             "of hirobust, missing here): pip install pyautoattack, or drop autoattack from "
+                             "eval.attacks")
+
+
 def autoattack(
     logits_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -46,7 +56,8 @@ def autoattack(
     try:
         from pyautoattack import AutoAttack
     except ImportError as e:  # an optional dependency
-        raise MissingPackage("AutoAttack needs the package pyautoattack: pip install 'hirobust[autoattack]'") from e
+        raise MissingPackage("AutoAttack needs the package pyautoattack (a dependency of hirobust): pip install "
+                             "pyautoattack") from e
     if norm not in ("linf", "l2"):
         raise ConfigError(f"AutoAttack norm must be linf or l2, got {norm!r}")
     model = _LevelLogits(logits_fn, owner).eval()
