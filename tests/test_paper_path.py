@@ -18,7 +18,8 @@ def test_a_missing_autoattack_is_refused_before_any_work(tmp_path, capsys, monke
     from hirobust.app import evaluation
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyautoattack" else real(name, *a))
+    missing = lambda name, *a: None if name == "pyautoattack" else real(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
     calls = []
     monkeypatch.setattr(evaluation, "evaluate_models", lambda *a, **k: calls.append(a))
     out = tmp_path / "ev"
@@ -28,3 +29,21 @@ def test_a_missing_autoattack_is_refused_before_any_work(tmp_path, capsys, monke
         err = capsys.readouterr().err.strip()
         assert rc == 2 and "pip install pyautoattack" in err and len(err.splitlines()) == 1, err
         assert calls == [] and not out.exists()
+
+
+def test_clip_benchmark_file_names_follow_its_template_and_never_collide(tmp_path):
+    from hirobust.app.report import clip_benchmark_results
+
+    runs = []
+    for name in ("tecoa", "hiro"):
+        d = tmp_path / name
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "open_clip_model.safetensors").write_bytes(b"x")
+        (d / "hirobust.json").write_text('{"model": "ViT-B-32"}')
+        runs.append(d)
+    m = lambda src: {"source": src, "clean": {"0": 0.5}, "robust": {"0": {"0": 0.2}}}  # noqa: E731
+    report = {"dataset": "cifar10", "models": {"clip": m({"name": "ViT-B-32", "pretrained": "openai"}),
+                                               "tecoa": m(str(runs[0])), "hiro": m(str(runs[1]))}}
+    names = sorted(clip_benchmark_results(report))
+    assert "cifar10_openai_ViT-B-32_en_zeroshot_classification.json" in names  # as `clip_benchmark eval` names it
+    assert len(set(names)) == 3 and all(n.endswith("_ViT-B-32_en_zeroshot_classification.json") for n in names)

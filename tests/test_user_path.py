@@ -69,12 +69,13 @@ def test_results_are_also_written_in_clip_benchmark_shape(tmp_path):
                  "eval.steps=1", "eval.robust_samples=16"]) == 0
     report = json.loads((out / "report.json").read_text())
     (f,) = (out / "clip_benchmark").iterdir()
-    assert f.name == "synthetic_tiny_hirobust-tiny_en_zeroshot_classification.json"
+    assert f.name == "synthetic_random_hirobust-tiny_en_zeroshot_classification.json"  # CLIP_benchmark's template
     r = json.loads(f.read_text())
     assert {"dataset", "model", "pretrained", "task", "metrics", "language"} <= set(r)  # clip_benchmark's keys
     assert r["task"] == "zeroshot_classification" and r["model"] == "hirobust-tiny"
     assert r["metrics"]["acc1"] == report["models"]["tiny"]["clean"]["0"]
     assert r["hirobust"]["robust_acc1"] == report["models"]["tiny"]["robust"]["0"]["0"]
+    assert r["hirobust"]["robust_acc1"] <= r["hirobust"]["robust_clean_acc1"]  # the same subset: never above
 
 
 def test_paper_configs_are_package_data_found_by_name(tmp_path, monkeypatch):

@@ -254,28 +254,44 @@ def _save(fig, path: Path, tight: bool = False) -> None:
 
 def clip_benchmark_results(report: dict) -> dict[str, dict]:
     """One result per model in CLIP_benchmark's JSON shape (``clip_benchmark eval`` writes the same keys, so its
-    result-collection scripts read these), named as its output template names them. ``metrics.acc1`` is the clean
-    leaf accuracy (top-1 over the whole evaluated split); CLIP_benchmark's ``acc5`` and ``mean_per_class_recall``
-    are not computed and are absent. hirobust's own numbers at the leaf level are added under ``hirobust``."""
+    result-collection scripts read these), named by CLIP_benchmark's default output template
+    ``{dataset}_{pretrained}_{model}_{language}_{task}.json``: ``pretrained`` is the checkpoint's file name (a
+    fine-tuned run's weights file) or the tag, as CLIP_benchmark's ``--pretrained`` slug is; where two models of one
+    report would get the same name, their full checkpoint paths are used (CLIP_benchmark's ``{pretrained_full_path}``).
+    ``metrics.acc1`` is the clean leaf accuracy over the whole evaluated split; CLIP_benchmark's ``acc5`` and
+    ``mean_per_class_recall`` are not computed and are absent. hirobust's robust leaf accuracy comes under
+    ``hirobust`` with the clean accuracy of the same attacked subset beside it (``robust_clean_acc1``), so the two
+    can be compared: robust never exceeds its own subset's clean accuracy."""
     import re
 
     from ..data.registry import CLIP_BENCHMARK_NAME
 
-    dataset = CLIP_BENCHMARK_NAME.get(report["dataset"], report["dataset"])
+    dataset = CLIP_BENCHMARK_NAME.get(report["dataset"], report["dataset"]).replace("/", "_")
     slug = lambda t: re.sub(r"[^A-Za-z0-9._+-]+", "_", str(t))  # noqa: E731
-    out = {}
+    entries = []
     for name, m in report.get("models", {}).items():
         src = m.get("source")
-        arch, pretrained = ((src.get("name"), src.get("pretrained")) if isinstance(src, dict) else
-                            (_run_model(src), str(src)))
+        if isinstance(src, dict):
+            arch, pretrained = src.get("name"), src.get("pretrained")
+        else:
+            arch, pretrained = _run_model(src), str(Path(str(src)) / "model" / "open_clip_model.safetensors")
+        pretrained = pretrained if pretrained else "random"
+        short = Path(pretrained).name if Path(pretrained).is_file() or isinstance(src, str) else pretrained
         leaf = lambda d: (d.get("0") or {}).get("0") if isinstance(d.get("0"), dict) else d.get("0")  # noqa: E731
         extra = {"model_name": name, "n": m.get("n", {}).get("clean"), "acc1_ci95": m.get("clean_ci95", {}).get("0"),
                  "robust_acc1": leaf(m.get("robust", {})), "robust_acc1_ci95": leaf(m.get("robust_ci95", {})),
+                 "robust_clean_acc1": (m.get("clean_on_robust_subset") or {}).get("0"),
                  "robust_n": m.get("n", {}).get("robust"), "eps": report.get("eps"),
                  "attack": report.get("attack", {}).get("type"), "tree": report.get("tree")}
         result = {"dataset": dataset, "model": arch, "pretrained": pretrained, "task": "zeroshot_classification",
                   "metrics": {"acc1": m.get("clean", {}).get("0")}, "language": "en", "hirobust": extra}
-        out[f"{slug(dataset)}_{slug(name)}_{slug(arch)}_en_zeroshot_classification.json"] = result
+        entries.append((short, pretrained, arch, result))
+    names = [f"{dataset}_{slug(short)}_{slug(arch)}_en_zeroshot_classification.json" for short, _, arch, _ in entries]
+    out = {}
+    for (_, full, arch, result), fname in zip(entries, names):
+        if names.count(fname) > 1:
+            fname = f"{dataset}_{slug(full.replace('/', '_'))}_{slug(arch)}_en_zeroshot_classification.json"
+        out[fname] = result
     return out
 
 
