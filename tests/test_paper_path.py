@@ -47,3 +47,21 @@ def test_clip_benchmark_file_names_follow_its_template_and_never_collide(tmp_pat
     names = sorted(clip_benchmark_results(report))
     assert "cifar10_openai_ViT-B-32_en_zeroshot_classification.json" in names  # as `clip_benchmark eval` names it
     assert len(set(names)) == 3 and all(n.endswith("_ViT-B-32_en_zeroshot_classification.json") for n in names)
+
+
+def test_compare_averages_each_column_over_the_datasets_that_have_it():
+    from hirobust.app.compare import markdown, rows
+
+    def rep(ds, levels, clean, path):
+        robust = {str(b): {str(b): c / 2} for b, c in enumerate(clean) if len(levels[b]) > 1}
+        return {"dataset": ds, "num_levels": len(levels), "levels": levels, "_path": path,
+                "models": {"m": {"source": {"name": "A", "pretrained": "openai"}, "clean": {
+                    str(b): c for b, c in enumerate(clean)}, "robust": robust, "transfer_success": {}}}}
+    a = rep("pcam", [["x", "y"], ["root"]], [0.8, 1.0], "a/report.json")  # L1: one node, trivially right
+    b = rep("cars", [["x", "y", "z"], ["p", "q"], ["r"]], [0.4, 0.6, 1.0], "b/report.json")
+    again = rep("cars", [["x", "y", "z"], ["p", "q"], ["r"]], [0.4, 0.6, 1.0], "c/report.json")
+    cols, (row,) = rows([a, b, again])  # the same model on cars twice: one row, counted once
+    assert row["datasets"] == 2 and abs(row["clean L0"] - 0.6) < 1e-12 and row["clean L0 n"] == 2
+    assert row["clean L1"] == 0.6 and row["clean L1 n"] == 1  # pcam's one-node L1 is left out
+    assert row["clean L2"] is None and row["clean L2 n"] == 0
+    assert "60.0 (1 of 2)" in markdown(cols, [row], "t")

@@ -51,23 +51,41 @@ def load_reports(paths: list[str | Path]) -> list[dict]:
     return out
 
 
+def _identity(name: str, m: dict) -> str:
+    """What makes two entries the same model: its name and its source (a run directory, or name + weights); a
+    model with random weights (no pretrained source) is never the same as another."""
+    src = m.get("source")
+    if isinstance(src, dict) and not src.get("pretrained"):
+        return json.dumps([name, id(m)])
+    return json.dumps([name, src], sort_keys=True, default=str)
+
+
 def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
-    """(column names, one dict per model) averaged over the reports' datasets."""
+    """(column names, one dict per model): each column averaged over the datasets that have it, with their count
+    (``"<column> n"``). A level with one node (trivially right, e.g. PCAM's root) is left out; the same model (name
+    and source) met again on a dataset counts once; another model under a used name gets the report's folder."""
     max_levels = max(r["num_levels"] for r in reports)
     cols = [f"clean L{b}" for b in range(max_levels)] + [f"robust L{b}" for b in range(max_levels)] + ["TSR(1→0)"]
     models: dict[str, dict[str, list[float]]] = {}
     datasets: dict[str, set] = {}
+    ident: dict[str, str] = {}
     for r in reports:
+        trivial = {b for b, nodes in enumerate(r.get("levels") or []) if len(nodes) == 1}
         for name, m in r["models"].items():
-            if r["dataset"] in datasets.get(name, ()):  # a name met again on a dataset: another model, as merged()
+            if name in ident and ident[name] != _identity(name, m):  # another model under a used name
                 name = _suffixed(name, r)
+            ident.setdefault(name, _identity(name, m))
+            if r["dataset"] in datasets.get(name, ()):  # the same model on the same dataset again: once
+                continue
             datasets.setdefault(name, set()).add(r["dataset"])
             acc = models.setdefault(name, {c: [] for c in cols})
             for b in range(r["num_levels"]):
-                acc[f"clean L{b}"].append(m["clean"][str(b)])
+                if b in trivial:
+                    continue
+                acc[f"clean L{b}"].append(m["clean"].get(str(b)))
                 if str(b) in m["robust"]:
                     acc[f"robust L{b}"].append(m["robust"][str(b)][str(b)])
-            if r["num_levels"] > 1 and "1" in m["transfer_success"]:
+            if r["num_levels"] > 1 and "1" in m.get("transfer_success", {}):
                 acc["TSR(1→0)"].append(m["transfer_success"]["1"]["0"])
     table = []
     for name, acc in models.items():
@@ -75,6 +93,7 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
         for c, v in acc.items():  # an undefined value (null, NaN) is left out of the average, not spread into it
             v = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
             row[c] = sum(v) / len(v) if v else None
+            row[f"{c} n"] = len(v)
         table.append(row)
     return cols, table
 
@@ -204,8 +223,13 @@ def paired_markdown(report: dict, base: str, prows: list[dict]) -> str:
 
 
 def markdown(cols: list[str], table: list[dict], title: str) -> str:
-    rows = [[r["model"], str(r["datasets"])] + ["—" if r[c] is None else f"{100 * r[c]:.2f}" for c in cols]
-            for r in table]
+    """The table; a cell averaged over fewer datasets than its row has says over how many ("61.2 (3 of 15)")."""
+    def cell(r, c):
+        if r[c] is None:
+            return "—"
+        n = r.get(f"{c} n", r["datasets"])
+        return f"{100 * r[c]:.1f}" + (f" ({n} of {r['datasets']})" if n != r["datasets"] else "")
+    rows = [[r["model"], str(r["datasets"])] + [cell(r, c) for c in cols] for r in table]
     return f"### {title}\n\n" + md_table(["model", "datasets", *cols], rows) + "\n"
 
 
@@ -223,8 +247,9 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
     datasets = sorted({r["dataset"] for r in reports})
     eps = sorted({r["eps"] for r in reports})
     cols, table = rows(reports)
-    title = f"Average over {len(reports)} report(s): {', '.join(datasets)}; ε = " + \
-        ", ".join(f"{e * 255:.3g}/255" for e in eps) + " (accuracies and TSR in %)"
+    title = f"Mean over datasets ({len(reports)} report(s): {', '.join(datasets)}); ε = " + \
+        ", ".join(f"{e * 255:.3g}/255" for e in eps) + " (accuracies and TSR in %; each cell over the datasets that " \
+        "have that column, one-node levels left out)"
     warn = "\n**Warning:** these reports use different ε; their average mixes threat models.\n" if len(eps) > 1 else ""
     md = [f"# hirobust comparison\n{warn}\n{markdown(cols, table, title)}"]
     paired = {}
