@@ -55,3 +55,13 @@ def attack_fields(prefix: str, cfg) -> None:
             number(f"{prefix}{name}", getattr(cfg, name), lo=0, lo_open=True, optional=True)
     if hasattr(cfg, "steps"):
         number(f"{prefix}steps", cfg.steps, lo=0, integer=True)
+    for name in ("eps", "alpha"):  # image-space sizes: pixels are in [0, 1]
+        pixel_units(f"{prefix}{name}", getattr(cfg, name, None), getattr(cfg, "norm", "linf"))
+
+
+def pixel_units(key: str, value, norm: str = "linf") -> None:
+    """An L∞ radius or step in pixel units is at most 1 (the whole pixel range); a larger one is almost always an
+    ε meant in /255 units: refused with the fraction it probably meant."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and norm == "linf" and value > 1:
+        raise ConfigError(f"{key}={value:g} is larger than the whole pixel range [0, 1] (L∞ sizes are in pixel "
+                         f"units); did you mean {value:g}/255?")

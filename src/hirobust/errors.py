@@ -34,3 +34,11 @@ class UnknownKey(HirobustError, KeyError):
 
     def __str__(self) -> str:  # KeyError's str() quotes its argument
         return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to ``word``, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

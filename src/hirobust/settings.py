@@ -96,6 +96,11 @@ class EvalConfig:
             raise ConfigError(f"eps must be >= 0 (got eps={self.eps}, eps_sweep={self.eps_sweep})")
         number("eval.eps", self.eps, lo=0)
         numbers("eval.eps_sweep", self.eps_sweep, lo=0)
+        from .checks import pixel_units
+
+        for key, v in [("eval.eps", self.eps), ("eval.alpha", self.alpha), *(("eval.eps_sweep", e) for e in
+                                                                             self.eps_sweep)]:
+            pixel_units(key, v, self.norm)
         number("eval.steps", self.steps, lo=0, integer=True)
         number("eval.alpha", self.alpha, lo=0, lo_open=True, optional=True)
         for key in ("robust_samples", "autoattack_samples", "clean_samples", "sweep_samples"):

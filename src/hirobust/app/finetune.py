@@ -39,6 +39,15 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
 
 def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, callback) -> None:
     device = resolve_device(cfg.device)
+    if cfg.data.train_classes is not None:  # held-out classes checked before the model (or its pretraining)
+        from ..data import get_dataset
+
+        try:
+            early = get_dataset(cfg.data.dataset, cfg.data.eval_split, root=cfg.data.root)
+        except (OSError, ImportError):  # that split is not here: the training split's own check below decides
+            early = None
+        if early is not None:
+            early.restrict_classes(cfg.data.train_classes)
     pretrained = resolve_pretrained(cfg.model, progress, device)
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)

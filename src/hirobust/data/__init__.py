@@ -63,8 +63,10 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
         return make_synthetic_mix(split, mix, **{k: v for k, v in kwargs.items() if k in _MIX_KW})
     if name not in DATASETS:
         known = ", ".join(sorted(DATASETS))
-        raise ConfigError(f"unknown dataset {name!r}; known: {known}, {MIX_PREFIX}<m> (m in [0, 1]); CLIP_benchmark's "
-                         f"names {', '.join(CLIP_BENCHMARK_ALIASES)} also work")
+        from ..errors import did_you_mean
+
+        raise ConfigError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; known: {known}, {MIX_PREFIX}<m> "
+                         f"(m in [0, 1]); CLIP_benchmark's names {', '.join(CLIP_BENCHMARK_ALIASES)} also work")
     return DATASETS[name](split, root=root, **kwargs)
 
 

@@ -76,7 +76,10 @@ class ZSDataset:
         names = list(names)
         unknown = [n for n in names if n not in self.classnames]
         if unknown:
-            raise ConfigError(f"train_classes names {unknown[0]!r}, which is not a class of dataset {self.name!r}; "
+            from ..errors import did_you_mean
+
+            raise ConfigError(f"train_classes names {unknown[0]!r}{did_you_mean(unknown[0], self.classnames)}, "
+                             f"which is not a class of dataset {self.name!r}; "
                              f"its classes: {', '.join(self.classnames)}")
         if not names:
             raise ConfigError(f"train_classes leaves no class of dataset {self.name!r} to train on; name at least one")

@@ -106,7 +106,10 @@ def load_forest(
     names = trees or list(data["trees"])
     unknown = [t for t in names if t not in data["trees"]]
     if unknown:
-        raise ConfigError(f"no tree {unknown[0]!r} in hierarchy {_label(name_or_path)!r}; it has {list(data['trees'])}")
+        from ..errors import did_you_mean
+
+        raise ConfigError(f"no tree {unknown[0]!r}{did_you_mean(unknown[0], data['trees'])} in hierarchy "
+                         f"{_label(name_or_path)!r}; it has {list(data['trees'])}")
     out = []
     for t in names:
         spec = data["trees"][t]
