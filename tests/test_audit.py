@@ -7,7 +7,8 @@ from hirobust.app.cli import main
 
 @pytest.mark.parametrize("args,match", [
     (["evaluate", "--model", "x=hirobust-tiny:", "data.dataset=synthetic", "eval.eps=4"], "did you mean 4/255?"),
-    (["evaluate", "--model", "x=hirobust-tiny:", "data.dataset=synthetic", "eval.eps_sweep=[2]"], "did you mean 2/255?"),
+    (["evaluate", "--model", "x=hirobust-tiny:", "data.dataset=synthetic", "eval.eps_sweep=[2]"],
+     "did you mean 2/255?"),
     (["finetune", "--method", "tecoa", "options.eps=8"], "did you mean 8/255?"),
     (["evaluate", "--model", "x=hirobust-tiny:", "data.dataset=synthetic", "eval.eps=4/0"], "divides by zero"),
     (["evaluate", "--model", "x=hirobust-tiny:", "data.dataset=fashion-mnst"], "did you mean 'fashion-mnist'?"),
