@@ -22,3 +22,22 @@ def test_values_in_the_wrong_units_or_misspelt_get_a_hint(tmp_path, capsys, args
     err = capsys.readouterr().err.strip()
     assert rc == 2 and match in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_readme_library_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's Library example, executed as is (the embedded weights: a random stand-in in the test's cache)."""
+    import re
+    from pathlib import Path
+
+    from hirobust.io import save_safetensors
+    from hirobust.models.clip import embedded_path, load_clip
+
+    monkeypatch.setenv("HIROBUST_CACHE", str(tmp_path / "cache"))  # this test's own: no embedded weights yet
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Library\n\n```python\n(.*?)```", text, re.S).group(1)
+    assert 'hr.load_clip("hirobust-fmnist-vit", "embedded")' in code
+    with pytest.raises(ValueError, match="run `hirobust pretrain`"):
+        load_clip("hirobust-fmnist-vit", "embedded")
+    save_safetensors(load_clip("hirobust-fmnist-vit", None).model.state_dict(), embedded_path("hirobust-fmnist-vit"))
+    exec(compile(code, "README.md", "exec"), {})
+    assert re.search(r"tensor\(0?\.?\d", capsys.readouterr().out)

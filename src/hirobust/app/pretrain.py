@@ -135,6 +135,7 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
     path = pretrained_path(cfg)
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and not force:
+        _publish_embedded(cfg, path)
         return path, json.loads(meta_path.read_text())
     torch.manual_seed(cfg.seed)
     clip = load_clip(cfg.model, None, device=device)
@@ -163,4 +164,17 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
             "seconds": time.perf_counter() - t0,
             "train_images_per_second": summary["images_per_second"], "final_loss": summary["history"][-1]}
     write_json(meta, meta_path)
+    _publish_embedded(cfg, path)
     return path, meta
+
+
+def _publish_embedded(cfg: PretrainConfig, path: Path) -> None:
+    """The default pretraining of an architecture is its "embedded" weights: kept under the name the library's
+    ``load_clip(name, "embedded")`` reads (:func:`hirobust.models.clip.embedded_path`)."""
+    from ..io import copy_file
+    from ..models.clip import embedded_path
+
+    if cfg.key() == PretrainConfig(model=cfg.model).key():
+        dest = embedded_path(cfg.model)
+        if not dest.exists() or dest.stat().st_size != path.stat().st_size:
+            copy_file(path, dest)

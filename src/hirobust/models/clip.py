@@ -98,13 +98,30 @@ def _mismatch(e: Exception, name: str, pretrained: str | None) -> None:
     raise ConfigError(f"could not load model {name!r} with pretrained={pretrained!r}: {msg[:300]}") from e
 
 
+def embedded_path(name: str) -> Path:
+    """Where the embedded weights of architecture ``name`` (trained on this machine by ``hirobust pretrain`` or the
+    demo, then cached) are kept: ``$HIROBUST_CACHE/models/<name>-embedded.safetensors``."""
+    from ..hierarchy.wordnet import cache_dir
+
+    return cache_dir() / "models" / f"{name}-embedded.safetensors"
+
+
 def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedCLIP:
     """An open_clip model by architecture ``name`` with ``pretrained`` = None (random init), a tag such as
-    ``"openai"`` (needs the network or open_clip's cache), or a path to a checkpoint file.
+    ``"openai"`` (needs the network or open_clip's cache), a path to a checkpoint file, or ``"embedded"``: the
+    embedded model's weights trained on this machine (``hirobust pretrain``; :func:`embedded_path`).
 
     Raises ``ValueError`` with the fix for unknown names, missing files, and checkpoints of another architecture.
     """
     import open_clip
+
+    if pretrained == "embedded":
+        path = embedded_path(name)
+        if not path.is_file():
+            raise ConfigError(f"no embedded weights for {name!r} on this machine yet: they are trained here on first "
+                             f"use; run `hirobust pretrain` (about 4 min on 2 CPU cores) or `make demo`, then load "
+                             f"again")
+        pretrained = str(path)
 
     model_config(name)  # validates the name (and, for hf-hub:/local-dir: names, that their config can be read)
     if name.startswith(SCHEMAS):
