@@ -5,7 +5,7 @@ Leaves are the 1000 ImageNet-1k classes in class-index order, named by open_clip
 come from the timm wheel. The result ships as ``src/hirobust/hierarchy/data/imagenet.json``
 (``python tools/imagenet_trees.py --write``), so WordNet is needed only to rebuild it.
 
-Construction (deterministic; METHOD.md §1 counts levels from the leaf, so level 1 is always the leaf's
+Construction (deterministic; docs/method.md §1 counts levels from the leaf, so level 1 is always the leaf's
 own parent and no leaf needs its name repeated below it):
 
 1. **Chains.** Each hypernym path of a leaf synset is read leaf-first and cut below the first synset of

@@ -4,7 +4,7 @@ For a classifier and a dataset: clean accuracy at every read level b; for every 
 maximising a level-a objective, read at every level b (robust accuracy [a][b]); the transfer success rate
 TSR(a->b) = P[level-b prediction wrong on x + δ_a | level-b prediction right on x]; hierarchical metrics
 (mistake severity, consistency, full-path accuracy). Attacked numbers come from a fixed, seeded subset (the
-same images for every model) and pass the sanity checks of METHOD.md §5, or the report flags them.
+same images for every model) and pass the sanity checks of docs/method.md §5, or the report flags them.
 
 One definition of robust accuracy everywhere (``ROBUST_DEFINITION``). Every accuracy carries its n and a 95%
 Wilson interval (``*_ci95``); the per-image results (``per_image``, packed bits) let two models evaluated on the
@@ -296,7 +296,7 @@ def noise_accuracy(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
 
 def sanity_checks(entry: dict, raw: dict[str, dict[str, float]], more_steps: float | None = None,
                   sigmas: float = 3.0) -> list[dict]:
-    """The checks of METHOD.md §5 on every robust number; a failed one is reported, never hidden.
+    """The checks of docs/method.md §5 on every robust number; a failed one is reported, never hidden.
 
     - attacked <= clean: level-a accuracy on level-a-attacked images is not above the same images' clean
       accuracy (beyond ``sigmas`` binomial standard errors): the attack works;

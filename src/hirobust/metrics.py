@@ -1,4 +1,4 @@
-"""Hierarchical metrics of predictions at every level (METHOD.md §5)."""
+"""Hierarchical metrics of predictions at every level (docs/method.md §5)."""
 
 from __future__ import annotations
 

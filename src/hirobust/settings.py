@@ -87,7 +87,7 @@ class EvalConfig:
     check_more_steps: bool = False  # sanity check: leaf PGD with 2x steps must not help the model beyond noise
     batch_size: int = 500
     seed: int = 0
-    amp: str = "off"  # off: attacks in float32 (METHOD.md §5) | bf16: autocast (shown equal in the benchmark)
+    amp: str = "off"  # off: attacks in float32 (docs/method.md §5) | bf16: autocast (shown equal in the benchmark)
 
     def __post_init__(self):
         from .checks import number, numbers

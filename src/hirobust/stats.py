@@ -1,4 +1,4 @@
-"""Uncertainty of every number hirobust reports (METHOD.md §5), through scipy / statsmodels.
+"""Uncertainty of every number hirobust reports (docs/method.md §5), through scipy / statsmodels.
 
 - an accuracy: its n and a 95% Wilson interval (``accuracy``);
 - two models on the same images: the paired difference with a seeded bootstrap interval and the exact McNemar
@@ -171,7 +171,7 @@ def decide(d: dict, threshold: float = 0.0) -> dict:
     """The verdict of a difference ``d`` (``ci95``, and ``mc_se_ci95`` where the interval was bootstrapped) against
     ``threshold``: "higher" / "lower" when the 95% interval excludes it, else "no measurable difference"; how far
     the deciding bound lies from the threshold in Monte Carlo standard errors (``mc_distance``); a verdict whose
-    bound lies within 2 of them is "borderline (higher)" / "borderline (lower)": never a pass (METHOD.md §5)."""
+    bound lies within 2 of them is "borderline (higher)" / "borderline (lower)": never a pass (docs/method.md §5)."""
     lo, hi = d["ci95"]
     se_lo, se_hi = d.get("mc_se_ci95") or [0.0, 0.0]
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -221,7 +221,7 @@ def fold_bootstrap(groups: Sequence, n_boot: int = 10_000, seed: int = 0) -> dic
 
     Exact and fast: resampling a fold's images draws multinomial counts over the distinct per-image columns
     (at most 3^seeds of them), never an index vector per replicate. Also returns each fold's mean and the Monte
-    Carlo standard error of each interval bound (``mc_se``), for the "borderline" rule of METHOD.md §5."""
+    Carlo standard error of each interval bound (``mc_se``), for the "borderline" rule of docs/method.md §5."""
     rng = np.random.default_rng(seed)
     folds = [np.atleast_2d(np.asarray(g, dtype=np.int8)) for g in groups]
     folds = [g for g in folds if g.size]

@@ -1,4 +1,4 @@
-"""``hirobust zeroshot``: the zero-shot protocol of the embedded benchmark, as resumable cells (METHOD.md §5).
+"""``hirobust zeroshot``: the zero-shot protocol of the embedded benchmark, as resumable cells (docs/method.md §5).
 
 Fine-tune every run on the seen leaves of each held-out fold (the folds partition the leaves, so every leaf is
 unseen once), with several training seeds, and evaluate each on the configured split at every level, seen, unseen
@@ -40,7 +40,7 @@ class FoldsConfig:
 
 @dataclass
 class RulesConfig:
-    """The decision rules, fixed before the data (METHOD.md §5)."""
+    """The decision rules, fixed before the data (docs/method.md §5)."""
 
     margin: float = 0.01  # "no more than 1 point below the baseline": non-inferiority at this margin
     interval: str = "90% three-level bootstrap (folds, seeds, images), one-sided 5% (TOST half)"

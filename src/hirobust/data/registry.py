@@ -2,7 +2,7 @@
 
 A spec names the dataset's loader, where its class names and prompt templates come from (JSON files under
 ``data/classnames/`` and ``data/templates/``, or a function), its shipped hierarchy (``hierarchy/data/<trees>.json``),
-the size of its evaluation split, its CLIP_benchmark name and, for the 15 zero-shot datasets of METHOD.md §5, where
+the size of its evaluation split, its CLIP_benchmark name and, for the 15 zero-shot datasets of docs/method.md §5, where
 torchvision finds its files (:class:`Source`). Adding a dataset = one entry in :data:`SPECS` + its JSON files (and a
 builder in :mod:`.builders` for a new torchvision dataset); ``tests/test_contract_datasets.py`` checks every entry.
 
@@ -93,7 +93,7 @@ _SPECS = [
                 trees="fashion-mnist", eval_images=10_000),
     DatasetSpec("synthetic", _synthetic),  # class names, templates and tree generated (hirobust.data.synthetic)
     DatasetSpec("synthetic-unlabelled", _synthetic_unlabelled),
-    # the 15 zero-shot evaluation datasets of METHOD.md §5 (hirobust.data.zeroshot), "test" as mapped there.
+    # the 15 zero-shot evaluation datasets of docs/method.md §5 (hirobust.data.zeroshot), "test" as mapped there.
     _zeroshot("cifar10", 10_000, "cifar10", Source(
         {"test": False, "train": True},
         lambda s: ["cifar-10-batches-py/batches.meta"] + (

@@ -1,4 +1,4 @@
-"""The 15 zero-shot evaluation datasets of METHOD.md §5 through torchvision, with CLIP_benchmark's splits and prompts.
+"""The 15 zero-shot datasets of docs/method.md §5 through torchvision, with CLIP_benchmark's splits and prompts.
 
 Every loader returns a :class:`ZSDataset` whose ``dataset`` yields ``(float [3, S, S] in [0, 1], leaf label)``:
 RGB, ``Resize(S, bicubic)`` of the shorter side, ``CenterCrop(S)``, ``ToTensor`` and no mean/std normalisation (the

@@ -223,5 +223,5 @@ def max_margin(eta, theta, c):
 
 
 def euclidean_margin_cap(eta, logit_scale):
-    """A cosine classifier's margin cap 2λη² at embedding norm η with logit scale λ (METHOD.md §2)."""
+    """A cosine classifier's margin cap 2λη² at embedding norm η with logit scale λ (docs/method.md §2)."""
     return 2 * logit_scale * torch.as_tensor(eta, dtype=torch.float64) ** 2

@@ -2,7 +2,7 @@
 
 Level 0 is the leaf (base class); level ``l`` is the ``l``-th ancestor, up to level ``L``.
 ``num_levels`` is ``L + 1``. A leaf whose path is shorter than ``L`` repeats its top node
-(METHOD.md §1), so every leaf has exactly one node at every level. A node is identified by
+(docs/method.md §1), so every leaf has exactly one node at every level. A node is identified by
 ``(level, name)``: the same name may stand at several levels (padding, or unbalanced trees such
 as WordNet's), but at one level a name has exactly one parent.
 """

@@ -1,4 +1,4 @@
-"""Held-out folds of a tree's leaves: the zero-shot protocol of the embedded benchmark (METHOD.md §5).
+"""Held-out folds of a tree's leaves: the zero-shot protocol of the embedded benchmark (docs/method.md §5).
 
 A fold is the list of leaves held out of fine-tuning; the others are trained on. :func:`make_folds` deals the
 leaves of every level-1 superclass round-robin over ``k`` folds (a seeded order inside each superclass, the

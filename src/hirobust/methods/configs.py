@@ -88,7 +88,7 @@ class HiRoConfig:
     level_weights: str = "linear"  # linear: ω_l = 1 − l/(L+1) | uniform
     forest_leaf_once: bool = True  # False: plain sum over trees (the leaf term counted per tree)
     train_text_projection: bool = True
-    # zero-shot safety (METHOD.md §3 [choice]; docs/hiro.md's diagnosis): what keeps classes never fine-tuned on
+    # zero-shot safety (docs/method.md §3 [choice]; docs/hiro.md's diagnosis): what keeps classes never fine-tuned on
     text_depth: str = "fitted"  # fitted: a node's depth is α_T‖W_T T‖ | level: one learnt radius per level
     text_anchor: float = 0.0  # weight of ‖W_T − W_T⁰‖²_F / ‖W_T⁰‖²_F (W_T pulled toward its pretrained value)
     learn_tau: bool = True  # False: τ stays at its initial value

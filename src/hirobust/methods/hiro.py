@@ -1,4 +1,4 @@
-"""HiRo: hierarchical adversarial fine-tuning in the Poincaré ball (METHOD.md §3).
+"""HiRo: hierarchical adversarial fine-tuning in the Poincaré ball (docs/method.md §3).
 
 Per batch: hyperbolic image embeddings φ (leaf level: one per image); parent embeddings by Einstein
 midpoints (HypAvg) of the members present, level by level; HITA: at every level l, the logits

@@ -1,4 +1,4 @@
-"""Hyperbolic embeddings and the Poincaré zero-shot head (METHOD.md §3).
+"""Hyperbolic embeddings and the Poincaré zero-shot head (docs/method.md §3).
 
 v = α_I·f(x), w = α_T·W_T·T(prompt); tangent norms are clipped at ``clip_r`` ("clipped hyperbolic"
 networks), then φ = proj(exp₀(v)), ψ = proj(exp₀(w)). Logits at a level: −d_c(φ, ψ_k)/τ. T(prompt) is the
