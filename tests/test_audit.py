@@ -41,3 +41,36 @@ def test_the_readme_library_snippet_runs_as_written(tmp_path, monkeypatch, capsy
     save_safetensors(load_clip("hirobust-fmnist-vit", None).model.state_dict(), embedded_path("hirobust-fmnist-vit"))
     exec(compile(code, "README.md", "exec"), {})
     assert re.search(r"tensor\(0?\.?\d", capsys.readouterr().out)
+
+
+def test_worst_case_over_attacks_is_the_per_image_and_of_the_ensemble():
+    import torch
+
+    from hirobust.evaluate import worst_case
+
+    pgd = {"0": torch.tensor([[1, 1], [1, 0], [0, 0], [1, 1]], dtype=torch.bool)}  # [N images, L levels]
+    cw = {"0": torch.tensor([[1, 0], [0, 0], [0, 0], [1, 1]], dtype=torch.bool)}
+    entry, bits = worst_case({"pgd": pgd, "cw": cw})
+    assert entry["attacks"] == ["cw", "pgd"] and entry["samples"] == 4
+    assert entry["robust"]["0"] == {"0": 0.5, "1": 0.25}  # by hand: images 0 and 3 at L0; image 3 alone at L1
+    assert worst_case({"pgd": pgd}) is None
+
+
+def test_an_evaluation_with_pgd_and_cw_reports_their_worst_case(tmp_path):
+    import json
+
+    import torch
+
+    from hirobust.records import correct
+
+    out = tmp_path / "ev"
+    assert main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(out), "data.dataset=synthetic",
+                 "eval.steps=2", "eval.robust_samples=32", "eval.attacks=[pgd,cw]"]) == 0
+    m = json.loads((out / "report.json").read_text())["models"]["x"]
+    for a in m["worst_case"]["robust"]:
+        for b in m["worst_case"]["robust"][a]:
+            w = correct(m, "worst", a, b)
+            assert torch.equal(w, correct(m, "pgd", a, b) & correct(m, "cw", a, b))
+            assert m["worst_case"]["robust"][a][b] == w.float().mean().item()
+            assert m["worst_case"]["robust"][a][b] <= min(m["attacks"][k]["robust"][a][b] for k in ("pgd", "cw"))
+    assert "worst case (cw + pgd, per image)" in (out / "report.md").read_text()

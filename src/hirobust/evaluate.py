@@ -176,7 +176,7 @@ def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, d
     """(report entry of one attack at every level, {level: raw attacked accuracy at that level})."""
     name = {"pgd": f"PGD-{cfg.steps}", "cw": f"CW-{cfg.steps}", "autoattack": "AutoAttack"}[attack]
     entry = {"robust": {}, "robust_ci95": {}, "transfer_success": {}, "transfer_success_ci95": {},
-             "transfer_success_n": {}, "samples": len(sub), "levels_bits": {}}
+             "transfer_success_n": {}, "samples": len(sub), "levels_bits": {}, "ok": {}}
     raw = {}
     for a in levels:
         adv = _kept(cells, f"{attack}-L{a}", lambda a=a: attacked_predictions(
@@ -187,10 +187,30 @@ def _attack_entry(model, sub, sub_right, sub_truth, hier, levels, attack, cfg, d
         (entry["robust"][k], entry["robust_ci95"][k], entry["transfer_success"][k], entry["transfer_success_ci95"][k],
          entry["transfer_success_n"][k]) = _robust_and_tsr(sub_right, adv_right)
         entry["levels_bits"][k] = level_bits(sub_right & adv_right)
+        entry["ok"][k] = sub_right & adv_right  # [N, L]: right clean and under this attack (for the worst case)
         if a == 0:
             entry["hierarchical_leaf"] = hierarchical_metrics(adv, sub_truth, hier)
     entry["clean_on_subset"], entry["clean_on_subset_ci95"] = _acc_dict(sub_right)
     return entry, raw
+
+
+def worst_case(oks: dict[str, dict[str, torch.Tensor]]) -> tuple[dict, dict] | None:
+    """The per-image worst case over an ensemble of attacks on the same images (RobustBench's and AutoAttack's rule
+    for an ensemble): an image counts as robust at read level b under a level-a attack only if it is right clean and
+    under *every* attack of the ensemble at level a. ``oks[attack][a]``: bool [N, L]. Returns (the report entry:
+    robust[a][b] with Wilson intervals, the attacks and levels it covers; the per-image bits), or None for fewer
+    than two attacks."""
+    if len(oks) < 2:
+        return None
+    levels = sorted(set.intersection(*(set(m) for m in oks.values())), key=int)
+    entry = {"attacks": sorted(oks), "robust": {}, "robust_ci95": {}, "samples": None}
+    bits = {}
+    for a in levels:
+        ok = torch.stack([oks[atk][a] for atk in oks]).all(0)  # [N, L]
+        entry["robust"][a], entry["robust_ci95"][a] = _acc_dict(ok)
+        entry["samples"] = int(ok.shape[0])
+        bits[a] = level_bits(ok)
+    return entry, bits
 
 
 def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, device="cpu", progress=True,
@@ -220,6 +240,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     out["clean_on_robust_subset"], out["clean_on_robust_subset_ci95"] = _acc_dict(right)
     out["attacks"] = {}
     raw: dict[str, dict[str, float]] = {}
+    oks: dict[str, tuple[str, dict]] = {}
     for run in plan.attacks:  # a level with one node is never attacked (PCAM's root): the plan leaves it out
         attack, sub, sub_right, sub_truth = run.attack, rob_data, right, rtruth
         if run.subset == "autoattack":
@@ -231,6 +252,7 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
         entry, raw[attack] = _attack_entry(model, sub, sub_right, sub_truth, hier, list(run.levels), attack, cfg,
                                            device, progress, cells)
         per["attacks"][attack] = {"subset": run.subset, "levels": entry.pop("levels_bits")}
+        oks[attack] = (run.subset, entry.pop("ok"))
         leaf_metrics = entry.pop("hierarchical_leaf", None)
         if leaf_metrics is not None and attack == cfg.attacks[0]:
             out["hierarchical"][f"{attack} at level 0"] = leaf_metrics
@@ -238,6 +260,10 @@ def evaluate_model(model, data: ZSDataset, hier: Hierarchy, cfg: EvalConfig, dev
     main = out["attacks"][cfg.attacks[0]]
     for k in ("robust", "robust_ci95", "transfer_success", "transfer_success_ci95", "transfer_success_n"):
         out[k] = main[k]
+    worst = worst_case({a: m for a, (subset, m) in oks.items() if subset == "robust"})
+    if worst is not None:  # several attacks on the same images: per image, the worst of them (RobustBench's rule)
+        out["worst_case"], bits = worst
+        per["attacks"]["worst"] = {"subset": "robust", "levels": bits}
     if plan.sweep_levels:
         sweep_data = data.seeded_subset(cfg.sweep_samples, cfg.seed)
         sp, sy = predict(model, sweep_data, hier.name, cfg.batch_size, device, progress=False)

@@ -95,11 +95,16 @@ def to_markdown(report: dict) -> str:
                                 for e, r in sorted(rows.items(), key=lambda kv: float(kv[0]))])
             out.append("")
         if len(m.get("attacks", {})) > 1:
-            out += ["Robust accuracy by attack (each level attacked at itself), %:", ""]
+            worst = m.get("worst_case")
+            rows = [(aname, a) for aname, a in m["attacks"].items()]
+            if worst:
+                rows.append((f"worst case ({' + '.join(worst['attacks'])}, per image)", worst))
+            out += ["Robust accuracy by attack (each level attacked at itself), %; the worst case counts an image "
+                    "robust only if it survives every attack of the ensemble (RobustBench's rule):", ""]
             out += table_lines(["attack", "n"] + [f"L{b}" for b in range(L)],
                                [[aname, str(a["samples"])] + [fmt_ci(_get(a, "robust", str(b), str(b)),
                                                                      _get(a, "robust_ci95", str(b), str(b)))
-                                                              for b in range(L)] for aname, a in m["attacks"].items()])
+                                                              for b in range(L)] for aname, a in rows])
             out.append("")
         if m.get("hierarchical"):
             out += ["Hierarchical metrics:", ""]
