@@ -74,3 +74,30 @@ def test_an_evaluation_with_pgd_and_cw_reports_their_worst_case(tmp_path):
             assert m["worst_case"]["robust"][a][b] == w.float().mean().item()
             assert m["worst_case"]["robust"][a][b] <= min(m["attacks"][k]["robust"][a][b] for k in ("pgd", "cw"))
     assert "worst case (cw + pgd, per image)" in (out / "report.md").read_text()
+
+
+def test_compare_refuses_one_dataset_under_two_trees(tmp_path, capsys):
+    out = {t: tmp_path / t for t in ("season", "wordnet")}
+    for t, d in out.items():
+        assert main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(d), "data.dataset=synthetic",
+                     "eval.steps=1", "eval.robust_samples=8", "data.hierarchy=" + str(_tree(tmp_path, t))]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out["season"]), str(out["wordnet"]), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "different trees" in err and "season" in err and "wordnet" in err
+    assert main(["compare", str(out["season"]), "--out", str(tmp_path / "c")]) == 0
+    assert "tree `season`" in (tmp_path / "c" / "compare.md").read_text()
+
+
+def _tree(tmp_path, name):
+    import json
+
+    from hirobust.data.synthetic import synthetic_paths
+
+    paths = dict(synthetic_paths(2, 3))
+    if name == "wordnet":  # the same leaves, regrouped
+        leaves = sorted(paths)
+        paths[leaves[0]], paths[leaves[-1]] = paths[leaves[-1]], paths[leaves[0]]
+    f = tmp_path / f"{name}.json"
+    f.write_text(json.dumps({"name": name, "paths": paths}))
+    return f

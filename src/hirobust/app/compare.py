@@ -244,7 +244,15 @@ def to_csv(cols: list[str], table: list[dict]) -> str:
 
 def compare(paths: list[str | Path], out: str | Path, baseline: str | None = None) -> str:
     reports = load_reports(paths)
-    datasets = sorted({r["dataset"] for r in reports})
+    trees: dict[str, set] = {}
+    for r in reports:
+        trees.setdefault(r["dataset"], set()).add(r.get("tree"))
+    mixed = {d: t for d, t in trees.items() if len(t) > 1}
+    if mixed:
+        d, t = next(iter(mixed.items()))
+        raise ConfigError(f"the reports evaluate {d} with different trees ({', '.join(sorted(map(str, t)))}): their "
+                         f"levels are different questions; compare the reports of each tree apart")
+    datasets = [f"{d} (tree {next(iter(t))})" for d, t in sorted(trees.items())]
     eps = sorted({r["eps"] for r in reports})
     cols, table = rows(reports)
     title = f"Mean over datasets ({len(reports)} report(s): {', '.join(datasets)}); ε = " + \
@@ -259,7 +267,8 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
     for group in groups.values():
         for r in group:
             c, t = rows([r])
-            md.append(markdown(c, t, f"{r['dataset']} ({r['_path']}), ε = {r['eps'] * 255:.3g}/255"))
+            md.append(markdown(c, t, f"{r['dataset']}, tree `{r.get('tree')}` ({r['_path']}), ε = "
+                                     f"{r['eps'] * 255:.3g}/255, {r.get('attack', {}).get('type', '?')}"))
         both, why = merged(group) if len(group) > 1 else (group[0], "")
         if both is None:
             md.append(f"Reports {', '.join(r['_path'] for r in group)} are not paired: {why}.\n")
