@@ -101,3 +101,29 @@ def _tree(tmp_path, name):
     f = tmp_path / f"{name}.json"
     f.write_text(json.dumps({"name": name, "paths": paths}))
     return f
+
+
+def test_a_level_at_chance_is_flagged_with_its_likely_reason(tmp_path):
+    import json
+
+    out = tmp_path / "ev"
+    assert main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(out), "data.dataset=synthetic",
+                 "eval.steps=1", "eval.robust_samples=16"]) == 0  # random weights: every level at chance
+    rep = json.loads((out / "report.json").read_text())
+    flags = rep["models"]["x"]["chance_flags"]
+    assert flags and all("majority" in why and "names" in why for why in flags.values())
+    assert all(rep["chance"][b]["majority"] < 1 for b in flags)  # a one-node level is never flagged
+    assert "Levels that cannot be trusted" in (out / "report.md").read_text()
+
+
+def test_evaluate_reads_the_tree_a_run_was_fine_tuned_with(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), "model.name=hirobust-tiny",
+                 "model.pretrained=random", "data.dataset=fashion-mnist", "data.tree=season", "train.epochs=1",
+                 "train.train_samples=64", "train.batch_size=32", "options.eps=4/255"]) == 0
+    out = tmp_path / "ev"
+    assert main(["--quiet", "evaluate", "--model", f"t={run}", "--out", str(out), "data.dataset=fashion-mnist",
+                 "eval.steps=1", "eval.robust_samples=8", "eval.clean_samples=64"]) == 0
+    assert json.loads((out / "report.json").read_text())["tree"] == "season"  # not the dataset's default (wordnet)

@@ -364,6 +364,18 @@ def chance_rates(hier: Hierarchy, y: torch.Tensor) -> dict:
     return out
 
 
+def chance_flags(entry: dict, chance: dict, why: str) -> dict:
+    """{level: reason} for every level (with more than one node) whose clean accuracy is not above the majority
+    node's share: its interval's lower bound at or below it. Robust numbers at such a level say nothing."""
+    out = {}
+    for b, c in chance.items():
+        lo = (entry.get("clean_ci95", {}).get(b) or [None])[0]
+        if c["majority"] < 1 and lo is not None and lo <= c["majority"]:
+            out[b] = (f"clean {100 * entry['clean'][b]:.1f}% (interval from {100 * lo:.1f}) is not above the majority "
+                      f"node's {100 * c['majority']:.1f}%: {why}")
+    return out
+
+
 def class_group_breakdown(entry: dict, hier: Hierarchy, seen: list[str]) -> dict:
     """Seen vs unseen leaves (fine-tuned on / held out of fine-tuning), apart: clean and robust accuracy per
     level with intervals, from the entry's per-image results; and per level the nodes whose leaves are all

@@ -14,7 +14,14 @@ from pathlib import Path
 from .. import distributed
 from ..data import DATASETS
 from ..errors import ConfigError
-from ..evaluate import AUTOATTACK_NAMES, ROBUST_DEFINITION, chance_rates, class_group_breakdown, evaluate_model
+from ..evaluate import (
+    AUTOATTACK_NAMES,
+    ROBUST_DEFINITION,
+    chance_flags,
+    chance_rates,
+    class_group_breakdown,
+    evaluate_model,
+)
 from ..io import save_safetensors, write_json
 from ..models.rundir import META, is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
 from ..progress import Stages, active
@@ -66,6 +73,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     readout ablation of :mod:`hirobust.diagnose`)."""
     device = resolve_device(device)
     _check_sources(models)
+    data_cfg = _runs_tree(models, data_cfg)
     ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
@@ -97,6 +105,8 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
             clf = wrap(name, clf) if wrap is not None else clf
             report["models"][name] = evaluate_model(clf, ds, hier, eval_cfg, device, progress,
                                                     (cells or {}).get(name))
+        report["models"][name]["chance_flags"] = chance_flags(report["models"][name], report["chance"],
+                                                              _why_untrusted(source, hier.name))
         seen = data_cfg.train_classes if data_cfg.train_classes is not None else run_train_classes(source)
         if seen is not None:
             report["models"][name]["by_class_group"] = class_group_breakdown(report["models"][name], hier, seen)
@@ -130,6 +140,34 @@ def _cell_key(inputs: dict) -> str:
     from ..io import json_digest
 
     return json_digest(inputs)
+
+
+def _runs_tree(models: dict, data_cfg: DataConfig) -> DataConfig:
+    """The evaluated tree: ``data.tree`` when given; else, when every fine-tuned run among ``models`` was trained on
+    this dataset with one and the same shipped tree, that tree (said in the log), not the dataset's default one."""
+    trees = set()
+    for source in models.values():
+        if is_run_dir(source):
+            d = (read_run_meta(source).get("config") or {}).get("data") or {}
+            if d.get("dataset") == data_cfg.dataset and d.get("hierarchy") is None:
+                trees.add(d.get("tree"))
+    if data_cfg.tree is None and data_cfg.hierarchy is None and len(trees) == 1 and None not in trees:
+        tree = next(iter(trees))
+        _log.info("evaluating with tree %r, the one the fine-tuned runs were trained with (data.tree= to choose)", tree)
+        return dataclasses.replace(data_cfg, tree=tree)
+    if data_cfg.tree is not None and trees - {None, data_cfg.tree}:
+        _log.warning("data.tree=%s, but the runs were fine-tuned with %s", data_cfg.tree, sorted(trees - {None}))
+    return data_cfg
+
+
+def _why_untrusted(source, tree: str) -> str:
+    """The likely reason a level is at chance: a run fine-tuned with another tree, or names the model does not know."""
+    if is_run_dir(source):
+        trained = ((read_run_meta(source).get("config") or {}).get("data") or {})
+        names = trained.get("trees") or [trained.get("tree")]
+        if trained.get("hierarchy") is None and names and tree not in names:
+            return f"the run was fine-tuned with tree {', '.join(map(str, names))}, evaluated with {tree}"
+    return "its node names may be outside what the model learned (or the tree groups what it cannot tell apart)"
 
 
 def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: EvalConfig, out: Path, device="auto",

@@ -69,6 +69,10 @@ def to_markdown(report: dict) -> str:
                 f"every model)" + "".join(f", {k} n = {v}" for k, v in first.get("n", {}).items()
                                            if k not in ("clean", "robust", "pgd", "cw")), ""]
     out += ["## Summary (robust = attacked at the level it is read at)", "", summary_table(report), ""]
+    flags = [(n, b, why) for n, m in report["models"].items() for b, why in (m.get("chance_flags") or {}).items()]
+    if flags:
+        out += ["**Levels that cannot be trusted** (clean accuracy not above chance; their robust numbers say "
+                "nothing):", ""] + [f"- {n}, L{b}: {why}" for n, b, why in flags] + [""]
     from .compare import paired_markdown, paired_rows
 
     base, prows = paired_rows(report)
@@ -176,10 +180,14 @@ def plot(report: dict, out_dir: Path) -> list[str]:
     L = report["num_levels"]
     models = list(report["models"])
     files = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)  # clean and robust on one y-range
     width = 0.8 / max(1, len(models))
+    for ax in axes:  # the majority node's share per level: the line a level must clear to be read at all
+        for b, c in (report.get("chance") or {}).items():
+            ax.hlines(100 * c["majority"], int(b) - 0.45, int(b) + 0.45, colors="grey", linestyles="dashed", lw=1,
+                      label="chance (majority)" if b == "0" else None)
+    lows, highs = [100 * c["majority"] for c in (report.get("chance") or {}).values()], []
     for ax, kind in zip(axes, ("clean", "robust")):
-        lows, highs = [], []
         for i, name in enumerate(models):
             m = report["models"][name]
             if kind == "clean":
@@ -192,14 +200,14 @@ def plot(report: dict, out_dir: Path) -> list[str]:
             ax.errorbar(np.arange(L) + i * width - 0.4 + width / 2, v, yerr=err, fmt="o", ms=4, capsize=2, label=name)
             lows.append(np.nanmin(v - err[0]) if np.isfinite(v).any() else np.nan)
             highs.append(np.nanmax(v + err[1]) if np.isfinite(v).any() else np.nan)
-        _zoom(ax, lows, highs)
         ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
         ax.set_xlabel("level (0 = leaf)")
         eps = report["eps"] * 255
         ax.set_title("clean accuracy" if kind == "clean" else f"robust accuracy, same-level attack, ε={eps:.3g}/255",
                      fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.set_ylabel("accuracy (%), 95% interval")
+    axes[0].set_ylabel("accuracy (%), 95% interval")
+    _zoom(axes[0], lows, highs or lows)  # one range for both panels (shared y)
     axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     _save(fig, out_dir / "accuracy_per_level.png")
