@@ -127,3 +127,28 @@ def test_evaluate_reads_the_tree_a_run_was_fine_tuned_with(tmp_path):
     assert main(["--quiet", "evaluate", "--model", f"t={run}", "--out", str(out), "data.dataset=fashion-mnist",
                  "eval.steps=1", "eval.robust_samples=8", "eval.clean_samples=64"]) == 0
     assert json.loads((out / "report.json").read_text())["tree"] == "season"  # not the dataset's default (wordnet)
+
+
+@pytest.mark.parametrize("report_to", ["csv", "tensorboard"])
+def test_training_logs_hold_every_step_loss_and_learning_rate(tmp_path, report_to):
+    import csv
+
+    run = tmp_path / "run"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), "model.name=hirobust-tiny",
+                 "model.pretrained=random", "data.dataset=synthetic", "train.epochs=2", "train.batch_size=16",
+                 "train.warmup_steps=2", "train.lr=1e-3", "options.eps=4/255", f"train.report_to={report_to}"]) == 0
+    rows = list(csv.DictReader((run / "train.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) > 4
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] < lrs[2] and all(float(r["loss"]) == float(r["loss"]) for r in rows)  # the warm-up, finite losses
+    md = (run / "report.md").read_text()
+    assert "# hirobust fine-tune: tecoa" in md and (run / "loss.png").exists()
+    if report_to == "tensorboard":
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        ea = EventAccumulator(str(run / "tb"))
+        ea.Reload()
+        loss = ea.Scalars("train/loss")
+        assert [e.step for e in loss] == [int(r["step"]) for r in rows]
+        assert all(abs(e.value - float(r["loss"])) < 1e-5 for e, r in zip(loss, rows))
+        assert [round(e.value, 9) for e in ea.Scalars("train/lr")] == [round(x, 9) for x in lrs]

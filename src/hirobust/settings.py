@@ -33,6 +33,7 @@ class TrainConfig:
     log_every: int = 20
     max_steps: int | None = None  # cap on total steps (after epochs)
     compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
+    report_to: str = "csv"  # csv: <run>/train.csv (always written) | tensorboard: also <run>/tb/ event files
 
     def __post_init__(self):
         from .checks import number
@@ -55,6 +56,13 @@ class TrainConfig:
             raise ConfigError(f"unknown schedule {self.schedule!r}; use 'cosine' or 'constant'")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ConfigError(f"unknown amp {self.amp!r}; use auto, bf16, fp16 or off")
+        if self.report_to not in ("csv", "tensorboard"):
+            raise ConfigError(f"train.report_to={self.report_to!r}: use csv or tensorboard")
+        import importlib.util
+
+        if self.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("train.report_to=tensorboard needs the package tensorboard: pip install tensorboard "
+                             "(train.csv is written either way)")
         if self.batch_size < 1 or self.lr <= 0 or self.epochs <= 0:
             raise ConfigError("batch_size, lr and epochs must be positive")
         from .checks import numbers

@@ -47,7 +47,7 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 
 def _same_run(identity: dict) -> dict:
     """What must match to resume: the run's identity without the logging and checkpoint intervals."""
-    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in ("ckpt_every", "log_every")}
+    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in ("ckpt_every", "log_every", "report_to")}
     return {**identity, "config": cfg}
 
 
@@ -301,6 +301,11 @@ class Trainer:
 
             model = DistributedDataParallel(method, device_ids=[self.device.index] if self.device.type == "cuda"
                                             else None, broadcast_buffers=False)
+        logs = None
+        if rank == 0 and c.report_to == "tensorboard":
+            from .train_log import TensorBoardLog
+
+            logs = TensorBoardLog(run_dir, first_step=start)
         amp = autocast_dtype(c.amp, self.device)
         scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
         method.train()
@@ -325,6 +330,7 @@ class Trainer:
                     gen = step_generator(c.seed * world + rank, step, self.device)
                     out = self.step(model, method, opt, params, x, y, gen, idx, amp, scaler)
                     pending.append({k: v.detach() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1})
+                    pending[-1]["lr"] = torch.tensor(c.lr * self._lr_factor(step, total))  # the base group's
                     step += 1
                     seen += x.shape[0]
                     bar.update(1)
@@ -338,6 +344,7 @@ class Trainer:
                         pending = []
                         if rank == 0:
                             self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+                            self._log(run_dir, history, logs)
                         dist.barrier()
                     if callback is not None:
                         callback(step, history[-1] if history else {})
@@ -349,10 +356,22 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         if rank == 0:
             self._save(run_dir, method, opt, {"step": step, "history": history, "identity": identity})
+            self._log(run_dir, history, logs)
+            if logs is not None:
+                logs.close()
         dist.barrier()
         method.eval()
         return {"steps": step, "total_steps": total, "samples": len(data), "history": history, "world_size": world,
                 "seconds": elapsed, "images_per_second": seen * world / elapsed if elapsed > 0 else float("nan")}
+
+    @staticmethod
+    def _log(run_dir: Path, history: list[dict], logs) -> None:
+        """``train.csv`` (and TensorBoard's events) from the history the checkpoint just kept."""
+        from .train_log import write_csv
+
+        write_csv(run_dir, history)
+        if logs is not None:
+            logs.add(history)
 
     @staticmethod
     def _flush(pending: list[dict], first_step: int) -> list[dict]:

@@ -104,5 +104,9 @@ def _export(out: Path, method, clip, cfg: FinetuneConfig, pretrained: str | None
     prov = provenance(asdict(cfg))
     save_run(out, method, clip, method_name=cfg.method, model_name=cfg.model.name, source=pretrained,
              extra={"config": asdict(cfg), "environment": environment(), "provenance": prov})
-    write_json({"kind": "finetune", "method": cfg.method, "provenance": prov,
-                "train": {k: v for k, v in summary.items()}, "config": asdict(cfg)}, out / "report.json")
+    report = {"kind": "finetune", "method": cfg.method, "provenance": prov, "train": dict(summary),
+              "config": asdict(cfg)}
+    from .finetune_report import write_finetune_report
+
+    write_finetune_report(report, out)  # report.md and loss.png first: report.json, written last, marks it done
+    write_json(report, out / "report.json")

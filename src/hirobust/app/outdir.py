@@ -31,7 +31,8 @@ _COMMON = {MARKER, ".hirobust.lock", "run.log"}
 # what hirobust writes at the top of a run of each replaceable kind (name -> is a folder); plots are *.png
 _WRITES = {
     "finetune": {"model": True, "checkpoint": True, "checkpoint.tmp": True, "checkpoint.old": True, "eval": True,
-                 "hirobust.json": False, "report.json": False, "report.md": False, "train.csv": False, "tb": True},
+                 "hirobust.json": False, "report.json": False, "report.md": False, "train.csv": False, "tb": True,
+                 "loss.png": False},
     "evaluate": {".cells": True, "clip_benchmark": True, "report.json": False, "report.md": False,
                  "datasets.json": False, "compare.md": False, "compare.csv": False, "compare.json": False},
 }
