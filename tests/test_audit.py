@@ -152,3 +152,64 @@ def test_training_logs_hold_every_step_loss_and_learning_rate(tmp_path, report_t
         assert [e.step for e in loss] == [int(r["step"]) for r in rows]
         assert all(abs(e.value - float(r["loss"])) < 1e-5 for e, r in zip(loss, rows))
         assert [round(e.value, 9) for e in ea.Scalars("train/lr")] == [round(x, 9) for x in lrs]
+
+
+def _image_folder(root, classes=("kit fox", "tabby cat", "sports car", "pickup truck"), per_class=6, seed=0):
+    """An ImageFolder-style tree of small PNGs (each class its own colour), a classnames.txt and a tree.json."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i, c in enumerate(classes):
+        d = root / c.replace(" ", "_")
+        d.mkdir(parents=True)
+        for k in range(per_class):
+            px = np.clip(rng.normal(40 + 50 * i, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(d / f"{k}.png")
+    (root / "tree.json").write_text(json.dumps({"name": "kind", "paths": {
+        "kit fox": ["animal"], "tabby cat": ["animal"], "sports car": ["vehicle"], "pickup truck": ["vehicle"]}}))
+    return root
+
+
+def test_any_labelled_image_folder_is_a_dataset_with_its_own_tree(tmp_path, capsys):
+    import json
+
+    folder = _image_folder(tmp_path / "mine")
+    out = tmp_path / "ev"
+    assert main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(out),
+                 f"data.dataset=folder:{folder}", "eval.steps=2", "eval.robust_samples=12", "eval.batch_size=8",
+                 "data.num_workers=0"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["tree"] == "kind" and rep["levels"][1] == ["animal", "vehicle"] and rep["num_levels"] == 2
+    assert rep["models"]["x"]["n"]["clean"] == 24 and (out / "report.md").exists()
+    assert (out / "accuracy_per_level.png").exists() and len(list((out / "clip_benchmark").glob("*.json"))) == 1
+    assert main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(tmp_path / "many"),
+                 "--datasets", f"folder:{folder}", "eval.steps=1", "eval.robust_samples=8",
+                 "data.num_workers=0"]) == 0
+    assert (tmp_path / "many" / "mine" / "report.json").exists()
+
+
+@pytest.mark.parametrize("damage,match", [
+    ("empty", "holds no class folders"), ("class", "holds no images"), ("image", "cannot be read"),
+    ("tree", "does not cover class 'pickup truck'"), ("missing", "is not a folder")])
+def test_a_bad_image_folder_is_one_line_before_any_model_loads(tmp_path, capsys, damage, match):
+    import json
+
+    folder = tmp_path / "mine"
+    if damage == "empty":
+        folder.mkdir()
+    elif damage != "missing":
+        _image_folder(folder)
+        if damage == "class":
+            (folder / "empty_class").mkdir()
+        elif damage == "image":
+            (folder / "kit_fox" / "0.png").write_bytes(b"not a png")
+        elif damage == "tree":
+            (folder / "tree.json").write_text(json.dumps({"paths": {"kit fox": ["animal"], "tabby cat": ["animal"],
+                                                                     "sports car": ["vehicle"]}}))
+    rc = main(["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(tmp_path / "ev"),
+               f"data.dataset=folder:{folder}", "data.num_workers=0"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and match in err and len(err.splitlines()) == 1, err

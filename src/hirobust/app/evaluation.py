@@ -234,12 +234,14 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
     under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
     (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
+    from ..data.folder import folder_label, is_folder_name
     from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, available, canonical_dataset
     from .compare import compare
     from .report import write_report
 
-    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [canonical_dataset(n) for n in names]
-    unknown = [n for n in names if n not in DATASETS]  # DATASETS: every registered dataset, the 15 included
+    names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [
+        n if is_folder_name(n) else canonical_dataset(n) for n in names]
+    unknown = [n for n in names if n not in DATASETS and not is_folder_name(n)]  # every registered one, the 15 too
     if unknown:  # before any work: a misspelt name is the user's error, not a dataset to skip
         known = ", ".join(sorted(DATASETS))
         raise ConfigError(f"unknown dataset {unknown[0]!r}; known: {known} (or 'all'; CLIP_benchmark's names "
@@ -251,7 +253,8 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     out = Path(out)
     done, skipped = [], {}
     for name in names:
-        ok, why = (True, "") if data_cfg.download else available(name, data_cfg.root, data_cfg.eval_split)
+        ok, why = (True, "") if data_cfg.download or is_folder_name(name) else available(name, data_cfg.root,
+                                                                                         data_cfg.eval_split)
         if not ok:
             skipped[name] = why
             continue
@@ -263,12 +266,12 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
             skipped[name] = str(e)
             continue
         if distributed.is_main():
-            write_report(report, out / name)
+            write_report(report, out / (folder_label(name) if is_folder_name(name) else name))
         done.append(name)
     summary = {"evaluated": done, "skipped": skipped}
     if distributed.is_main():
         if done:
-            compare([out / n for n in done], out)
+            compare([out / (folder_label(n) if is_folder_name(n) else n) for n in done], out)
         write_json(summary, out / "datasets.json")
     return summary
 

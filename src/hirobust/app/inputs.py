@@ -69,6 +69,8 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     from ..data.registry import ZEROSHOT_DATASETS
 
     kwargs = {}
+    if data_cfg.dataset.startswith("folder:"):
+        kwargs = {"image_size": image_size, "num_workers": data_cfg.num_workers}
     if data_cfg.dataset in ZEROSHOT_DATASETS:
         kwargs = {"image_size": image_size, "download": data_cfg.download, "num_workers": data_cfg.num_workers,
                   "prompt_names": data_cfg.prompt_names, "caltech101_background": data_cfg.caltech101_background}

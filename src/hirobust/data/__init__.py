@@ -53,7 +53,12 @@ def get_dataset(name: str, split: str = "test", root: str | Path | None = None, 
     from .synthetic import MIX_PREFIX, make_synthetic_mix, parse_mix
 
     name = canonical_dataset(name)
+    from .folder import is_folder_name, make_folder_dataset
     from .synthetic import KNOB_NAME, make_synthetic_knob
+
+    if is_folder_name(name):  # any labelled image folder (data/folder.py)
+        return make_folder_dataset(name, split, **{k: v for k, v in kwargs.items() if k in ("image_size",
+                                                                                          "num_workers")})
 
     if name == KNOB_NAME:  # the knob control with one tree per knob value (docs/synthetic.md)
         return make_synthetic_knob(split, **{k: v for k, v in kwargs.items() if k in ("n_per_class", "image_size",
