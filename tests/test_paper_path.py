@@ -65,3 +65,34 @@ def test_compare_averages_each_column_over_the_datasets_that_have_it():
     assert row["clean L1"] == 0.6 and row["clean L1 n"] == 1  # pcam's one-node L1 is left out
     assert row["clean L2"] is None and row["clean L2 n"] == 0
     assert "60.0 (1 of 2)" in markdown(cols, [row], "t")
+
+
+def test_a_multi_dataset_evaluation_resumes_without_recomputing_finished_datasets(tmp_path, monkeypatch, capsys):
+    import json
+
+    from hirobust.app import evaluation
+
+    real, calls = evaluation.evaluate_models, []
+
+    def dies_on_mix(models, data_cfg, *a, **k):
+        calls.append((data_cfg.dataset, list(models)))
+        if data_cfg.dataset.startswith("folder:") and fail:
+            raise KeyboardInterrupt  # a kill in the middle of the second dataset
+        return real(models, data_cfg, *a, **k)
+
+    monkeypatch.setattr(evaluation, "evaluate_models", dies_on_mix)
+    from test_audit import _image_folder
+
+    folder = f"folder:{_image_folder(tmp_path / 'mine')}"
+    out = tmp_path / "ev"
+    ev = ["--quiet", "evaluate", "--model", "a=hirobust-tiny:", "--out", str(out), "--datasets",
+          f"synthetic,{folder}", "eval.steps=1", "eval.robust_samples=8", "data.num_workers=0"]
+    fail = True
+    assert main(ev) == 130
+    summary = json.loads((out / "datasets.json").read_text())  # written after the first dataset already
+    assert summary["evaluated"] == ["synthetic"] and summary["pending"] == [folder]
+    assert (out / "compare.md").exists()
+    fail, calls[:] = False, []
+    assert main([*ev, "--resume"]) == 0
+    assert calls == [(folder, ["a"])]  # the finished dataset's cells were reused
+    assert json.loads((out / "datasets.json").read_text())["evaluated"] == ["synthetic", folder]

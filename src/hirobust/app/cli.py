@@ -312,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     # hirobust's log on stderr: stages, their ETA and what each does (run.log has it all too); --quiet: only errors
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    console.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    import os
+
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 talks (errors come from every rank)
+    console.setLevel(logging.ERROR if args.quiet or not rank0 else logging.INFO)
     log = logging.getLogger("hirobust")
     log.addHandler(console)
     log.propagate = False  # open_clip's root-level logging.info() installs a root handler: no second copy

@@ -78,7 +78,7 @@ def _evaluate(args, where: Path, models, data, data_cfg, eval_cfg) -> int:
 
         names = "all" if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
         summary = evaluate_datasets(models, names, data_cfg, eval_cfg, where, data.get("device", "auto"),
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, resume=args.resume)
         print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
         for name, why in summary["skipped"].items():
             print(f"skipped {name}: {why}")

@@ -230,10 +230,14 @@ def _kept(cell: Path, name: str, key: str, inputs: dict) -> dict:
 
 
 def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, data_cfg: DataConfig,
-                      eval_cfg: EvalConfig, out: str | Path, device="auto", progress: bool = True) -> dict:
+                      eval_cfg: EvalConfig, out: str | Path, device="auto", progress: bool = True,
+                      resume: bool = False) -> dict:
     """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
     under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
-    (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped)."""
+    (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped), the last two after
+    every dataset, so a kill loses at most the cell it was in. Each dataset is evaluated model by model and attack
+    by attack (:func:`evaluate_models_resumable`): ``resume`` reuses every finished (dataset, model, attack, level)
+    cell of the same inputs."""
     from ..data.folder import folder_label, is_folder_name
     from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, available, canonical_dataset
     from .compare import compare
@@ -260,15 +264,23 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
             continue
         cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
                                   hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
+        dest = out / (folder_label(name) if is_folder_name(name) else name)
         try:
-            report = evaluate_models(models, cfg, eval_cfg, device, progress)
+            report = evaluate_models_resumable(models, cfg, eval_cfg, dest, device, progress, resume=resume)
         except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
-            skipped[name] = str(e)
+            skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
             continue
         if distributed.is_main():
-            write_report(report, out / (folder_label(name) if is_folder_name(name) else name))
+            write_report(report, dest)
         done.append(name)
-    summary = {"evaluated": done, "skipped": skipped}
+        _summary(out, names, done, skipped, compare, folder_label, is_folder_name)
+    return _summary(out, names, done, skipped, compare, folder_label, is_folder_name)
+
+
+def _summary(out: Path, names, done, skipped, compare, folder_label, is_folder_name) -> dict:
+    """datasets.json and the average table of what is finished so far (rewritten after every dataset)."""
+    summary = {"evaluated": done, "skipped": skipped, "pending": [n for n in names if n not in done
+                                                                   and n not in skipped]}
     if distributed.is_main():
         if done:
             compare([out / (folder_label(n) if is_folder_name(n) else n) for n in done], out)

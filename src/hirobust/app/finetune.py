@@ -37,8 +37,28 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     return Path(cfg.out)
 
 
+def _complete(cfg: FinetuneConfig, out: Path) -> bool:
+    """Whether ``out`` holds this very fine-tune, finished and exported (a resume then has nothing to do)."""
+    import json
+
+    try:
+        rep = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    train = rep.get("train") or {}
+    skip = ("ckpt_every", "log_every", "report_to")
+    same = lambda c: {**c, "train": {k: v for k, v in (c.get("train") or {}).items() if k not in skip}}  # noqa: E731
+    return (rep.get("kind") == "finetune" and (out / "hirobust.json").is_file() and train.get("steps") is not None
+            and train.get("steps") == train.get("total_steps")
+            and same(json.loads(json.dumps(rep.get("config"), default=str))) == same(
+                json.loads(json.dumps(asdict(cfg), default=str))))
+
+
 def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, callback) -> None:
     device = resolve_device(cfg.device)
+    if resume and _complete(cfg, out):  # e.g. `reproduce --resume` after a kill during evaluation
+        _log.info("%s: the fine-tune is complete; nothing to resume (the exported model is kept as it is)", out)
+        return
     if cfg.data.train_classes is not None:  # held-out classes checked before the model (or its pretraining)
         from ..data import get_dataset
 

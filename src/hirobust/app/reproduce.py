@@ -20,4 +20,4 @@ def reproduce(cfg: ReproduceConfig, progress: bool = True, resume: bool = False,
                            "pretrained": resolve_pretrained(cfg.finetune.model, progress)}, **models}
     base = dataclasses.replace(cfg.finetune.data, tree=None, trees=None)
     return evaluate_datasets(models, cfg.evaluate.datasets, base, cfg.evaluate.eval, Path(cfg.finetune.out) / "eval",
-                             cfg.finetune.device, progress)
+                             cfg.finetune.device, progress, resume=resume)
