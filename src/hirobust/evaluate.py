@@ -26,7 +26,7 @@ from .data import ZSDataset
 from .errors import ConfigError
 from .eval_plan import eval_plan
 from .hierarchy import Hierarchy
-from .metrics import hierarchical_metrics
+from .metrics import chance_flags, chance_rates, hierarchical_metrics  # noqa: F401 (re-exported)
 from .progress import label
 from .records import correct, level_bits, subset_of, subset_record
 from .settings import EvalConfig
@@ -328,7 +328,9 @@ def sanity_checks(entry: dict, raw: dict[str, dict[str, float]], more_steps: flo
       accuracy (beyond ``sigmas`` binomial standard errors): the attack works;
     - pgd <= random noise: uniform noise of the same ε hurts less than PGD (else suspect gradient masking);
     - autoattack <= pgd: the stronger attack finds at least as many errors (beyond noise);
-    - more steps: PGD with twice the steps does not leave the model more robust (beyond noise).
+    - more steps: PGD with twice the steps does not leave the model more robust (beyond noise);
+    - the attack changes some prediction: robust equal to clean at every attacked level means no gradient reached
+      the image (a saturated softmax, a masked gradient), not robustness.
     """
     se = entry["standard_error_robust"]
     tol = sigmas * se
@@ -352,28 +354,12 @@ def sanity_checks(entry: dict, raw: dict[str, dict[str, float]], more_steps: flo
         base = pgd_main["robust"]["0"]["0"]
         checks.append({"check": "more steps do not help", "level": 0, "pgd": base, "pgd_2x_steps": more_steps,
                        "passed": more_steps <= base + tol})
+    for attack, levels in raw.items():  # robust = clean at every level: no gradient reached the image (masking?)
+        clean = entry["attacks"][attack]["clean_on_subset"]
+        if levels and any(clean[a] > 0 for a in levels):
+            checks.append({"check": "the attack changes some prediction", "attack": attack,
+                           "passed": any(acc < clean[a] for a, acc in levels.items())})
     return checks
-
-
-def chance_rates(hier: Hierarchy, y: torch.Tensor) -> dict:
-    """Per level: a uniform guess's accuracy (1/nodes) and the majority node's share of ``y`` (leaf labels)."""
-    out = {}
-    for b in range(hier.num_levels):
-        counts = torch.bincount(hier.labels(y, b), minlength=hier.num_nodes(b))
-        out[str(b)] = {"uniform": 1.0 / hier.num_nodes(b), "majority": float(counts.max()) / max(1, len(y))}
-    return out
-
-
-def chance_flags(entry: dict, chance: dict, why: str) -> dict:
-    """{level: reason} for every level (with more than one node) whose clean accuracy is not above the majority
-    node's share: its interval's lower bound at or below it. Robust numbers at such a level say nothing."""
-    out = {}
-    for b, c in chance.items():
-        lo = (entry.get("clean_ci95", {}).get(b) or [None])[0]
-        if c["majority"] < 1 and lo is not None and lo <= c["majority"]:
-            out[b] = (f"clean {100 * entry['clean'][b]:.1f}% (interval from {100 * lo:.1f}) is not above the majority "
-                      f"node's {100 * c['majority']:.1f}%: {why}")
-    return out
 
 
 def class_group_breakdown(entry: dict, hier: Hierarchy, seen: list[str]) -> dict:

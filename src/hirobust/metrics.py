@@ -32,3 +32,24 @@ def hierarchical_metrics(pred: torch.Tensor, truth: torch.Tensor, hier: Hierarch
     return {"mistake_severity": severity, "consistency": consistency, "consistency_ci95": consistency_ci,
             "full_path_accuracy": full["value"], "full_path_accuracy_ci95": full["ci95"], "n": full["n"],
             "leaf_errors": int(wrong.sum())}
+
+
+def chance_rates(hier: Hierarchy, y: torch.Tensor) -> dict:
+    """Per level: a uniform guess's accuracy (1/nodes) and the majority node's share of ``y`` (leaf labels)."""
+    out = {}
+    for b in range(hier.num_levels):
+        counts = torch.bincount(hier.labels(y, b), minlength=hier.num_nodes(b))
+        out[str(b)] = {"uniform": 1.0 / hier.num_nodes(b), "majority": float(counts.max()) / max(1, len(y))}
+    return out
+
+
+def chance_flags(entry: dict, chance: dict, why: str) -> dict:
+    """{level: reason} for every level (with more than one node) whose clean accuracy is not above the majority
+    node's share: its interval's lower bound at or below it. Robust numbers at such a level say nothing."""
+    out = {}
+    for b, c in chance.items():
+        lo = (entry.get("clean_ci95", {}).get(b) or [None])[0]
+        if c["majority"] < 1 and lo is not None and lo <= c["majority"]:
+            out[b] = (f"clean {100 * entry['clean'][b]:.1f}% (interval from {100 * lo:.1f}) is not above the majority "
+                      f"node's {100 * c['majority']:.1f}%: {why}")
+    return out

@@ -118,7 +118,11 @@ def to_markdown(report: dict) -> str:
                                  _pct(h["full_path_accuracy"])] for name, h in m["hierarchical"].items()])
             out.append("")
         failed = [c for c in m.get("checks", []) if not c["passed"]]
-        out += [f"Sanity checks: {len(m.get('checks', [])) - len(failed)} passed, {len(failed)} failed"
+        names: dict[str, list[int]] = {}
+        for c in m.get("checks", []):
+            names.setdefault(c["check"], [0, 0])[0 if c["passed"] else 1] += 1
+        out += [f"Sanity checks: {len(m.get('checks', [])) - len(failed)} passed, {len(failed)} failed ("
+                + "; ".join(f"{n}: {p} passed" + (f", {f} FAILED" if f else "") for n, (p, f) in names.items()) + ")"
                 + ("".join(f"\n- FAILED: {c}" for c in failed)), ""]
     for title, rows in report.get("ablation", {}).items():
         out += [f"## Ablation: {title}", "", "(accuracies and TSR in %, training time in seconds per epoch)", "",
