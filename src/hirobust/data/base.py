@@ -30,6 +30,25 @@ def nested_positions(total: int, small: int, large: int | None, seed: int = 0) -
     return torch.searchsorted(big, seeded_indices(total, small, seed))
 
 
+class FileImages(torch.utils.data.Dataset):
+    """(transformed image, label) of ``samples`` [(path, label)], each file opened when read (image folders)."""
+
+    def __init__(self, samples: list, transform=None):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            img.load()
+            x = self.transform(img) if self.transform is not None else img.copy()
+        return x, label
+
+
 @dataclass
 class ZSDataset:
     """Images in [0, 1] with leaf labels, for zero-shot classification over a hierarchy.

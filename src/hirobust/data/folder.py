@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, NotFound
-from .base import ZSDataset
+from .base import FileImages, ZSDataset
 
 PREFIX = "folder:"
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -36,24 +36,6 @@ def is_folder_name(name: str) -> bool:
 def folder_label(name: str) -> str:
     """A short, path-safe label of ``folder:/a/b/pets`` (``pets``) for run directories and file names."""
     return Path(name[len(PREFIX):].rstrip("/")).name or "folder"
-
-
-class LabelledFolder(torch.utils.data.Dataset):
-    """(image in [0, 1] [3, S, S], label) of ``samples`` [(path, label)]."""
-
-    def __init__(self, samples: list[tuple[Path, int]], transform):
-        self.samples, self.transform = samples, transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        path, label = self.samples[i]
-        with Image.open(path) as img:
-            img.load()
-            return self.transform(img), label
 
 
 def _split_root(root: Path, split: str) -> Path:
@@ -113,7 +95,7 @@ def make_folder_dataset(name: str, split: str = "test", image_size: int = 224, n
         {"name": "flat", "paths": {n: [] for n in names}}
     return ZSDataset(name=name, classnames=names, templates=templates, hierarchy=hierarchy,
                      labels=torch.tensor([lab for _, lab in samples], dtype=torch.long),
-                     dataset=LabelledFolder(samples, image_transform(image_size)), num_workers=num_workers)
+                     dataset=FileImages(samples, image_transform(image_size)), num_workers=num_workers)
 
 
 def _check_readable(name: str, samples: list[tuple[Path, int]]) -> None:

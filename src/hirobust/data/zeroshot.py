@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import ConfigError, MissingPackage, NotFound
-from .base import ZSDataset
+from .base import FileImages, ZSDataset
 from .imagenet import imagenet_wnids
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def image_transform(image_size: int = 224) -> Callable:
 
 
 # ---------------------------------------------------------------------------------------------- ImageNet (a folder)
-class ImageFolderByWnid(torch.utils.data.Dataset):
+class ImageFolderByWnid(FileImages):
     """``folder/<wnid>/*.JPEG`` with labels indexing the full 1000-class list (some wnid folders may be absent).
 
     Folders that are not ImageNet-1k wnids are ignored (listed in ``ignored``).
@@ -73,25 +73,15 @@ class ImageFolderByWnid(torch.utils.data.Dataset):
     def __init__(self, folder: str | Path, transform: Callable | None = None):
         self.folder = Path(folder)
         index = {w: i for i, w in enumerate(imagenet_wnids())}
-        self.samples: list[tuple[Path, int]] = []
+        samples: list[tuple[Path, int]] = []
         self.ignored: list[str] = []
         for sub in sorted(p for p in self.folder.iterdir() if p.is_dir()):
             if sub.name not in index:
                 self.ignored.append(sub.name)
                 continue
             files = sorted(f for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
-            self.samples += [(f, index[sub.name]) for f in files]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        path, label = self.samples[i]
-        with Image.open(path) as img:
-            img.load()
-            x = self.transform(img) if self.transform is not None else img.copy()
-        return x, label
+            samples += [(f, index[sub.name]) for f in files]
+        super().__init__(samples, transform)
 
 
 def _imagenet_folder(root: Path, split: str) -> Path | None:
