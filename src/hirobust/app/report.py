@@ -9,6 +9,7 @@ from ..io import write_json, write_text
 from ..stats import fmt_ci
 from .markdown import get as _get
 from .markdown import group_table, table, table_lines
+from .report_plots import plot
 
 
 def _pct(v) -> str:
@@ -153,120 +154,6 @@ def ablation_markdown(rows: list[dict]) -> str:
     keys = [k for k in rows[0] if k != "run"]
     fmt = lambda k, v: f"{v:.1f}" if k.startswith("train") else f"{100 * v:.1f}"  # noqa: E731
     return table(["run", *keys], [[r["run"]] + [fmt(k, r[k]) for k in keys] for r in rows])
-
-
-def _errbars(vals, cis):
-    import numpy as np
-
-    v = np.array([np.nan if x is None else x for x in vals], dtype=float) * 100
-    lo = np.array([np.nan if c is None else c[0] for c in cis], dtype=float) * 100
-    hi = np.array([np.nan if c is None else c[1] for c in cis], dtype=float) * 100
-    return v, np.clip(np.nan_to_num(np.stack([v - lo, hi - v]), nan=0.0), 0.0, None)
-
-
-def _zoom(ax, lows, highs, pad=2.0):
-    import numpy as np
-
-    lo, hi = np.nanmin(lows), np.nanmax(highs)
-    if np.isfinite(lo) and np.isfinite(hi):
-        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
-
-
-def plot(report: dict, out_dir: Path) -> list[str]:
-    """PNG plots: accuracy per level per model with interval whiskers (axes zoomed to the data), one TSR heatmap
-    per model with its own colour scale, and the ε sweep of every model with the table's metric. Returns names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    L = report["num_levels"]
-    models = list(report["models"])
-    files = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)  # clean and robust on one y-range
-    width = 0.8 / max(1, len(models))
-    for ax in axes:  # the majority node's share per level: the line a level must clear to be read at all
-        for b, c in (report.get("chance") or {}).items():
-            ax.hlines(100 * c["majority"], int(b) - 0.45, int(b) + 0.45, colors="grey", linestyles="dashed", lw=1,
-                      label="chance (majority)" if b == "0" else None)
-    lows, highs = [100 * c["majority"] for c in (report.get("chance") or {}).values()], []
-    for ax, kind in zip(axes, ("clean", "robust")):
-        for i, name in enumerate(models):
-            m = report["models"][name]
-            if kind == "clean":
-                vals = [m["clean"][str(b)] for b in range(L)]
-                cis = [_get(m, "clean_ci95", str(b)) for b in range(L)]
-            else:
-                vals = [_get(m, "robust", str(b), str(b)) for b in range(L)]
-                cis = [_get(m, "robust_ci95", str(b), str(b)) for b in range(L)]
-            v, err = _errbars(vals, cis)
-            ax.errorbar(np.arange(L) + i * width - 0.4 + width / 2, v, yerr=err, fmt="o", ms=4, capsize=2, label=name)
-            lows.append(np.nanmin(v - err[0]) if np.isfinite(v).any() else np.nan)
-            highs.append(np.nanmax(v + err[1]) if np.isfinite(v).any() else np.nan)
-        ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
-        ax.set_xlabel("level (0 = leaf)")
-        eps = report["eps"] * 255
-        ax.set_title("clean accuracy" if kind == "clean" else f"robust accuracy, same-level attack, ε={eps:.3g}/255",
-                     fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("accuracy (%), 95% interval")
-    _zoom(axes[0], lows, highs or lows)  # one range for both panels (shared y)
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    _save(fig, out_dir / "accuracy_per_level.png")
-    files.append("accuracy_per_level.png")
-
-    fig, axes = plt.subplots(1, len(models), figsize=(2.8 * len(models) + 1, 2.9), squeeze=False)
-    for ax, name in zip(axes[0], models):
-        t = report["models"][name]["transfer_success"]
-        mat = np.array([[np.nan if _get(t, str(a), str(b)) is None else _get(t, str(a), str(b)) for b in range(L)]
-                        for a in range(L)], dtype=float) * 100
-        vmax = np.nanmax(mat) if np.isfinite(mat).any() else 1.0
-        im = ax.imshow(mat, vmin=0, vmax=max(vmax, 1.0), cmap="viridis")
-        for a in range(L):
-            for b in range(L):
-                ax.text(b, a, "—" if np.isnan(mat[a, b]) else f"{mat[a, b]:.0f}", ha="center", va="center",
-                        color="w" if np.nan_to_num(mat[a, b]) < 0.6 * vmax else "k", fontsize=8)
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
-        ax.set_yticks(range(L), [f"L{a}" for a in range(L)])
-        ax.set_xlabel("read level b")
-        fig.colorbar(im, ax=ax, shrink=0.7, label="TSR (%)")
-    axes[0][0].set_ylabel("attack level a")
-    _save(fig, out_dir / "transfer_success.png", tight=True)
-    files.append("transfer_success.png")
-
-    sweeps = {n: m["eps_sweep_by_level"] for n, m in report["models"].items() if m.get("eps_sweep_by_level")}
-    if sweeps:
-        levels = sorted({a for sw in sweeps.values() for a in sw}, key=int)
-        fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 3.6), squeeze=False)
-        for ax, a in zip(axes[0], levels):
-            for name, sw in sweeps.items():
-                rows = sorted(sw.get(a, {}).items(), key=lambda kv: float(kv[0]))
-                if not rows:
-                    continue
-                v, err = _errbars([r["acc"][a] for _, r in rows], [r["ci95"][a] for _, r in rows])
-                ax.errorbar([float(e) * 255 for e, _ in rows], v, yerr=err, marker="o", ms=3, capsize=2, label=name)
-            ax.set_xlabel(f"ε (/255), level-{a} attack")
-            ax.set_ylabel(f"robust accuracy at L{a} (%)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        _save(fig, out_dir / "eps_sweep.png")
-        files.append("eps_sweep.png")
-    return files
-
-
-def _save(fig, path: Path, tight: bool = False) -> None:
-    """Save a figure atomically (a temp file renamed into place)."""
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_write
-
-    extra = {"bbox_inches": "tight"} if tight else {}
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png", **extra))
-    plt.close(fig)
 
 
 def clip_benchmark_results(report: dict) -> dict[str, dict]:

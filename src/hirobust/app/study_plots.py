@@ -21,7 +21,7 @@ def plot_study(study: dict, out: Path, loaded: dict) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import _save
+    from .report_plots import _save
 
     files = []
     for pname, part in study["parts"].items():
