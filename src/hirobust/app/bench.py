@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..hierarchy import Forest, Hierarchy
+from ..methods.configs import CONFIGS
 from .loader_rate import jpeg_folder_rate, loader_line, loader_rate
 from .markdown import rate as _r
 from .markdown import table_lines
@@ -37,7 +38,7 @@ from .projection import project, projection_markdown
 class BenchConfig:
     model: str = "hirobust-fmnist-vit"
     device: str = "auto"
-    methods: list[str] = field(default_factory=lambda: ["tecoa", "pmg", "fare", "tga", "hiro"])
+    methods: list[str] = field(default_factory=lambda: list(CONFIGS))  # every registered method
     batch_size: int = 256
     num_classes: int = 10
     num_levels: int = 3  # the synthetic hierarchy over the classes (level l node = class >> l)
