@@ -96,3 +96,27 @@ def test_a_multi_dataset_evaluation_resumes_without_recomputing_finished_dataset
     assert main([*ev, "--resume"]) == 0
     assert calls == [(folder, ["a"])]  # the finished dataset's cells were reused
     assert json.loads((out / "datasets.json").read_text())["evaluated"] == ["synthetic", folder]
+
+
+def test_a_partial_imagenet_is_refused_unless_allowed_and_then_marked(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from hirobust.data.zeroshot import imagenet_wnids
+
+    val = tmp_path / "data" / "val"
+    for w in imagenet_wnids()[:3]:  # 3 of 1,000 class folders
+        (val / w).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(np.full((32, 32, 3), 40 * k, np.uint8)).save(val / w / f"{k}.JPEG")
+    ev = ["--quiet", "evaluate", "--model", "x=hirobust-tiny:", "--out", str(tmp_path / "ev"), "data.dataset=imagenet",
+          f"data.root={tmp_path / 'data'}", "data.eval_split=val", "data.num_workers=0", "eval.steps=1",
+          "eval.robust_samples=4", "eval.attack_levels=[0]", 'data.templates=["a photo of a {}."]']
+    assert main(ev) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds 3 of 1000 ImageNet class folders" in err and "allow_partial" in err and len(err.splitlines()) == 1
+    assert main([*ev, "data.allow_partial=true"]) == 0
+    rep = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert "3 of 1000" in rep["partial"] and "**Partial dataset**" in (tmp_path / "ev" / "report.md").read_text()

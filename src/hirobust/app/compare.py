@@ -252,7 +252,8 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
         d, t = next(iter(mixed.items()))
         raise ConfigError(f"the reports evaluate {d} with different trees ({', '.join(sorted(map(str, t)))}): their "
                          f"levels are different questions; compare the reports of each tree apart")
-    datasets = [f"{d} (tree {next(iter(t))})" for d, t in sorted(trees.items())]
+    partial = {r["dataset"] for r in reports if r.get("partial")}
+    datasets = [f"{d} (tree {next(iter(t))}{', PARTIAL' if d in partial else ''})" for d, t in sorted(trees.items())]
     eps = sorted({r["eps"] for r in reports})
     cols, table = rows(reports)
     title = f"Mean over datasets ({len(reports)} report(s): {', '.join(datasets)}); ε = " + \

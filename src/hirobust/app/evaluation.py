@@ -94,7 +94,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                              eval_cfg.attacks[0]],
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
                          "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
-              "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
+              "partial": ds.partial, "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
               "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
     stages = None if active() else Stages(len(models))
     for name, source in models.items():
@@ -257,8 +257,8 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     out = Path(out)
     done, skipped = [], {}
     for name in names:
-        ok, why = (True, "") if data_cfg.download or is_folder_name(name) else available(name, data_cfg.root,
-                                                                                         data_cfg.eval_split)
+        ok, why = (True, "") if data_cfg.download or is_folder_name(name) else available(
+            name, data_cfg.root, data_cfg.eval_split, data_cfg.allow_partial)
         if not ok:
             skipped[name] = why
             continue

@@ -73,7 +73,8 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
         kwargs = {"image_size": image_size, "num_workers": data_cfg.num_workers}
     if data_cfg.dataset in ZEROSHOT_DATASETS:
         kwargs = {"image_size": image_size, "download": data_cfg.download, "num_workers": data_cfg.num_workers,
-                  "prompt_names": data_cfg.prompt_names, "caltech101_background": data_cfg.caltech101_background}
+                  "prompt_names": data_cfg.prompt_names, "caltech101_background": data_cfg.caltech101_background,
+                  "allow_partial": data_cfg.allow_partial}
     ds = get_dataset(data_cfg.dataset, split, root=data_cfg.root, **kwargs)
     if data_cfg.templates is not None:
         bad = [t for t in data_cfg.templates if t.count("{}") != 1]

@@ -52,6 +52,9 @@ def to_markdown(report: dict) -> str:
                 f"seeds {prov.get('seeds')}; config digest {prov.get('config_digest')}.", ""]
     if report.get("note"):
         out += [report["note"], ""]
+    if report.get("partial"):
+        out += [f"**Partial dataset** (data.allow_partial): {report['partial']}. These numbers are not the "
+                f"dataset's.", ""]
     out += [f"- tree: `{report.get('tree')}`, {L} levels: "
             + "; ".join(f"L{b} ({len(n)} nodes)" for b, n in enumerate(report.get("levels", []))),
             f"- attack: {att.get('type')} {att.get('norm')}, ε = {eps:.5g} ({eps * 255:.3g}/255), α = "

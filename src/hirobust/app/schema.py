@@ -81,6 +81,9 @@ class DataConfig:
     # Caltech-101 as CLIP_benchmark evaluates it: 102 classes, the BACKGROUND_Google folder kept as "background" (a
     # leaf of its own in every tree) | false: torchvision's 101 classes (the background images dropped)
     caltech101_background: bool = True
+    # a copy with classes missing (ImageNet with some wnid folders) is refused, naming what is missing | true:
+    # evaluated on what is there, and marked partial in every report and table
+    allow_partial: bool = False
 
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)

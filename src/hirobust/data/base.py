@@ -67,6 +67,7 @@ class ZSDataset:
     prompt_names: dict[str, str] = field(default_factory=dict)  # class/node name -> text in prompts
     num_workers: int = 0
     held_out: list[str] = field(default_factory=list)  # classes removed by restrict_classes (still in the trees)
+    partial: str | None = None  # what is missing, when a partial copy was allowed (data.allow_partial)
 
     def __post_init__(self):
         if (self.images is None) == (self.dataset is None):

@@ -229,7 +229,8 @@ def clip_benchmark_prompt_names(name: str) -> dict[str, str]:
     return {} if spec is None else spec.clip_benchmark_prompt_names()
 
 
-def available(name: str, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
+def available(name: str, root: str | Path | None = None, split: str = "test",
+              allow_partial: bool = False) -> tuple[bool, str]:
     """Whether dataset ``name`` can be loaded from ``root`` without downloading, and why not (cheap: no image is read).
 
     For ``evaluate --datasets all``, which skips what is missing. Unknown names give ``(False, reason)``.
@@ -248,4 +249,4 @@ def available(name: str, root: str | Path | None = None, split: str = "test") ->
         return False, f"unknown zero-shot dataset {name!r}; known: {', '.join(ZEROSHOT_DATASETS)}"
     from . import zeroshot
 
-    return zeroshot.available(SPECS[name], root, split)
+    return zeroshot.available(SPECS[name], root, split, allow_partial)

@@ -102,6 +102,9 @@ def _check_imagenet(root: Path, split: str) -> str | None:
         return f"{str(folder)!r} holds no ImageNet wnid folder (like n01440764/)"
     if not any(f.suffix.lower() in IMAGE_EXTENSIONS for p in found for f in p.iterdir()):
         return f"the wnid folders in {str(folder)!r} hold no images (*.JPEG, *.png)"
+    if len(found) < len(wnids):
+        return (f"partial: {str(folder)!r} holds {len(found)} of {len(wnids)} ImageNet class folders "
+                f"(data.allow_partial=true evaluates the classes present, marked partial in every table)")
     return None
 
 
@@ -125,17 +128,20 @@ def _missing_packages(source: Source) -> list[str]:
     return out
 
 
-def _missing(name: str, source: Source, root: Path, split: str) -> str | None:
-    """Why the data is not there (``None`` when it looks complete); cheap: looks at paths only."""
+def _missing(name: str, source: Source, root: Path, split: str, allow_partial: bool = False) -> str | None:
+    """Why the data is not there (``None`` when it looks complete, or is partial and that is allowed); cheap: looks
+    at paths only."""
     if name == "imagenet":
-        return _check_imagenet(root, split)
+        why = _check_imagenet(root, split)
+        return None if allow_partial and why and why.startswith("partial") else why
     missing = [p for p in source.files(split) if not (root / p).exists()]
     if missing:
         return f"missing under {str(root)!r}: {', '.join(missing)}"
     return None
 
 
-def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "test") -> tuple[bool, str]:
+def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "test",
+              allow_partial: bool = False) -> tuple[bool, str]:
     """Whether zero-shot dataset ``spec`` can be loaded from ``root`` without downloading, and why not (cheap: no
     image is read). By name: :func:`hirobust.data.registry.available`."""
     name = spec.name
@@ -146,13 +152,13 @@ def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "t
     packages = _missing_packages(source)
     if packages:
         return False, f"dataset {name!r} needs the Python package(s) {', '.join(packages)} (pip install them)"
-    why = _missing(name, source, folder, split)
+    why = _missing(name, source, folder, split, allow_partial)
     return (True, f"found under {str(folder)!r}") if why is None else (False, f"{why}; expected {source.layout}")
 
 
 def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None, image_size: int = 224,
          download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark",
-         caltech101_background: bool = True, **_) -> ZSDataset:
+         caltech101_background: bool = True, allow_partial: bool = False, **_) -> ZSDataset:
     """Loader of zero-shot dataset ``spec`` (the registry passes ``SPECS[name]``; by name:
     ``get_dataset(name, ...)``): images in [0, 1] at ``image_size``, leaf labels, class names, CLIP_benchmark
     templates and the shipped hierarchy (all as the spec says).
@@ -168,7 +174,8 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     packages = _missing_packages(source)
     if packages:
         raise MissingPackage(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
-    why = _missing(name, source, folder, split)
+    why = _missing(name, source, folder, split, allow_partial)
+    partial = _check_imagenet(folder, split) if name == "imagenet" and allow_partial else None
     if why is not None and not (download and source.downloadable):
         raise NotFound(f"{name}: {why}. {source.how_to_get}")
     tf = image_transform(image_size)
@@ -196,6 +203,7 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
         dataset=dataset,
         num_workers=num_workers,
         prompt_names=prompts,
+        partial=partial,
     )
 
 
