@@ -122,8 +122,11 @@ def test_fake_imagenet_folder_loads_with_canonical_labels(tmp_path):
         _image(tmp_path / "val" / wnid / f"ILSVRC2012_val_{i:08d}.JPEG", fmt="JPEG")
         _image(tmp_path / "val" / wnid / f"extra_{i}.png", size=(20, 50), color=(0, 0, 0))
     (tmp_path / "val" / "not_a_wnid").mkdir()  # ignored
-    assert available("imagenet", tmp_path)[0]
-    ds = get_dataset("imagenet", "test", root=tmp_path, image_size=32)
+    ok, why = available("imagenet", tmp_path)
+    assert not ok and "holds 3 of 1000 ImageNet class folders" in why  # partial: refused unless allowed
+    assert available("imagenet", tmp_path, allow_partial=True)[0]
+    ds = get_dataset("imagenet", "test", root=tmp_path, image_size=32, allow_partial=True)
+    assert "3 of 1000" in ds.partial
     assert len(ds.classnames) == 1000 and ds.hierarchy == "imagenet"
     assert sorted(ds.labels.tolist()) == [0, 0, 417, 417, 999, 999]
     for i in range(len(ds)):
