@@ -155,12 +155,14 @@ def test_evaluate_over_a_fake_imagenet_folder_and_skip_missing_datasets(tmp_path
     out = tmp_path / "eval"
     rc = main(["--quiet", "evaluate", "--model", "clip=hirobust-tiny:", "--datasets", "imagenet,cifar10",
                "--out", str(out), f"data.root={root}", "eval.eps=1/255", "eval.steps=1", "eval.robust_samples=6",
-               "eval.batch_size=6", "data.num_workers=0", "data.templates=['a photo of a {}.']"])
+               "eval.batch_size=6", "data.num_workers=0", "data.templates=['a photo of a {}.']",
+               "data.allow_partial=true"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "evaluated: imagenet" in printed and "skipped cifar10:" in printed
     report = json.loads((out / "imagenet" / "report.json").read_text())
     assert report["num_levels"] == 6 and report["models"]["clip"]["samples"]["clean"] == 6
+    assert "3 of 1000" in report["partial"]  # 3 wnid folders: allowed, and marked
     assert json.loads((out / "datasets.json").read_text())["skipped"].keys() == {"cifar10"}
     assert (out / "compare.md").exists()
 
