@@ -182,6 +182,15 @@ def run_dir_cases(tmp: Path, run: Path) -> list[tuple[str, list[str], str]]:
     d = _copy(run, k / "lockdir", lambda d: ((d / ".hirobust.lock").unlink(), (d / ".hirobust.lock").mkdir()))
     out.append(("finetune --resume where the lock is a directory", ft(d, "--resume"), ".hirobust.lock"))
     out.append(("evaluate eval.norm=l3", ev(run, k / "e-new", "eval.norm=l3"), "eval.norm"))
+    import torch
+
+    from hirobust.io import load_safetensors, save_safetensors
+
+    extra = k / "extra.safetensors"
+    save_safetensors({**load_safetensors(run / "model" / "open_clip_model.safetensors"), "extra.weight":
+                      torch.zeros(3)}, extra)
+    out.append(("evaluate a checkpoint with an extra tensor", ["--quiet", "evaluate", "--model",
+                f"x=hirobust-tiny:{extra}", "--out", str(k / "e-new"), *EV], "'extra.weight'"))
     d = _copy(run, k / "nometa", lambda d: ((d / "hirobust.json").unlink(), (d / "hirobust.json").mkdir()))
     out.append(("evaluate a run whose hirobust.json is a directory", ev(d, k / "e-nometa"), "directory"))
     d = _copy(run, k / "noweights", lambda d: (d / "model" / "open_clip_model.safetensors").unlink())

@@ -266,3 +266,17 @@ def test_a_run_whose_files_changed_since_export_is_refused(tmp_path, run, capsys
     w = mine / "model" / "open_clip_model.safetensors"
     w.write_bytes(w.read_bytes()[:-1] + bytes([w.read_bytes()[-1] ^ 1]))
     assert main(ev) == 2 and "not the file this run wrote" in _err(capsys)
+
+
+def test_a_checkpoint_with_an_extra_tensor_names_it(tmp_path, capsys):
+    import torch
+
+    from hirobust.io import save_safetensors
+    from hirobust.models.clip import load_clip
+
+    f = tmp_path / "extra.safetensors"
+    save_safetensors({**load_clip("hirobust-tiny", None).model.state_dict(), "extra.weight": torch.zeros(3)}, f)
+    rc = main(["--quiet", "evaluate", "--model", f"x=hirobust-tiny:{f}", "--out", str(tmp_path / "ev"),
+               "data.dataset=synthetic"])
+    err = _err(capsys)
+    assert rc == 2 and "'extra.weight'" in err and "model name it was trained with" not in err

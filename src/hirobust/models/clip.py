@@ -88,7 +88,14 @@ def _unreadable(e: Exception) -> bool:
 
 
 def _mismatch(e: Exception, name: str, pretrained: str | None) -> None:
+    import re
+
     msg = (str(e).splitlines() or [type(e).__name__])[0]
+    extra = re.findall(r'Unexpected key\(s\) in state_dict: "([^"]*)"', str(e))
+    if extra and "Missing key" not in str(e) and "size mismatch" not in str(e):
+        first = repr(extra[0])
+        raise ConfigError(f"checkpoint {pretrained!r} holds tensors model {name!r} does not have (e.g. {first}); "
+                         f"it was edited or saved with extra state: remove them or re-export the model") from e
     mismatch = ("size mismatch", "Missing key", "Unexpected key", "changed", "shape")
     if isinstance(e, (AssertionError, KeyError)) or any(s in str(e) for s in mismatch):
         raise ConfigError(
