@@ -280,3 +280,17 @@ def test_a_checkpoint_with_an_extra_tensor_names_it(tmp_path, capsys):
                "data.dataset=synthetic"])
     err = _err(capsys)
     assert rc == 2 and "'extra.weight'" in err and "model name it was trained with" not in err
+
+
+def test_a_failed_start_s_leftovers_are_a_new_folder_for_any_command(tmp_path):
+    import json as _json
+
+    from hirobust.app.outdir import MARKER, claim
+
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / MARKER).write_text(_json.dumps({"kind": "study"}))  # a study that stopped before writing anything
+    (d / "run.log").write_text("...")
+    with claim(d, "finetune") as where:
+        assert where == d
+    assert _json.loads((d / MARKER).read_text())["kind"] == "finetune"

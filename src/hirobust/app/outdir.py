@@ -191,7 +191,7 @@ def claim(out: str | Path, kind: str, *, resume: bool = False, overwrite: bool =
     created = not out.exists()
     with RunLock(out):
         if mode != "overwrite":
-            marked = read_marker(out) is None
+            marked = mode == "new" or read_marker(out) is None  # a new run (even over a failed start's leftovers)
             if marked:
                 write_json({"kind": kind}, out / MARKER)
             try:
