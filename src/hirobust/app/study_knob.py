@@ -38,9 +38,12 @@ def knob_slopes(study: dict, loaded: dict, cfg) -> dict:
     slope of (run − baseline) same-level robust accuracy against the level's visual coherence, per superclass level
     and run, seed-matched and paired per image, bootstrapped over each part's seeds and images. Keys: level ->
     run -> the slope entry (with its verdict against 0)."""
-    parts = [p for p, part in study["parts"].items() if part["dataset"] == "synthetic-knob"
-             and "arbitrary" not in part["tree"] and cfg.baseline in loaded.get(p, {}).get("runs", {})]
-    if len(parts) < 3:
+    wanted = [p for p, pc in cfg.parts.items() if pc.get("dataset") == "synthetic-knob"
+              and "arbitrary" not in str(pc.get("tree"))]
+    parts = [p for p in wanted if p in study["parts"] and cfg.baseline in loaded.get(p, {}).get("runs", {})
+             and all(len(loaded[p]["runs"].get(r, [])) >= int((cfg.parts[p].get("seeds") or {}).get(r, 1))
+                     for r in cfg.parts[p].get("runs", []) if r != "clip")]
+    if len(parts) < 3 or parts != wanted:  # the pre-registered test reads every knob value, never a partial sweep
         return {}
     out: dict = {}
     levels = len(study["parts"][parts[0]]["levels"])

@@ -87,6 +87,8 @@ def apply_rule(part: dict, rule: dict, margin: float, runs: list[str]) -> dict:
             states.append("pass" if "pass" in outcomes else "fail" if set(outcomes) == {"fail"} else "open")
     verdict = ("reproduced" if states and all(s == "pass" for s in states) else
                "not reproduced" if "fail" in states else "inconclusive")
+    if not evidence:  # the numbers it reads are not there yet (cells not run): no verdict
+        verdict = "not run"
     borderline = any("borderline" in str(e["decided_by"]) for e in evidence)
     return {"verdict": verdict + (" (borderline)" if borderline and verdict == "inconclusive" else ""),
             "hypothesis": rule.get("hypothesis", ""), "clauses": rule["clauses"], "clause_states": states,
