@@ -119,7 +119,7 @@ _SPECS = [
         lambda s: [],
         "root/val/<wnid>/*.JPEG (ILSVRC-2012 validation images sorted into one folder per WordNet id such as "
         "n01440764; root/imagenet/val/ also works; labels follow the canonical wnid order of timm's "
-        "imagenet_synsets.txt, and a folder holding only some of the 1000 classes works)",
+        "imagenet_synsets.txt, a folder holding only some of the 1000 classes needs data.allow_partial=true)",
         None), classnames=imagenet_classnames, prompt_names=imagenet_prompt_names),
     # with its 467 background images (CLIP_benchmark's form, the default; 8,677 without)
     _zeroshot("caltech101", 9_144, "caltech101", Source(
