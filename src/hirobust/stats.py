@@ -96,24 +96,21 @@ def seed_summary(values: Sequence[float], level: float = LEVEL) -> dict:
     return {"mean": mean, "sd": sd, "seeds": k, "ci95": [mean - half, mean + half]}
 
 
-def seed_paired_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: int = 0,
-                           level: float = LEVEL) -> dict:
+def seed_paired_difference(a: Sequence, b: Sequence, n_boot: int = 2000, seed: int = 0) -> dict:
     """Difference of two methods over seed-matched pairs: ``a[i]`` and ``b[i]`` are boolean vectors [N] of
-    seed i on the same N images. The interval comes from a two-level bootstrap that resamples seeds and images
-    together (conservative for this crossed design); with one seed it is the paired image bootstrap. Also
-    reports each seed's difference and exact McNemar p."""
+    seed i on the same N images. The 95% and 90% intervals (and their Monte Carlo errors) come from the two-level
+    bootstrap that resamples seeds and images together (:func:`fold_bootstrap` with one fold; conservative for
+    this crossed design); with one seed it is the paired image bootstrap. Also reports each seed's difference and
+    exact McNemar p."""
     A = np.stack([_bool(x) for x in a]).astype(np.int8)
     B = np.stack([_bool(x) for x in b]).astype(np.int8)
     if A.shape != B.shape:
         raise ConfigError(f"seed-paired difference needs the same seeds and images: {A.shape} vs {B.shape}")
     k, n = A.shape
     D = A - B  # [k, N]
-    rng = np.random.default_rng(seed)
-    boots = np.empty(n_boot)
-    for i in range(n_boot):
-        s = rng.integers(0, k, size=k) if k > 1 else np.zeros(1, dtype=int)
-        boots[i] = D[s][:, rng.integers(0, n, size=n)].mean()
-    return {"diff": float(D.mean()), "ci95": _percentile(boots, level), "seeds": k, "n": n,
+    fb = fold_bootstrap([D], n_boot=n_boot, seed=seed)
+    return {"diff": fb["value"], "ci95": fb["ci95"], "ci90": fb["ci90"], "mc_se_ci95": fb["mc_se_ci95"],
+            "mc_se_ci90": fb["mc_se_ci90"], "seeds": k, "n": n, "n_boot": n_boot,
             "per_seed": [float(d.mean()) for d in D],
             "p_mcnemar_per_seed": [mcnemar_exact(A[i].astype(bool), B[i].astype(bool)) for i in range(k)],
             "seed_sd": float(D.mean(1).std(ddof=1)) if k > 1 else math.nan}

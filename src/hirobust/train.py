@@ -325,12 +325,13 @@ class Trainer:
                         break
                     x = x.to(self.device, non_blocking=True)
                     y = y.to(self.device, non_blocking=True)
+                    factor = self._lr_factor(step, total)
                     for grp in opt.param_groups:
-                        grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * self._lr_factor(step, total)
+                        grp["lr"] = c.lr * grp.get("lr_scale", 1.0) * factor
                     gen = step_generator(c.seed * world + rank, step, self.device)
                     out = self.step(model, method, opt, params, x, y, gen, idx, amp, scaler)
                     pending.append({k: v.detach() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1})
-                    pending[-1]["lr"] = torch.tensor(c.lr * self._lr_factor(step, total))  # the base group's
+                    pending[-1]["lr"] = torch.tensor(c.lr * factor)  # the base group's
                     step += 1
                     seen += x.shape[0]
                     bar.update(1)

@@ -64,10 +64,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict:
         if "method" not in spec:
             raise ConfigError(f"demo run {name!r} needs a 'method' key")
         method_config(spec["method"], spec.get("options"))
-    if cfg.data.train_classes is not None:  # held-out classes checked before any training (pretraining included)
-        from ..data import get_dataset
+    from .inputs import check_train_classes
 
-        get_dataset(cfg.data.dataset, "test", root=cfg.data.root).restrict_classes(cfg.data.train_classes)
+    check_train_classes(cfg.data)  # held-out classes checked before any training (pretraining included)
     out = Path(cfg.out)
     from ..io import RunLog
     from .env import provenance

@@ -23,7 +23,15 @@ from ..evaluate import (
     evaluate_model,
 )
 from ..io import save_safetensors, write_json
-from ..models.rundir import META, is_run_dir, load_classifier, read_run_meta, run_train_classes, source_image_size
+from ..models.rundir import (
+    META,
+    is_run_dir,
+    load_classifier,
+    read_run_meta,
+    run_data_config,
+    run_train_classes,
+    source_image_size,
+)
 from ..progress import Stages, active
 from .env import environment, provenance, resolve_device
 from .inputs import load_data, trees_of
@@ -147,10 +155,9 @@ def _runs_tree(models: dict, data_cfg: DataConfig) -> DataConfig:
     this dataset with one and the same shipped tree, that tree (said in the log), not the dataset's default one."""
     trees = set()
     for source in models.values():
-        if is_run_dir(source):
-            d = (read_run_meta(source).get("config") or {}).get("data") or {}
-            if d.get("dataset") == data_cfg.dataset and d.get("hierarchy") is None:
-                trees.add(d.get("tree"))
+        d = run_data_config(source)
+        if d and d.get("dataset") == data_cfg.dataset and d.get("hierarchy") is None:
+            trees.add(d.get("tree"))
     if data_cfg.tree is None and data_cfg.hierarchy is None and len(trees) == 1 and None not in trees:
         tree = next(iter(trees))
         _log.info("evaluating with tree %r, the one the fine-tuned runs were trained with (data.tree= to choose)", tree)
@@ -162,11 +169,10 @@ def _runs_tree(models: dict, data_cfg: DataConfig) -> DataConfig:
 
 def _why_untrusted(source, tree: str) -> str:
     """The likely reason a level is at chance: a run fine-tuned with another tree, or names the model does not know."""
-    if is_run_dir(source):
-        trained = ((read_run_meta(source).get("config") or {}).get("data") or {})
-        names = trained.get("trees") or [trained.get("tree")]
-        if trained.get("hierarchy") is None and names and tree not in names:
-            return f"the run was fine-tuned with tree {', '.join(map(str, names))}, evaluated with {tree}"
+    trained = run_data_config(source)
+    names = trained.get("trees") or [trained.get("tree")]
+    if trained and trained.get("hierarchy") is None and tree not in names:
+        return f"the run was fine-tuned with tree {', '.join(map(str, names))}, evaluated with {tree}"
     return "its node names may be outside what the model learned (or the tree groups what it cannot tell apart)"
 
 
@@ -238,9 +244,8 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     every dataset, so a kill loses at most the cell it was in. Each dataset is evaluated model by model and attack
     by attack (:func:`evaluate_models_resumable`): ``resume`` reuses every finished (dataset, model, attack, level)
     cell of the same inputs."""
-    from ..data.folder import folder_label, is_folder_name
+    from ..data.folder import dataset_dir, is_folder_name
     from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, available, canonical_dataset
-    from .compare import compare
     from .report import write_report
 
     names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [
@@ -264,7 +269,7 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
             continue
         cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
                                   hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
-        dest = out / (folder_label(name) if is_folder_name(name) else name)
+        dest = out / dataset_dir(name)
         try:
             report = evaluate_models_resumable(models, cfg, eval_cfg, dest, device, progress, resume=resume)
         except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
@@ -273,17 +278,20 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
         if distributed.is_main():
             write_report(report, dest)
         done.append(name)
-        _summary(out, names, done, skipped, compare, folder_label, is_folder_name)
-    return _summary(out, names, done, skipped, compare, folder_label, is_folder_name)
+        _summary(out, names, done, skipped)
+    return _summary(out, names, done, skipped)
 
 
-def _summary(out: Path, names, done, skipped, compare, folder_label, is_folder_name) -> dict:
+def _summary(out: Path, names: list[str], done: list[str], skipped: dict) -> dict:
     """datasets.json and the average table of what is finished so far (rewritten after every dataset)."""
+    from ..data.folder import dataset_dir
+    from .compare import compare
+
     summary = {"evaluated": done, "skipped": skipped, "pending": [n for n in names if n not in done
                                                                    and n not in skipped]}
     if distributed.is_main():
         if done:
-            compare([out / (folder_label(n) if is_folder_name(n) else n) for n in done], out)
+            compare([out / dataset_dir(n) for n in done], out)
         write_json(summary, out / "datasets.json")
     return summary
 

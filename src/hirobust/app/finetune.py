@@ -17,7 +17,7 @@ from ..models.rundir import save_run
 from ..models.zeroshot import build_cosine_classifier
 from ..train import Trainer
 from .env import environment, provenance, resolve_device
-from .inputs import load_data, resolve_pretrained, trees_of
+from .inputs import check_train_classes, load_data, resolve_pretrained, trees_of
 from .schema import FinetuneConfig
 
 _log = logging.getLogger("hirobust.finetune")
@@ -59,15 +59,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, call
     if resume and _complete(cfg, out):  # e.g. `reproduce --resume` after a kill during evaluation
         _log.info("%s: the fine-tune is complete; nothing to resume (the exported model is kept as it is)", out)
         return
-    if cfg.data.train_classes is not None:  # held-out classes checked before the model (or its pretraining)
-        from ..data import get_dataset
-
-        try:
-            early = get_dataset(cfg.data.dataset, cfg.data.eval_split, root=cfg.data.root)
-        except (OSError, ImportError):  # that split is not here: the training split's own check below decides
-            early = None
-        if early is not None:
-            early.restrict_classes(cfg.data.train_classes)
+    check_train_classes(cfg.data)  # held-out classes checked before the model (or its pretraining)
     pretrained = resolve_pretrained(cfg.model, progress, device)
     torch.manual_seed(cfg.train.seed)
     clip = load_clip(cfg.model.name, pretrained, device=device)
@@ -83,11 +75,12 @@ def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, call
         raise ConfigError(f"method {cfg.method!r} classifies, and the training set has {len(train.classnames)} "
                          f"class ({', '.join(train.classnames)}): its loss is 0 and nothing trains; give "
                          f"data.train_classes at least two classes")
-    level = getattr(method_config(cfg.method, cfg.options), "level", 0)
+    options = method_config(cfg.method, cfg.options)
+    level = getattr(options, "level", 0)
     if level >= forest[0].num_levels:
         raise ConfigError(f"{cfg.method} option level={level}: the tree has levels 0-{forest[0].num_levels - 1}")
     reference = None
-    if METHODS[cfg.method].wants_reference(method_config(cfg.method, cfg.options)):
+    if METHODS[cfg.method].wants_reference(options):
         source = None
         if cfg.reference is not None:
             ref_clip = load_clip(cfg.reference.name, resolve_pretrained(cfg.reference, progress, device), device)

@@ -64,6 +64,18 @@ def trees_of(data_cfg: DataConfig, ds: ZSDataset) -> tuple[Forest, Forest]:
 
 
 
+def check_train_classes(data_cfg: DataConfig) -> None:
+    """The held-out split's class names (``data.train_classes``) are the dataset's, checked on the evaluated split
+    before any model loads (or is pretrained); a dataset that split of is not here is left to the loading."""
+    if data_cfg.train_classes is None:
+        return
+    try:
+        ds = get_dataset(data_cfg.dataset, data_cfg.eval_split, root=data_cfg.root)
+    except (OSError, ImportError):
+        return
+    ds.restrict_classes(data_cfg.train_classes)
+
+
 def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     """The configured dataset's ``split``; file-based datasets are resized to the model's ``image_size``."""
     from ..data.registry import ZEROSHOT_DATASETS

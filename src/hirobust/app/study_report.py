@@ -20,8 +20,8 @@ from ..records import subset_of
 from ..stats import (
     fmt_ci,
     fold_bootstrap,
-    mcnemar_exact,
     paired_difference,
+    seed_paired_difference,
     two_level_bootstrap,
 )
 from ..stats import transfer_success as _tsr
@@ -80,16 +80,9 @@ def summarise(values: list[float], bits: list[np.ndarray]) -> dict:
 
 
 def paired_bits(A: list[np.ndarray], B: list[np.ndarray]) -> dict:
-    """A − B over seed-matched pairs of [N] correctness vectors on the same images: the mean difference, its
-    95% / 90% intervals from the two-level bootstrap (seeds and images; :func:`~hirobust.stats.fold_bootstrap`
-    with one fold), their Monte Carlo errors, each seed's difference and exact McNemar p."""
-    a = np.stack([np.asarray(x, dtype=np.int8) for x in A])
-    b = np.stack([np.asarray(x, dtype=np.int8) for x in B])
-    fb = fold_bootstrap([a - b], n_boot=N_BOOT)
-    return {"diff": fb["value"], "ci95": fb["ci95"], "ci90": fb["ci90"], "mc_se_ci95": fb["mc_se_ci95"],
-            "mc_se_ci90": fb["mc_se_ci90"], "seeds": a.shape[0], "n": a.shape[1], "n_boot": N_BOOT,
-            "per_seed": [float(x.mean()) for x in a - b],
-            "p_mcnemar_per_seed": [mcnemar_exact(x.astype(bool), y.astype(bool)) for x, y in zip(a, b)]}
+    """A − B over seed-matched pairs of [N] correctness vectors on the same images, with B = 10,000
+    (:func:`~hirobust.stats.seed_paired_difference`: the two-level bootstrap over seeds and images)."""
+    return seed_paired_difference(A, B, n_boot=N_BOOT)
 
 
 def run_table(part: dict, levels: int, attack: str = "pgd") -> dict:

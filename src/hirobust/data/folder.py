@@ -38,6 +38,11 @@ def folder_label(name: str) -> str:
     return Path(name[len(PREFIX):].rstrip("/")).name or "folder"
 
 
+def dataset_dir(name: str) -> str:
+    """The sub-folder a multi-dataset evaluation writes dataset ``name`` into (its name; an image folder's label)."""
+    return folder_label(name) if is_folder_name(name) else name
+
+
 def _split_root(root: Path, split: str) -> Path:
     for cand in (root / split, root / {"test": "val", "val": "test"}.get(split, split)):
         if cand.is_dir() and any(p.is_dir() for p in cand.iterdir()):

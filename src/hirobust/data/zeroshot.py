@@ -131,13 +131,19 @@ def _missing_packages(source: Source) -> list[str]:
 def _missing(name: str, source: Source, root: Path, split: str, allow_partial: bool = False) -> str | None:
     """Why the data is not there (``None`` when it looks complete, or is partial and that is allowed); cheap: looks
     at paths only."""
+    return _missing_or_partial(name, source, root, split, allow_partial)[0]
+
+
+def _missing_or_partial(name: str, source: Source, root: Path, split: str,
+                        allow_partial: bool = False) -> tuple[str | None, str | None]:
+    """(why the data is not there, what is missing of a partial copy that is allowed)."""
     if name == "imagenet":
         why = _check_imagenet(root, split)
-        return None if allow_partial and why and why.startswith("partial") else why
+        if allow_partial and why and why.startswith("partial"):
+            return None, why
+        return why, None
     missing = [p for p in source.files(split) if not (root / p).exists()]
-    if missing:
-        return f"missing under {str(root)!r}: {', '.join(missing)}"
-    return None
+    return (f"missing under {str(root)!r}: {', '.join(missing)}" if missing else None), None
 
 
 def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "test",
@@ -174,8 +180,7 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     packages = _missing_packages(source)
     if packages:
         raise MissingPackage(f"dataset {name!r} needs the Python package(s) {', '.join(packages)}: pip install them")
-    why = _missing(name, source, folder, split, allow_partial)
-    partial = _check_imagenet(folder, split) if name == "imagenet" and allow_partial else None
+    why, partial = _missing_or_partial(name, source, folder, split, allow_partial)
     if why is not None and not (download and source.downloadable):
         raise NotFound(f"{name}: {why}. {source.how_to_get}")
     tf = image_transform(image_size)

@@ -143,9 +143,13 @@ def _check_head_values(head: dict, where: str) -> None:
                              f"damaged, fine-tune again")
 
 
+def run_data_config(source) -> dict:
+    """The ``data`` section a fine-tuned run directory was trained with ({} for anything else)."""
+    if is_run_dir(source):
+        return ((read_run_meta(source).get("config") or {}).get("data")) or {}
+    return {}
+
+
 def run_train_classes(source) -> list[str] | None:
     """The leaf classes a fine-tuned run directory was trained on (None: all, or not a run directory)."""
-    if is_run_dir(source):
-        meta = read_run_meta(source)
-        return ((meta.get("config") or {}).get("data") or {}).get("train_classes")
-    return None
+    return run_data_config(source).get("train_classes")
