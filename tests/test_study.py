@@ -157,3 +157,40 @@ def test_a_malformed_study_rule_is_refused_before_work():
 
     with pytest.raises(ConfigError, match="a 'test' in higher, lower, not_lower, not_higher, within"):
         check_rules({"versions": [{"version": "v", "findings": {"c": {"clauses": [{"stat": "x", "test": "bigger"}]}}}]})
+
+
+def _small(tmp_path, name):
+    return _config(tmp_path, out=str(tmp_path / name), tune=None, autoattack={"samples": 16, "levels": [0]},
+                   parts={"main": {"dataset": "synthetic", "train_classes": LEAVES[:6], "runs": ["clip", "tecoa"],
+                                   "seeds": {"tecoa": 2}, "autoattack_runs": []}},
+                   eval={"eps": "4/255", "steps": 2, "robust_samples": 32, "batch_size": 32, "eps_sweep": [],
+                         "attacks": ["pgd"]})
+
+
+def _computed(out) -> list[str]:
+    """The cells a study's processes computed, from run.log's stage lines (one per computation)."""
+    import re
+
+    return re.findall(r"stage \d+/\d+: (\S+ \S+) \(", (out / "run.log").read_text())
+
+
+def test_two_workers_share_the_study_and_never_compute_a_cell_twice(tmp_path):
+    out = tmp_path / "w2"
+    assert main(["--quiet", "study", "--config", _small(tmp_path, "w2"), "--workers", "2"]) == 0
+    cells = _computed(out)
+    assert sorted(cells) == sorted(set(cells)) and len(cells) == 4  # pretraining + clip + tecoa seeds 0 and 1
+    assert "[worker 1/2]" in (out / "run.log").read_text() or "[worker 2/2]" in (out / "run.log").read_text()
+    session = json.loads((out / "sessions.json").read_text())[-1]
+    assert session["workers"] == 2 and session["cells_computed"] == 4 and session["wall_seconds"] > 0
+    assert json.loads((out / "study.json").read_text())["parts"]["main"]["runs"] == {"clip": 1, "tecoa": 2}
+
+
+def test_shards_split_the_study_and_the_last_one_completes_the_analysis(tmp_path):
+    cfg, out = _small(tmp_path, "sh"), tmp_path / "sh"
+    assert main(["--quiet", "study", "--config", cfg, "--shard", "2/2"]) == 0
+    first = _computed(out)  # slice 2: tecoa-s0 (round robin over clip, tecoa-s0, tecoa-s1) and the pretraining
+    assert sorted(first) == ["evaluate main/tecoa-s0", f"pretrain {first[0].split()[1]}"]
+    assert main(["--quiet", "study", "--config", cfg, "--shard", "1/2"]) == 0
+    assert sorted(_computed(out)[len(first):]) == ["evaluate main/clip", "evaluate main/tecoa-s1"]  # nothing twice
+    assert json.loads((out / "study.json").read_text())["parts"]["main"]["runs"] == {"clip": 1, "tecoa": 2}
+    assert [s["shard"] for s in json.loads((out / "sessions.json").read_text())] == ["2/2", "1/2"]

@@ -137,11 +137,13 @@ def _json_default(o):
 
 class RunLock:
     """An advisory lock (``fcntl.flock``) on a run directory: one writer at a time. A second process gets a
-    ``ValueError`` naming the holder's pid. Released on exit, and by the OS when the process dies (kill -9)."""
+    ``ValueError`` naming the holder's pid. Released on exit, and by the OS when the process dies (kill -9).
+    ``shared``: held together with other shared holders (the slices of a study), never with an exclusive one."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, shared: bool = False):
         self.path = Path(run_dir) / ".hirobust.lock"
         self._f = None
+        self.shared = shared
 
     def __enter__(self):
         import fcntl
@@ -158,17 +160,18 @@ class RunLock:
             raise ConfigError(f"cannot write into output directory {str(d)!r} ({e.strerror}); "
                              f"choose another --out") from e
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
             raise ConfigError(f"run directory {str(self.path.parent)!r} is in use by another hirobust process (pid "
                              f"{holder}); wait for it to finish or use another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
+        if not self.shared:  # slices do not name themselves: the file names the one exclusive holder
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
         self._f = f
         return self
 

@@ -32,20 +32,23 @@ def _clock(seconds: float) -> str:
 
 
 class Stages:
-    """``total`` stages, run one after another; ``done`` of them already finished before (a resumed job)."""
+    """``total`` stages, run one after another; ``done`` of them already finished before (a resumed job);
+    ``parallel`` processes share them (the estimate of the time left is divided among them)."""
 
-    def __init__(self, total: int, done: int = 0, log: logging.Logger | None = None):
+    def __init__(self, total: int, done: int = 0, log: logging.Logger | None = None, parallel: int = 1):
         self.total, self.k, self.log = total, done, log or logging.getLogger("hirobust")
+        self.parallel = max(1, parallel)
         self.t0, self.times = time.perf_counter(), []
 
     def eta(self) -> str:
         if not self.times:
             return "unknown until a stage finishes"
-        return "~" + _clock(sum(self.times) / len(self.times) * (self.total - self.k + 1))
+        return "~" + _clock(sum(self.times) / len(self.times) * (self.total - self.k + 1) / self.parallel)
 
     @contextlib.contextmanager
-    def stage(self, name: str):
-        self.k += 1
+    def stage(self, name: str, done: int | None = None):
+        """One stage; ``done``: how many are finished now (other processes finish some too)."""
+        self.k = (self.k if done is None else done) + 1
         before, _prefix[0] = _prefix[0], f"[{self.k}/{self.total} {name}]"
         self.log.info("stage %d/%d: %s (elapsed %s, left %s)", self.k, self.total, name,
                       _clock(time.perf_counter() - self.t0), self.eta())

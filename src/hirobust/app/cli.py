@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--quick", action="store_true", help="the small smoke version (~10 min on 2 cores)")
     st.add_argument("--analyse-only", action="store_true", help="rebuild study.md/json and plots from the finished "
                                                                 "cells; run nothing")
+    st.add_argument("--workers", type=int, default=1, help="local worker processes sharing the cells (each with "
+                                                           "its share of the CPU threads)")
+    st.add_argument("--shard", help="i/n: this process takes slice i of n of the cells (a SLURM array, several "
+                                    "shells or machines sharing the folder); cells are claimed, never computed twice")
     st.add_argument("overrides", nargs="*", help="key.sub=value")
 
     zs = sub.add_parser("zeroshot", help="held-out folds: seen / unseen / all leaves, pooled over folds (resumable)")
@@ -141,8 +145,13 @@ def _cmd_ablate(args) -> int:
 
 
 def _cmd_study(args) -> int:
-    from .study import load_study_config, run_study
+    from .study import load_study_config
+    from .study_run import run_study
+    from .workqueue import parse_shard
 
+    shard = parse_shard(args.shard) if args.shard else None
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
     overrides = list(args.overrides) + _out(args)
     cfg = load_study_config(args.config, overrides, quick=args.quick)
     if args.print_config:
@@ -153,7 +162,7 @@ def _cmd_study(args) -> int:
         write_study(cfg, Path(cfg.out))
         print(f"study: {Path(cfg.out) / 'study.md'} (analysis of the finished cells)")
         return 0
-    run_study(cfg, progress=not args.quiet)
+    run_study(cfg, progress=not args.quiet, workers=args.workers, shard=shard)
     print(f"study: {Path(cfg.out) / 'study.md'} and {Path(cfg.out) / 'study.json'}")
     return 0
 

@@ -178,18 +178,19 @@ def _check_out(out: str | Path, kind: str, *, resume: bool = False, overwrite: b
 
 @contextlib.contextmanager
 def claim(out: str | Path, kind: str, *, resume: bool = False, overwrite: bool = False,
-          main: bool = True) -> Iterator[Path]:
+          main: bool = True, shared: bool = False) -> Iterator[Path]:
     """Hold run directory ``out`` for a ``kind`` run (:func:`check_out`, then its lock) and yield the folder to
     write into: ``out`` itself, or, to overwrite, a hidden folder beside it that replaces ``out`` when the block
     ends without an error (an error or a kill leaves the old run as it was). ``main=False`` (a non-zero rank):
-    nothing is checked, locked or swapped."""
+    nothing is checked, locked or swapped. ``shared``: the lock is shared with other shared holders (the slices
+    of a campaign working together), never with an exclusive one."""
     out = Path(out)
     if not main:
         yield out
         return
     mode = check_out(out, kind, resume=resume, overwrite=overwrite)
     created = not out.exists()
-    with RunLock(out):
+    with RunLock(out, shared=shared and mode != "overwrite"):
         if mode != "overwrite":
             marked = mode == "new" or read_marker(out) is None  # a new run (even over a failed start's leftovers)
             if marked:

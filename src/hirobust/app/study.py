@@ -4,7 +4,8 @@ Every unit of work is a *cell* whose result is a file: a fine-tune (a run direct
 ``hirobust.json`` exists; a killed one resumes from its last checkpoint), an evaluation (``evals/<run>.json``),
 an AutoAttack evaluation (``autoattack/<run>.json``), a tuning evaluation on the validation split. A cell that
 is done is never recomputed, so the study can be killed at any moment and continued with the same command
-(across sessions). After the cells that exist, the analysis (:mod:`hirobust.app.study_report`) is always rebuilt
+(across sessions), by one process or several (:mod:`hirobust.app.study_run`: ``--workers k``, ``--shard i/n``).
+After the cells that exist, the analysis (:mod:`hirobust.app.study_report`) is always rebuilt
 from whatever is done: ``study.json``, ``study.md`` and plots.
 
 Parts: each part is a dataset + tree (+ held-out classes), with the runs it trains and their seeds. The
@@ -19,13 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import ConfigError
 from ..io import copy_file, write_json
 from ..typed import from_dict
 from .config import apply_overrides, load_yaml
-from .env import resolve_device
 from .evaluation import evaluate_models
 from .finetune import finetune
 from .pretrain import pretrain
@@ -153,17 +151,25 @@ def _done(path: Path) -> bool:
 
 
 def _cell_time(out: Path, key: str, seconds: float) -> None:
-    f = out / "timing.json"
-    t = json.loads(f.read_text()) if f.exists() else {}
-    t[key] = seconds
-    write_json(t, f)
+    """Record a cell's compute time in timing.json (one process at a time: workers share the file)."""
+    from .workqueue import claimed
+
+    with claimed(out / ".claims", "timing", wait=True):
+        f = out / "timing.json"
+        t = json.loads(f.read_text()) if f.exists() else {}
+        t[key] = seconds
+        write_json(t, f)
+
+
+def _pretrain_config(cfg: StudyConfig, part: PartConfig) -> PretrainConfig:
+    return from_dict(PretrainConfig, {**asdict(cfg.pretrain), "dataset": part.dataset, **part.pretrain})
 
 
 def _pretrained(cfg: StudyConfig, part: PartConfig, pname: str, out: Path, device, progress) -> ModelConfig:
     """The part's pretrained model. Its weights are kept in the study (``pretrained/<part>.safetensors``), so
     later cells, in this session or another on another machine, use the same model even though pretraining is
     not bit-reproducible across machines."""
-    pcfg = from_dict(PretrainConfig, {**asdict(cfg.pretrain), "dataset": part.dataset, **part.pretrain})
+    pcfg = _pretrain_config(cfg, part)
     kept = out / "pretrained" / f"{pname}-{pcfg.key()}.safetensors"
     shared = sorted((out / "pretrained").glob(f"*-{pcfg.key()}.safetensors"))
     if not kept.exists() and shared:  # parts with one pretraining config share one model, in any session
@@ -218,25 +224,10 @@ def _eval_cell(cfg, part: PartConfig, name: str, source, ecfg: EvalConfig, split
     _cell_time(out, f"evaluate {dest.relative_to(out)}", time.perf_counter() - t0)
 
 
-def _tune(cfg: StudyConfig, pname: str, model: ModelConfig, out: Path, progress: bool) -> None:
-    """Fine-tune each candidate (seed 0) on the main part, evaluate it on the validation split, choose."""
-    t = cfg.tune
-    part = _part(cfg, pname)
-    if (out / "tune" / "choice.json").exists():
-        return
-    ecfg = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, "robust_samples": t.samples, "attacks": ["pgd"],
-                                  "eps_sweep": [], "check_more_steps": False})
-    scores = {}
-    for cand, extra in t.candidates.items():
-        opts = {**(cfg.methods[t.run].get("options") or {}), **(extra or {})}
-        run_dir = _finetune_cell(cfg, part, pname, t.run, 0, model, out, opts, out / "tune" / "runs" / cand, progress)
-        dest = out / "tune" / "evals" / f"{cand}.json"
-        _eval_cell(cfg, part, cand, str(run_dir), ecfg, t.split, dest, out, progress)
-        m = json.loads(dest.read_text())["models"][cand]
-        scores[cand] = sum(m["robust"][a][a] for a in m["robust"]) / len(m["robust"])
-    best = max(scores, key=scores.get)
-    write_json({"choice": best, "options": t.candidates[best] or {}, "scores": scores, "criterion": t.criterion,
-                "split": t.split, "samples": t.samples}, out / "tune" / "choice.json")
+def tune_eval_config(cfg: StudyConfig, part: PartConfig) -> EvalConfig:
+    """The tuning evaluation: PGD only, ``tune.samples`` images of the validation split."""
+    return from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, "robust_samples": cfg.tune.samples,
+                                  "attacks": ["pgd"], "eps_sweep": [], "check_more_steps": False})
 
 
 def _source(cfg, part: PartConfig, pname: str, run: str, seed: int, model: ModelConfig, out: Path,
@@ -262,72 +253,6 @@ def cells(cfg: StudyConfig) -> list[tuple[str, str, int]]:
             order += [(pname, r, seed) for r in multi if seed < seeds[r]]
         order += [(pname, r, 0) for r in part.runs if r not in multi]
     return order
-
-
-def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
-    """Run every cell that is not done yet, then rebuild the analysis; returns study.json's content."""
-    from .outdir import claim
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    out = Path(cfg.out)
-    from ..io import RunLog
-    from .env import provenance
-
-    with claim(out, "study"), RunLog(out, {"provenance": provenance(asdict(cfg))}):  # one process per directory
-        return _run(cfg, out, device, progress)
-
-
-def _run(cfg: StudyConfig, out: Path, device, progress: bool) -> dict:
-    from .study_report import write_study
-
-    write_json(asdict(cfg), out / "config.json")
-    main_part = next(iter(cfg.parts))
-    models: dict[str, ModelConfig] = {}
-
-    def model_of(pname: str) -> ModelConfig:
-        if pname not in models:
-            t0 = time.perf_counter()
-            models[pname] = _pretrained(cfg, _part(cfg, pname), pname, out, device, progress)
-            if time.perf_counter() - t0 > 5:
-                _cell_time(out, f"pretrain {pname}", time.perf_counter() - t0)
-        return models[pname]
-
-    if cfg.tune is not None and cfg.tune.candidates:
-        _tune(cfg, main_part, model_of(main_part), out, progress)
-    from ..progress import Stages
-
-    dests = [out / p / "evals" / f"{r if r == 'clip' else f'{r}-s{s}'}.json" for p, r, s in cells(cfg)]
-    dests += [out / p / "autoattack" / f"{r if r == 'clip' else f'{r}-s0'}.json" for p in cfg.parts
-              for r in _part(cfg, p).autoattack_runs]
-    stages = Stages(len(dests), done=sum(_done(d) for d in dests), log=log)
-    todo = list(cells(cfg))
-    rebuilt = time.perf_counter()
-    for i, (pname, run, seed) in enumerate(todo):
-        part = _part(cfg, pname)
-        model = model_of(pname)
-        ecfg = from_dict(EvalConfig, {**asdict(cfg.eval), **part.eval, **(part.eval_extra_seeds if seed else {})})
-        tag = run if run == "clip" else f"{run}-s{seed}"
-        dest = out / pname / "evals" / f"{tag}.json"
-        if _done(dest):  # evaluated: the weights are not needed (a fresh checkout keeps only the results)
-            continue
-        with stages.stage(f"{pname}/{tag}"):
-            source = _source(cfg, part, pname, run, seed, model, out, progress)
-            _eval_cell(cfg, part, tag, source, ecfg, "test", dest, out, progress)
-        part_done = i + 1 == len(todo) or todo[i + 1][0] != pname
-        if part_done or time.perf_counter() - rebuilt > 600:  # the analysis so far: after each part, and at least
-            write_study(cfg, out)                              # every 10 minutes (with B = 10,000 it takes a while)
-            rebuilt = time.perf_counter()
-    for pname in cfg.parts:  # AutoAttack last: the costliest cells, a check on the main numbers
-        part = _part(cfg, pname)
-        for run in part.autoattack_runs:
-            tag = run if run == "clip" else f"{run}-s0"
-            if _done(out / pname / "autoattack" / f"{tag}.json"):
-                continue
-            with stages.stage(f"{pname}/{tag} AutoAttack"):
-                _autoattack_cell(cfg, part, pname, run, tag, model_of(pname), out, progress)
-    return write_study(cfg, out)
 
 
 def _autoattack_cell(cfg, part, pname, run, tag, model, out, progress) -> None:
