@@ -170,8 +170,18 @@ def test_unknown_split_and_dataset():
     assert available("no-such-set")[0] is False
 
 
-def test_fake_dtd_through_torchvision(tmp_path):
+def _official(monkeypatch, name, n):
+    """The fabricated copy's size as the official split's (the completeness check compares the two)."""
+    from dataclasses import replace
+
+    from hirobust.data.registry import SPECS
+
+    monkeypatch.setitem(SPECS, name, replace(SPECS[name], eval_images=n))
+
+
+def test_fake_dtd_through_torchvision(tmp_path, monkeypatch):
     """The torchvision wiring of one dataset end to end (DTD: no checksum on its files)."""
+    _official(monkeypatch, "dtd", 47)
     names = classnames("dtd")
     lines = []
     for i, c in enumerate(names):
@@ -199,10 +209,14 @@ def test_shipped_files_match_the_generator():
 
 
 @pytest.mark.parametrize("background", [True, False])
-def test_fake_caltech101_with_and_without_clip_benchmarks_background_class(tmp_path, background):
+def test_fake_caltech101_with_and_without_clip_benchmarks_background_class(tmp_path, background, monkeypatch):
     """CLIP_benchmark keeps BACKGROUND_Google as class 0 ("background", 102 classes; the default); torchvision's
     Caltech101 drops it (101 classes; data.caltech101_background=false)."""
     from hirobust.data import dataset_forest
+    from hirobust.data.zeroshot import CALTECH101_BACKGROUND_IMAGES
+
+    # the official count includes the background images; without them the check expects that many fewer
+    _official(monkeypatch, "caltech101", 102 if background else 101 + CALTECH101_BACKGROUND_IMAGES)
 
     top = tmp_path / "caltech101" / "101_ObjectCategories"
     folders = ["BACKGROUND_Google", *(f"c{i:03d}" for i in range(101))]  # sorted: the background first

@@ -45,10 +45,19 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return g
 
 
+_NOT_TRAINING = {"config": ("ckpt_every", "log_every", "report_to"),  # logging and checkpoint intervals
+                 "data": ("num_workers", "download", "max_damaged")}  # how data is read or checked, not which
+
+
 def _same_run(identity: dict) -> dict:
-    """What must match to resume: the run's identity without the logging and checkpoint intervals."""
-    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in ("ckpt_every", "log_every", "report_to")}
-    return {**identity, "config": cfg}
+    """What must match to resume: the run's identity without what does not change the training (the logging and
+    checkpoint intervals; how the data is read or its evaluated splits checked; such a field added to hirobust
+    after the checkpoint was written does not make it another run)."""
+    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in _NOT_TRAINING["config"]}
+    describe = dict(identity.get("describe") or {})
+    if isinstance(describe.get("data"), dict):
+        describe["data"] = {k: v for k, v in describe["data"].items() if k not in _NOT_TRAINING["data"]}
+    return {**identity, "config": cfg, "describe": describe}
 
 
 _WHAT = {"describe.inputs.tree": "the tree (its content)", "describe.inputs.pretrained": "the pretrained checkpoint "

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import distributed
-from ..data import DATASETS
+from ..data import DATASETS, get_dataset
 from ..errors import ConfigError
 from ..evaluate import (
     AUTOATTACK_NAMES,
@@ -82,7 +82,7 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
     device = resolve_device(device)
     _check_sources(models)
     data_cfg = _runs_tree(models, data_cfg)
-    ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))))
+    ds = load_data(data_cfg, data_cfg.eval_split, source_image_size(next(iter(models.values()))), progress)
     eval_forest, _ = trees_of(data_cfg, ds)
     hier = eval_forest[0]
     from ..eval_plan import check_levels
@@ -102,7 +102,8 @@ def evaluate_models(models: dict[str, str | dict], data_cfg: DataConfig, eval_cf
                              eval_cfg.attacks[0]],
                          "alpha": eval_cfg.alpha if eval_cfg.alpha is not None else eval_cfg.eps / 4,
                          "random_start": True, "precision": "float32" if eval_cfg.amp == "off" else eval_cfg.amp},
-              "partial": ds.partial, "eval_config": asdict(eval_cfg), "models": {}, "environment": environment(),
+              "partial": ds.partial, "damaged": list(ds.damaged), "eval_config": asdict(eval_cfg), "models": {},
+              "environment": environment(),
               "provenance": provenance({"data": asdict(data_cfg), "eval": asdict(eval_cfg)})}
     stages = None if active() else Stages(len(models))
     for name, source in models.items():
@@ -245,7 +246,7 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
     by attack (:func:`evaluate_models_resumable`): ``resume`` reuses every finished (dataset, model, attack, level)
     cell of the same inputs."""
     from ..data.folder import dataset_dir, is_folder_name
-    from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, available, canonical_dataset
+    from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, canonical_dataset
     from .report import write_report
 
     names = list(ZEROSHOT_DATASETS) if names == "all" or names == ["all"] else [
@@ -260,12 +261,10 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
 
         check_available()
     out = Path(out)
-    done, skipped = [], {}
+    unusable = check_datasets(names, data_cfg)
+    done, skipped = [], {n: why for n, why in unusable.items() if why}  # known before the first dataset
     for name in names:
-        ok, why = (True, "") if data_cfg.download or is_folder_name(name) else available(
-            name, data_cfg.root, data_cfg.eval_split, data_cfg.allow_partial)
-        if not ok:
-            skipped[name] = why
+        if name in skipped:
             continue
         cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
                                   hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
@@ -280,6 +279,31 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
         done.append(name)
         _summary(out, names, done, skipped)
     return _summary(out, names, done, skipped)
+
+
+def check_datasets(names: list[str], data_cfg: DataConfig) -> dict[str, str | None]:
+    """Name -> why it cannot be evaluated (None: it can), for each dataset, before any work: present, the Python
+    packages it needs, complete (files, counts, classes; data/check.py), md5 sums verified (once per copy). The
+    images themselves are decoded when the dataset's turn comes."""
+    from ..data.folder import is_folder_name
+    from ..data.registry import ZEROSHOT_DATASETS, available
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        if is_folder_name(name) or name not in ZEROSHOT_DATASETS:
+            out[name] = None  # image folders are checked when loaded; the built-in ones are generated
+            continue
+        ok, why = (True, "") if data_cfg.download else available(name, data_cfg.root, data_cfg.eval_split,
+                                                                  data_cfg.allow_partial)
+        if ok and not data_cfg.download:
+            try:
+                get_dataset(name, data_cfg.eval_split, root=data_cfg.root, num_workers=0, check_images=False,
+                            allow_partial=data_cfg.allow_partial, caltech101_background=data_cfg.caltech101_background)
+            except (FileNotFoundError, ImportError) as e:
+                ok, why = False, str(e).splitlines()[0] if str(e) else type(e).__name__
+        out[name] = None if ok else why
+        _log.info("%s: %s", name, "complete" if ok else f"skipped: {why}")
+    return out
 
 
 def _summary(out: Path, names: list[str], done: list[str], skipped: dict) -> dict:

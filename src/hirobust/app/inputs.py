@@ -76,7 +76,7 @@ def check_train_classes(data_cfg: DataConfig) -> None:
     ds.restrict_classes(data_cfg.train_classes)
 
 
-def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
+def load_data(data_cfg: DataConfig, split: str, image_size: int, progress: bool = True) -> ZSDataset:
     """The configured dataset's ``split``; file-based datasets are resized to the model's ``image_size``."""
     from ..data.registry import ZEROSHOT_DATASETS
 
@@ -86,7 +86,7 @@ def load_data(data_cfg: DataConfig, split: str, image_size: int) -> ZSDataset:
     if data_cfg.dataset in ZEROSHOT_DATASETS:
         kwargs = {"image_size": image_size, "download": data_cfg.download, "num_workers": data_cfg.num_workers,
                   "prompt_names": data_cfg.prompt_names, "caltech101_background": data_cfg.caltech101_background,
-                  "allow_partial": data_cfg.allow_partial}
+                  "allow_partial": data_cfg.allow_partial, "max_damaged": data_cfg.max_damaged, "progress": progress}
     ds = get_dataset(data_cfg.dataset, split, root=data_cfg.root, **kwargs)
     if data_cfg.templates is not None:
         bad = [t for t in data_cfg.templates if t.count("{}") != 1]

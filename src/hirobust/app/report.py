@@ -55,6 +55,10 @@ def to_markdown(report: dict) -> str:
     if report.get("partial"):
         out += [f"**Partial dataset** (data.allow_partial): {report['partial']}. These numbers are not the "
                 f"dataset's.", ""]
+    if report.get("damaged"):
+        d = report["damaged"]
+        out += [f"**{len(d)} damaged image(s) left out** (they do not decode; data.max_damaged): "
+                + ", ".join(f"`{x}`" for x in d[:5]) + (f" and {len(d) - 5} more (run.log)" if len(d) > 5 else ""), ""]
     out += [f"- tree: `{report.get('tree')}`, {L} levels: "
             + "; ".join(f"L{b} ({len(n)} nodes)" for b, n in enumerate(report.get("levels", []))),
             f"- attack: {att.get('type')} {att.get('norm')}, ε = {eps:.5g} ({eps * 255:.3g}/255), α = "

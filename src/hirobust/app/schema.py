@@ -84,9 +84,14 @@ class DataConfig:
     # a copy with classes missing (ImageNet with some wnid folders) is refused, naming what is missing | true:
     # evaluated on what is there, and marked partial in every report and table
     allow_partial: bool = False
+    # images of an evaluated split that do not decode are left out and counted (names in the run log and report);
+    # above this fraction of the split the dataset is refused as damaged
+    max_damaged: float = 0.001
 
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)
+        if not isinstance(self.max_damaged, (int, float)) or not 0 <= self.max_damaged < 1:
+            raise ConfigError(f"data.max_damaged={self.max_damaged!r} must be a fraction in [0, 1) (0.001 is 0.1%)")
         if self.prompt_names not in ("clip_benchmark", "unique"):
             raise ConfigError(f"data.prompt_names={self.prompt_names!r}: use clip_benchmark or unique")
 

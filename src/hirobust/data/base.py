@@ -68,6 +68,7 @@ class ZSDataset:
     num_workers: int = 0
     held_out: list[str] = field(default_factory=list)  # classes removed by restrict_classes (still in the trees)
     partial: str | None = None  # what is missing, when a partial copy was allowed (data.allow_partial)
+    damaged: list[str] = field(default_factory=list)  # images left out because they do not decode (data/check.py)
 
     def __post_init__(self):
         if (self.images is None) == (self.dataset is None):

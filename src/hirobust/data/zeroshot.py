@@ -164,7 +164,8 @@ def available(spec: DatasetSpec, root: str | Path | None = None, split: str = "t
 
 def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None, image_size: int = 224,
          download: bool = False, num_workers: int = 0, prompt_names: str = "clip_benchmark",
-         caltech101_background: bool = True, allow_partial: bool = False, **_) -> ZSDataset:
+         caltech101_background: bool = True, allow_partial: bool = False, max_damaged: float = 0.001,
+         check_images: bool | None = None, progress: bool = True, **_) -> ZSDataset:
     """Loader of zero-shot dataset ``spec`` (the registry passes ``SPECS[name]``; by name:
     ``get_dataset(name, ...)``): images in [0, 1] at ``image_size``, leaf labels, class names, CLIP_benchmark
     templates and the shipped hierarchy (all as the spec says).
@@ -174,6 +175,11 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     ``clip_benchmark`` names classes in the prompts as CLIP_benchmark does, ``unique`` by the tree's names.
     ``caltech101_background``: Caltech-101 with CLIP_benchmark's background class (102 classes; see
     :func:`_caltech101_with_background`), else torchvision's 101.
+
+    Before it is returned the copy is checked (:mod:`hirobust.data.check`): complete (else refused naming what is
+    missing, or with ``allow_partial`` reduced to what is there and marked), md5 sums verified once per copy, and,
+    with ``check_images`` (default: every split but ``train``), every image decoded once: unreadable ones are
+    left out and counted, more than ``max_damaged`` of them refuse the dataset.
     """
     name = spec.name
     source, folder = _resolve(spec, split, root)
@@ -183,6 +189,23 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     why, partial = _missing_or_partial(name, source, folder, split, allow_partial)
     if why is not None and not (download and source.downloadable):
         raise NotFound(f"{name}: {why}. {source.how_to_get}")
+    from . import check
+
+    check.check_fraction(max_damaged)
+    ds = _build(spec, split, folder, source, why, partial, download, image_size, num_workers, prompt_names,
+                caltech101_background)
+    expected = spec.eval_images if split == "test" else None
+    if name == "caltech101" and not caltech101_background and expected:
+        expected -= CALTECH101_BACKGROUND_IMAGES
+    ds = check.check_complete(ds, folder, expected, allow_partial)
+    if check_images if check_images is not None else split != "train":
+        ds = check.drop_unreadable(ds, folder, max_damaged, progress)
+    return ds
+
+
+def _build(spec, split, folder, source, why, partial, download, image_size, num_workers, prompt_names,
+           caltech101_background) -> ZSDataset:
+    name = spec.name
     tf = image_transform(image_size)
     prompts = spec.clip_benchmark_prompt_names() if prompt_names == "clip_benchmark" else {}
     if name == "caltech101" and caltech101_background:
@@ -193,12 +216,16 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     else:
         if download:
             folder.mkdir(parents=True, exist_ok=True)
+        from .check import checksums_once
+
         try:
-            dataset, labels = source.build(folder, source.splits[split], download and why is not None, tf,
-                                           spec.class_names())
+            with checksums_once(name, [folder / f for f in source.files(split)]) as failed:
+                dataset, labels = source.build(folder, source.splits[split], download and why is not None, tf,
+                                               spec.class_names())
         except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted", a failed download
             what = "the download failed" if download and why is not None else "could not load"
-            raise NotFound(f"{name}: {what} ({e}) under {str(folder)!r}. {source.how_to_get}") from e
+            bad = f"; {failed[0]!r} is missing or fails its md5 check" if failed else ""
+            raise NotFound(f"{name}: {what} ({e}){bad} under {str(folder)!r}. {source.how_to_get}") from e
     return ZSDataset(
         name=name,
         classnames=spec.class_names(),
@@ -213,6 +240,7 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
 
 
 BACKGROUND = "background"  # CLIP_benchmark's name of Caltech-101's BACKGROUND_Google class
+CALTECH101_BACKGROUND_IMAGES = 467
 # its ancestors, one per superclass level, added to every shipped Caltech-101 tree (a branch of its own)
 BACKGROUND_ANCESTORS = ["background clutter", "background scene", "background image", "background picture"]
 
