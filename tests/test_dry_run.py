@@ -5,8 +5,8 @@ kill in the middle of one dataset, `--resume`, and the summary. Nothing finished
 import json
 
 import yaml
-
 from fabricate import as_official, fabricate_all
+
 from hirobust.app import evaluation
 from hirobust.app.cli import main
 from hirobust.data.registry import ZEROSHOT_DATASETS
