@@ -55,6 +55,34 @@ def test_template_average_of_pre_projection_equals_projected_mean(tiny_clip):
     assert torch.allclose(proj, direct, atol=1e-5)
 
 
+def test_text_features_come_from_one_pass_kept_by_content_and_recomputed_when_the_weights_change(tiny_clip,
+                                                                                                   monkeypatch):
+    from hirobust.models import text_cache
+
+    names, templates = ["item 0", "group 1", "item 3"], ["a photo of a {}.", "an image of the {}."]
+    tokens = tiny_clip.tokenizer([t.format(n) for n in names for t in templates])
+    with torch.no_grad():  # CLIP's zero-shot weights as open_clip computes them
+        direct = F.normalize(F.normalize(tiny_clip.model.encode_text(tokens), dim=-1).view(3, 2, -1).mean(1), dim=-1)
+    real, calls = tiny_clip.model.encode_text, []
+    monkeypatch.setattr(tiny_clip.model, "encode_text", lambda *a, **k: calls.append(1) or real(*a, **k))
+    text_cache._MEMORY.clear()
+    first = encode_prompts(tiny_clip, names, templates)
+    assert torch.allclose(first, direct, atol=1e-5) and len(calls) == 1  # one batch, one pass
+    encode_prompts(tiny_clip, names, templates, pre_projection=True)  # the other form: from the same pass
+    text_cache._MEMORY.clear()
+    assert torch.equal(encode_prompts(tiny_clip, names, templates), first) and len(calls) == 1  # from disk
+    w = tiny_clip.model.token_embedding.weight
+    kept = w.detach().clone()
+    try:
+        with torch.no_grad():
+            w.mul_(1.5)  # a fine-tuned text tower is another key
+        again = encode_prompts(tiny_clip, names, templates)
+        assert len(calls) == 2 and not torch.allclose(again, first, atol=1e-4)
+    finally:
+        with torch.no_grad():
+            w.copy_(kept)
+
+
 def test_unknown_model_and_missing_checkpoint():
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         load_clip("nope")

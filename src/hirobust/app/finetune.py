@@ -28,11 +28,18 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, resume: bool = False, c
     """Fine-tune ``cfg.method``; writes ``out/model/`` (open_clip-loadable), ``out/hirobust.json``, ``report.json``.
     ``out`` is new or empty, or a run of this kind with ``resume`` (continue it) or ``overwrite`` (replace it whole
     once the new run is complete): :mod:`.outdir`."""
+    from contextlib import nullcontext
+
     from .. import distributed
+    from ..io import RunLog
     from .outdir import claim
 
-    with claim(cfg.out, "finetune", resume=resume, overwrite=overwrite, main=distributed.is_main()) as where:
-        _finetune(cfg, Path(where), progress, resume, callback)
+    main = distributed.is_main()
+    with claim(cfg.out, "finetune", resume=resume, overwrite=overwrite, main=main) as where:
+        # the log exists from the first second: loading the model and data and building the text head are in it
+        with RunLog(where, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
+            _log.info("fine-tune %s into %s: loading the model, the data and the text head", cfg.method, cfg.out)
+            _finetune(cfg, Path(where), progress, resume, callback)
     distributed.barrier()  # every rank reads the run only once it is in place
     return Path(cfg.out)
 
@@ -94,21 +101,16 @@ def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, call
         inputs["reference"] = source_digest(resolve_pretrained(cfg.reference, progress, device))
     describe = {"method": cfg.method, "options": asdict(method.cfg), "model": asdict(cfg.model),
                 "data": asdict(cfg.data), "inputs": inputs}
-    from contextlib import nullcontext
-
     from .. import distributed
-    from ..io import RunLog
 
-    main = distributed.is_main()
-    with RunLog(out, {"provenance": provenance(asdict(cfg)), "config": asdict(cfg)}) if main else nullcontext():
-        t0 = time.perf_counter()
-        summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
-                                                 callback=callback, describe=describe)
-        _log.info("fine-tuned %s: %d steps in %.1f s (%.1f img/s)", cfg.method, summary["steps"],
-                  time.perf_counter() - t0, summary["images_per_second"])
-        if main:
-            _export(out, method, clip, cfg, pretrained, summary)
-            _log.info("exported %s", out / "model")
+    t0 = time.perf_counter()
+    summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
+                                             callback=callback, describe=describe)
+    _log.info("fine-tuned %s: %d steps in %.1f s (%.1f img/s)", cfg.method, summary["steps"],
+              time.perf_counter() - t0, summary["images_per_second"])
+    if distributed.is_main():
+        _export(out, method, clip, cfg, pretrained, summary)
+        _log.info("exported %s", out / "model")
     distributed.barrier()
 
 

@@ -33,31 +33,51 @@ def encode_prompts(
     normalised again. ``pre_projection=True``: mean over templates of the text transformer's pooled output
     *before* the projection W_T (unnormalised, [len(names), width]); since W_T is linear, applying it to this mean
     equals the mean of the projected features, so a trainable W_T can be applied per step at no text cost.
+
+    Both come from one pass of the text tower and are kept (:mod:`.text_cache`): asking for the other form, or
+    the same prompts again with the same weights, encodes nothing.
     """
     if not templates:
         raise ConfigError("no prompt templates given")
     check_templates(templates)
+    from .text_cache import cached_text
+
+    prompts = [t.format(n) for n in names for t in templates]
+    projected, pooled = cached_text(clip.model, clip.tokenizer, prompts, len(names),
+                                    lambda tick: _encode(clip, prompts, len(names), len(templates), batch, tick))
+    return pooled if pre_projection else projected
+
+
+def _encode(clip: LoadedCLIP, prompts: list[str], n_names: int, n_templates: int, batch: int,
+            tick) -> tuple[torch.Tensor, torch.Tensor]:
+    """(projected zero-shot weights [n_names, D], pre-projection means [n_names, width]) in one text pass."""
     model = clip.model
     device = next(model.parameters()).device
-    prompts = [t.format(n) for n in names for t in templates]
     tm = _text_module(model)
     proj = tm.text_projection
-    out = []
+    normed, pooled = [], []
     was_training = model.training
     model.eval()
     try:
-        if pre_projection:
-            tm.text_projection = None
+        tm.text_projection = None  # the pooled output; W_T applied here, so both forms come from one pass
         for i in range(0, len(prompts), batch):
             tokens = clip.tokenizer(prompts[i : i + batch]).to(device)
-            f = model.encode_text(tokens).float()
-            out.append(f if pre_projection else F.normalize(f, dim=-1))
+            p = model.encode_text(tokens).float()
+            pooled.append(p)
+            normed.append(F.normalize(apply_text_projection(proj, p.to(_dtype(proj, p))).float(), dim=-1))
+            tick(min(i + batch, len(prompts)))
     finally:
-        if pre_projection:
-            tm.text_projection = proj
+        tm.text_projection = proj
         model.train(was_training)
-    feats = torch.cat(out).view(len(names), len(templates), -1).mean(1)
-    return feats if pre_projection else F.normalize(feats, dim=-1)
+    mean = lambda xs: torch.cat(xs).view(n_names, n_templates, -1).mean(1)  # noqa: E731
+    return F.normalize(mean(normed), dim=-1), mean(pooled)
+
+
+def _dtype(proj, like: torch.Tensor) -> torch.dtype:
+    if proj is None:
+        return like.dtype
+    w = proj if isinstance(proj, torch.Tensor) else next(proj.parameters(), None)
+    return like.dtype if w is None else w.dtype
 
 
 def text_projection_of(model: nn.Module):
