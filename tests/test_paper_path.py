@@ -120,3 +120,26 @@ def test_a_partial_imagenet_is_refused_unless_allowed_and_then_marked(tmp_path, 
     assert main([*ev, "data.allow_partial=true"]) == 0
     rep = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert "3 of 1000" in rep["partial"] and "**Partial dataset**" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_slices_of_a_multi_dataset_evaluation_share_the_folder_and_never_evaluate_a_dataset_twice(tmp_path):
+    import json
+
+    from hirobust.app.workqueue import claimed
+    from test_audit import _image_folder
+
+    folder = f"folder:{_image_folder(tmp_path / 'mine')}"
+    out = tmp_path / "ev"
+    ev = ["--quiet", "evaluate", "--model", "a=hirobust-tiny:", "--out", str(out), "--datasets",
+          f"synthetic,{folder}", "eval.steps=1", "eval.robust_samples=8", "data.num_workers=0"]
+    assert main([*ev, "--shard", "2/2"]) == 0  # the folder dataset
+    summary = json.loads((out / "datasets.json").read_text())
+    assert summary["evaluated"] == [folder] and summary["pending"] == ["synthetic"]
+    with claimed(out / ".claims", "dataset synthetic"):  # another process is evaluating synthetic: left to it
+        assert main([*ev, "--shard", "1/2"]) == 0
+    assert not (out / "synthetic" / "report.json").exists()
+    assert main([*ev, "--shard", "1/2"]) == 0
+    summary = json.loads((out / "datasets.json").read_text())
+    assert summary["evaluated"] == ["synthetic", folder] and summary["pending"] == []
+    assert "synthetic" in (out / "compare.md").read_text()
+    assert main([*ev, "--shard", "1/1", "--overwrite"]) == 2  # slices continue one evaluation

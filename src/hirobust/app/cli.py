@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                                                             "complete)")
     e.add_argument("--datasets", help="comma-separated dataset names, or 'all' (the 15 zero-shot datasets): evaluates "
                                       "each one present under data.root and lists what was skipped and why")
+    e.add_argument("--shard", help="i/n with --datasets: this process evaluates datasets i, i+n, ... into the shared "
+                                   "--out (a SLURM array, several GPUs or machines); the summary covers all slices")
     e.add_argument("overrides", nargs="*")
 
     r = sub.add_parser("reproduce", help="fine-tune and evaluate one row of the paper's table (--config paper/hiro)")

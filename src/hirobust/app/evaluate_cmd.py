@@ -61,7 +61,21 @@ def evaluate_command(args) -> int:
     from .outdir import claim
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    with claim(args.out, "evaluate", resume=args.resume, overwrite=args.overwrite, main=main_rank) as where:
+    shard = None
+    if getattr(args, "shard", None):
+        from .outdir import read_marker
+        from .workqueue import parse_shard
+
+        if not args.datasets:
+            raise ConfigError("--shard spreads the datasets of --datasets over processes; give --datasets too")
+        if args.overwrite:
+            raise ConfigError("--shard and --overwrite contradict each other: slices continue one evaluation")
+        shard = parse_shard(args.shard)
+        # slices share the folder: the first one starts it, the others continue it (finished cells are reused)
+        args.resume = Path(args.out).is_dir() and read_marker(Path(args.out)) == "evaluate"
+    with claim(args.out, "evaluate", resume=args.resume, overwrite=args.overwrite, main=main_rank,
+               shared=shard is not None) as where:
+        args.shard_slice = shard
         with RunLog(where, {"command": sys.argv, "data": data_cfg, "eval": eval_cfg, "models": models}) \
                 if main_rank else nullcontext():
             code = _evaluate(args, Path(where), models, data, data_cfg, eval_cfg)
@@ -78,7 +92,8 @@ def _evaluate(args, where: Path, models, data, data_cfg, eval_cfg) -> int:
 
         names = "all" if args.datasets == "all" else [n.strip() for n in args.datasets.split(",") if n.strip()]
         summary = evaluate_datasets(models, names, data_cfg, eval_cfg, where, data.get("device", "auto"),
-                                    progress=not args.quiet, resume=args.resume)
+                                    progress=not args.quiet, resume=args.resume,
+                                    shard=getattr(args, "shard_slice", None))
         print(f"evaluated: {', '.join(summary['evaluated']) or 'none'}")
         for name, why in summary["skipped"].items():
             print(f"skipped {name}: {why}")

@@ -238,13 +238,14 @@ def _kept(cell: Path, name: str, key: str, inputs: dict) -> dict:
 
 def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, data_cfg: DataConfig,
                       eval_cfg: EvalConfig, out: str | Path, device="auto", progress: bool = True,
-                      resume: bool = False) -> dict:
+                      resume: bool = False, shard: tuple[int, int] | None = None) -> dict:
     """Evaluate ``models`` on each dataset of ``names`` (``"all"``: the 15 zero-shot datasets) that is present
     under ``data_cfg.root``; skip the others, saying why. Writes ``out/<dataset>/report.*``, ``out/compare.*``
     (the average table) and ``out/datasets.json`` (what was evaluated and what was skipped), the last two after
     every dataset, so a kill loses at most the cell it was in. Each dataset is evaluated model by model and attack
     by attack (:func:`evaluate_models_resumable`): ``resume`` reuses every finished (dataset, model, attack, level)
-    cell of the same inputs."""
+    cell of the same inputs. ``shard=(i, n)``: this process takes datasets i, i+n, ... (each claimed, so processes
+    sharing ``out`` never evaluate one twice) and the summary covers what every process finished."""
     from ..data.folder import dataset_dir, is_folder_name
     from ..data.registry import CLIP_BENCHMARK_ALIASES, ZEROSHOT_DATASETS, canonical_dataset
     from .report import write_report
@@ -261,24 +262,31 @@ def evaluate_datasets(models: dict[str, str | dict], names: list[str] | str, dat
 
         check_available()
     out = Path(out)
-    unusable = check_datasets(names, data_cfg)
+    from .workqueue import claimed
+
+    mine = names if shard is None else names[shard[0] - 1::shard[1]]
+    unusable = check_datasets(mine, data_cfg)
     done, skipped = [], {n: why for n, why in unusable.items() if why}  # known before the first dataset
-    for name in names:
+    for name in mine:
         if name in skipped:
             continue
         cfg = dataclasses.replace(data_cfg, dataset=name, tree=None if name != data_cfg.dataset else data_cfg.tree,
                                   hierarchy=None if name != data_cfg.dataset else data_cfg.hierarchy)
         dest = out / dataset_dir(name)
-        try:
-            report = evaluate_models_resumable(models, cfg, eval_cfg, dest, device, progress, resume=resume)
-        except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
-            skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
-            continue
-        if distributed.is_main():
-            write_report(report, dest)
+        with claimed(out / ".claims", f"dataset {name}") if shard else contextlib.nullcontext(True) as held:
+            if not held:  # another process is on it
+                continue
+            try:
+                report = evaluate_models_resumable(models, cfg, eval_cfg, dest, device, progress,
+                                                   resume=resume or shard is not None)
+            except (FileNotFoundError, ImportError) as e:  # found but unreadable: skip it, say why
+                skipped[name] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                continue
+            if distributed.is_main():
+                write_report(report, dest)
         done.append(name)
-        _summary(out, names, done, skipped)
-    return _summary(out, names, done, skipped)
+        _summary(out, names, done, skipped, shared=shard is not None)
+    return _summary(out, names, done, skipped, shared=shard is not None)
 
 
 def check_datasets(names: list[str], data_cfg: DataConfig) -> dict[str, str | None]:
@@ -306,11 +314,23 @@ def check_datasets(names: list[str], data_cfg: DataConfig) -> dict[str, str | No
     return out
 
 
-def _summary(out: Path, names: list[str], done: list[str], skipped: dict) -> dict:
-    """datasets.json and the average table of what is finished so far (rewritten after every dataset)."""
+def _summary(out: Path, names: list[str], done: list[str], skipped: dict, shared: bool = False) -> dict:
+    """datasets.json and the average table of what is finished so far (rewritten after every dataset); ``shared``:
+    of what every process sharing ``out`` finished or skipped (one process writes at a time)."""
     from ..data.folder import dataset_dir
     from .compare import compare
 
+    if shared:
+        from .workqueue import claimed
+
+        with claimed(out / ".claims", "summary", wait=True):
+            try:
+                before = json.loads((out / "datasets.json").read_text()).get("skipped") or {}
+            except (OSError, ValueError):
+                before = {}
+            done = [n for n in names if (out / dataset_dir(n) / "report.json").is_file()]
+            skipped = {n: why for n, why in {**before, **skipped}.items() if n not in done}
+            return _summary(out, names, done, skipped)
     summary = {"evaluated": done, "skipped": skipped, "pending": [n for n in names if n not in done
                                                                    and n not in skipped]}
     if distributed.is_main():
