@@ -125,8 +125,9 @@ def test_a_partial_imagenet_is_refused_unless_allowed_and_then_marked(tmp_path, 
 def test_slices_of_a_multi_dataset_evaluation_share_the_folder_and_never_evaluate_a_dataset_twice(tmp_path):
     import json
 
-    from hirobust.app.workqueue import claimed
     from test_audit import _image_folder
+
+    from hirobust.app.workqueue import claimed
 
     folder = f"folder:{_image_folder(tmp_path / 'mine')}"
     out = tmp_path / "ev"
@@ -143,3 +144,37 @@ def test_slices_of_a_multi_dataset_evaluation_share_the_folder_and_never_evaluat
     assert summary["evaluated"] == ["synthetic", folder] and summary["pending"] == []
     assert "synthetic" in (out / "compare.md").read_text()
     assert main([*ev, "--shard", "1/1", "--overwrite"]) == 2  # slices continue one evaluation
+
+
+def test_compare_shows_every_attack_with_intervals_and_never_averages_two_threat_models(tmp_path):
+    import json
+    import math
+
+    from hirobust.app.compare import compare, rows
+
+    def rep(ds, eps, acc, path):
+        entry = lambda v: {"robust": {"0": {"0": v}}, "robust_ci95": {"0": {"0": [v - 0.1, v + 0.1]}},  # noqa: E731
+                                      "samples": 100}
+        m = {"source": {"name": "A", "pretrained": "openai"}, "clean": {"0": acc}, "clean_ci95": {"0": [0.1, 0.9]},
+             "n": {"clean": 400, "robust": 100}, "robust": {"0": {"0": acc / 2}},
+             "robust_ci95": {"0": {"0": [acc / 2 - 0.1, acc / 2 + 0.1]}},
+             "attacks": {"pgd": entry(acc / 2), "cw": entry(acc / 4)}, "worst_case": entry(acc / 5)}
+        d = tmp_path / path
+        d.mkdir()
+        (d / "report.json").write_text(json.dumps({
+            "dataset": ds, "num_levels": 1, "levels": [["x", "y"]], "tree": "t", "eps": eps,
+            "attack": {"type": "PGD-20", "attacks": ["pgd", "cw"], "norm": "linf"}, "models": {"m": m}}))
+        return d
+    a, b = rep("cars", 1 / 255, 0.8, "a"), rep("pets", 1 / 255, 0.4, "b")
+    c = rep("dtd", 4 / 255, 0.6, "c")
+    from hirobust.app.compare import load_reports
+
+    cols, (row,) = rows(load_reports([a, b]))
+    assert cols == ["clean L0", "robust L0", "cw L0", "worst L0", "TSR(1→0)"]
+    assert abs(row["cw L0"] - 0.15) < 1e-12  # CW and the worst case averaged like the main attack
+    half = 1.96 * math.sqrt(0.4 * 0.6 / 100 + 0.2 * 0.8 / 100) / 2  # robust: 0.4 and 0.2 on 100 images each
+    assert abs(row["robust L0 ci95"][1] - (0.3 + half)) < 1e-9
+    md = compare([a, b, c], tmp_path / "out")
+    assert "2 threat models" in md and "ε = 1/255 linf, PGD-20" in md and "ε = 4/255 linf, PGD-20" in md
+    assert "Mean over 2 dataset(s) (cars (tree t), pets (tree t)), ε = 1/255" in md  # dtd is not in that mean
+    assert "30.0 [" in md and "| cw L0 | worst L0 |" in md  # the mean robust accuracy with its interval

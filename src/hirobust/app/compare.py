@@ -1,7 +1,9 @@
 """``hirobust compare``: one paper-style table from several evaluation reports (Markdown and CSV).
 
 Rows are models; columns are clean accuracy per level, robust accuracy per level (each level attacked at
-itself), and TSR(1→0). With several datasets the numbers are averaged over the datasets that have the level;
+itself) under the main attack and under every other attack evaluated (CW, AutoAttack, and the per-image worst
+case over them), and TSR(1→0), each with its 95% interval. With several datasets the numbers are averaged over the
+datasets that have the level, one table per threat model (ε, norm, attack: never averaged together);
 each dataset also gets its own table, and, where the reports hold per-image results, the paired difference
 of every model to a baseline on the same images (clean and robust accuracy: bootstrap interval, exact McNemar
 p; TSR(a→0): bootstrap interval) in compare.md and compare.json. Models evaluated separately (one report each)
@@ -60,13 +62,75 @@ def _identity(name: str, m: dict) -> str:
     return json.dumps([name, src], sort_keys=True, default=str)
 
 
+_ATTACK_ORDER = ("pgd", "cw", "autoattack", "worst")
+
+
+def _main_attack(report: dict) -> str:
+    return ((report.get("attack") or {}).get("attacks") or ["pgd"])[0]
+
+
+def threat(report: dict) -> str:
+    """The threat model a report's robust numbers answer: ε, norm and the main attack (averages never mix two)."""
+    att = report.get("attack") or {}
+    eps = report.get("eps")
+    return (f"ε = {eps * 255:.3g}/255" if isinstance(eps, (int, float)) else "ε = ?") + \
+        f" {att.get('norm', 'linf')}, {att.get('type', _main_attack(report))}"
+
+
+def _cols(reports: list[dict]) -> list[str]:
+    """clean and (main-attack) robust per level, then every other attack evaluated (CW, AutoAttack, the per-image
+    worst case over them) per level, then TSR(1→0)."""
+    max_levels = max(r["num_levels"] for r in reports)
+    others = {a for r in reports for m in r["models"].values() for a in (m.get("attacks") or {})
+              if a != _main_attack(r)}
+    if any("worst_case" in m for r in reports for m in r["models"].values()):
+        others.add("worst")
+    extra = [f"{a} L{b}" for a in sorted(others, key=lambda a: (_ATTACK_ORDER + (a,)).index(a))
+             for b in range(max_levels)]
+    return [f"clean L{b}" for b in range(max_levels)] + [f"robust L{b}" for b in range(max_levels)] + extra + \
+        ["TSR(1→0)"]
+
+
+def _values(r: dict, m: dict, b: int) -> dict[str, tuple]:
+    """Column -> (value, images, 95% interval) of model entry ``m`` at level ``b`` of report ``r``."""
+    n = m.get("n") or {}
+    out = {f"clean L{b}": (m["clean"].get(str(b)), n.get("clean"), (m.get("clean_ci95") or {}).get(str(b)))}
+    main = _main_attack(r)
+    if str(b) in m["robust"]:
+        out[f"robust L{b}"] = (m["robust"][str(b)].get(str(b)), ((m.get("attacks") or {}).get(main) or {}).get(
+            "samples", n.get("robust")), ((m.get("robust_ci95") or {}).get(str(b)) or {}).get(str(b)))
+    entries = {a: e for a, e in (m.get("attacks") or {}).items() if a != main}
+    if m.get("worst_case"):
+        entries["worst"] = m["worst_case"]
+    for a, e in entries.items():
+        if str(b) in (e.get("robust") or {}):
+            out[f"{a} L{b}"] = (e["robust"][str(b)].get(str(b)), e.get("samples"),
+                                ((e.get("robust_ci95") or {}).get(str(b)) or {}).get(str(b)))
+    return out
+
+
+def _mean(vals: list[tuple]) -> tuple[float | None, list | None]:
+    """The mean of per-dataset accuracies with its 95% interval over the images (each dataset's binomial variance
+    p(1-p)/n, datasets fixed); one dataset keeps its own interval; None where an n is unknown."""
+    vals = [v for v in vals if isinstance(v[0], (int, float)) and math.isfinite(v[0])]
+    if not vals:
+        return None, None
+    mean = sum(v[0] for v in vals) / len(vals)
+    if len(vals) == 1:
+        return mean, vals[0][2]
+    if not all(isinstance(v[1], int) and v[1] > 0 for v in vals):
+        return mean, None
+    half = 1.96 * math.sqrt(sum(p * (1 - p) / k for p, k, _ in vals)) / len(vals)
+    return mean, [max(0.0, mean - half), min(1.0, mean + half)]
+
+
 def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
     """(column names, one dict per model): each column averaged over the datasets that have it, with their count
-    (``"<column> n"``). A level with one node (trivially right, e.g. PCAM's root) is left out; the same model (name
-    and source) met again on a dataset counts once; another model under a used name gets the report's folder."""
-    max_levels = max(r["num_levels"] for r in reports)
-    cols = [f"clean L{b}" for b in range(max_levels)] + [f"robust L{b}" for b in range(max_levels)] + ["TSR(1→0)"]
-    models: dict[str, dict[str, list[float]]] = {}
+    (``"<column> n"``) and a 95% interval (``"<column> ci95"``). A level with one node (trivially right, e.g.
+    PCAM's root) is left out; the same model (name and source) met again on a dataset counts once; another model
+    under a used name gets the report's folder."""
+    cols = _cols(reports)
+    models: dict[str, dict[str, list[tuple]]] = {}
     datasets: dict[str, set] = {}
     ident: dict[str, str] = {}
     for r in reports:
@@ -80,20 +144,19 @@ def rows(reports: list[dict]) -> tuple[list[str], list[dict]]:
             datasets.setdefault(name, set()).add(r["dataset"])
             acc = models.setdefault(name, {c: [] for c in cols})
             for b in range(r["num_levels"]):
-                if b in trivial:
-                    continue
-                acc[f"clean L{b}"].append(m["clean"].get(str(b)))
-                if str(b) in m["robust"]:
-                    acc[f"robust L{b}"].append(m["robust"][str(b)][str(b)])
+                if b not in trivial:
+                    for c, v in _values(r, m, b).items():
+                        acc[c].append(v)
             if r["num_levels"] > 1 and "1" in m.get("transfer_success", {}):
-                acc["TSR(1→0)"].append(m["transfer_success"]["1"]["0"])
+                acc["TSR(1→0)"].append((m["transfer_success"]["1"].get("0"),
+                                        ((m.get("transfer_success_n") or {}).get("1") or {}).get("0"),
+                                        ((m.get("transfer_success_ci95") or {}).get("1") or {}).get("0")))
     table = []
     for name, acc in models.items():
         row = {"model": name, "datasets": len(datasets[name])}
         for c, v in acc.items():  # an undefined value (null, NaN) is left out of the average, not spread into it
-            v = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
-            row[c] = sum(v) / len(v) if v else None
-            row[f"{c} n"] = len(v)
+            row[c], row[f"{c} ci95"] = _mean(v)
+            row[f"{c} n"] = sum(1 for x in v if isinstance(x[0], (int, float)) and math.isfinite(x[0]))
         table.append(row)
     return cols, table
 
@@ -223,12 +286,16 @@ def paired_markdown(report: dict, base: str, prows: list[dict]) -> str:
 
 
 def markdown(cols: list[str], table: list[dict], title: str) -> str:
-    """The table; a cell averaged over fewer datasets than its row has says over how many ("61.2 (3 of 15)")."""
+    """The table: each cell the accuracy with its 95% interval; a cell averaged over fewer datasets than its row
+    has says over how many ("61.2 [58.0, 64.3] (3 of 15)")."""
+    cols = [c for c in cols if any(r.get(c) is not None for r in table)]  # an attack no model ran: no column
+
     def cell(r, c):
         if r[c] is None:
             return "—"
-        n = r.get(f"{c} n", r["datasets"])
-        return f"{100 * r[c]:.1f}" + (f" ({n} of {r['datasets']})" if n != r["datasets"] else "")
+        n, ci = r.get(f"{c} n", r["datasets"]), r.get(f"{c} ci95")
+        return (f"{100 * r[c]:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+                + (f" ({n} of {r['datasets']})" if n != r["datasets"] else ""))
     rows = [[r["model"], str(r["datasets"])] + [cell(r, c) for c in cols] for r in table]
     return f"### {title}\n\n" + md_table(["model", "datasets", *cols], rows) + "\n"
 
@@ -236,10 +303,26 @@ def markdown(cols: list[str], table: list[dict], title: str) -> str:
 def to_csv(cols: list[str], table: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["model", "datasets"] + cols)
+    w.writerow(["model", "datasets"] + [x for c in cols for x in (c, f"{c} ci95 lo", f"{c} ci95 hi", f"{c} n")])
     for r in table:
-        w.writerow([r["model"], r["datasets"]] + ["" if r[c] is None else f"{r[c]:.6f}" for c in cols])
+        cells = []
+        for c in cols:
+            ci = r.get(f"{c} ci95") or ["", ""]
+            cells += ["" if r[c] is None else f"{r[c]:.6f}", *(f"{x:.6f}" if x != "" else "" for x in ci),
+                      r.get(f"{c} n", "")]
+        w.writerow([r["model"], r["datasets"]] + cells)
     return buf.getvalue()
+
+
+def _sizes(report: dict) -> str:
+    """How many images each kind of number of a report rests on."""
+    m = next(iter(report["models"].values()))
+    n = m.get("n") or {}
+    parts = [f"clean {n['clean']:,}"] if isinstance(n.get("clean"), int) else []
+    for a, e in (m.get("attacks") or {}).items():
+        if isinstance(e.get("samples"), int):
+            parts.append(f"{a} {e['samples']:,}")
+    return ("images per model: " + ", ".join(parts) + "; ") if parts else ""
 
 
 def compare(paths: list[str | Path], out: str | Path, baseline: str | None = None) -> str:
@@ -253,14 +336,24 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
         raise ConfigError(f"the reports evaluate {d} with different trees ({', '.join(sorted(map(str, t)))}): their "
                          f"levels are different questions; compare the reports of each tree apart")
     partial = {r["dataset"] for r in reports if r.get("partial")}
-    datasets = [f"{d} (tree {next(iter(t))}{', PARTIAL' if d in partial else ''})" for d, t in sorted(trees.items())]
-    eps = sorted({r["eps"] for r in reports})
-    cols, table = rows(reports)
-    title = f"Mean over datasets ({len(reports)} report(s): {', '.join(datasets)}); ε = " + \
-        ", ".join(f"{e * 255:.3g}/255" for e in eps) + " (accuracies and TSR in %; each cell over the datasets that " \
-        "have that column, one-node levels left out)"
-    warn = "\n**Warning:** these reports use different ε; their average mixes threat models.\n" if len(eps) > 1 else ""
-    md = [f"# hirobust comparison\n{warn}\n{markdown(cols, table, title)}"]
+    by_threat: dict[str, list[dict]] = {}
+    for r in reports:
+        by_threat.setdefault(threat(r), []).append(r)
+    md = ["# hirobust comparison\n"]
+    if len(by_threat) > 1:
+        md.append(f"**{len(by_threat)} threat models** among these reports ({'; '.join(by_threat)}): each has its own "
+                  f"table; their numbers are never averaged together.\n")
+    tables = {}
+    for th, group in by_threat.items():
+        names = sorted({r["dataset"] for r in group})
+        datasets = [f"{d} (tree {next(iter(trees[d]))}{', PARTIAL' if d in partial else ''})" for d in names]
+        cols, table = rows(group)
+        tables[th] = (cols, table)
+        if len(group) > 1:  # one report: its own table below is the whole story
+            md.append(markdown(cols, table, f"Mean over {len(names)} dataset(s) ({', '.join(datasets)}), {th}") +
+                      "Accuracies and TSR in %; each cell is the mean over the datasets that have that column (one-node "
+                      "levels left out) with its 95% interval over the images (each dataset's binomial variance; "
+                      "the datasets fixed); one dataset keeps its own interval.\n")
     paired = {}
     groups: dict[str, list[dict]] = {}
     for r in reports:
@@ -268,8 +361,8 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
     for group in groups.values():
         for r in group:
             c, t = rows([r])
-            md.append(markdown(c, t, f"{r['dataset']}, tree `{r.get('tree')}` ({r['_path']}), ε = "
-                                     f"{r['eps'] * 255:.3g}/255, {r.get('attack', {}).get('type', '?')}"))
+            md.append(markdown(c, t, f"{r['dataset']}, tree `{r.get('tree')}` ({r['_path']}), {threat(r)}")
+                      + _sizes(r) + "95% Wilson intervals.\n")
         both, why = merged(group) if len(group) > 1 else (group[0], "")
         if both is None:
             md.append(f"Reports {', '.join(r['_path'] for r in group)} are not paired: {why}.\n")
@@ -291,6 +384,7 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
     text = "\n".join(md)
     out = Path(out)
     write_json({"paired_differences": paired}, out / "compare.json")
-    write_text(to_csv(cols, table), out / "compare.csv")
+    write_text("".join(f"# {th}\n" * (len(tables) > 1) + to_csv(*ct) for th, ct in tables.items()),
+               out / "compare.csv")
     write_text(text, out / "compare.md")
     return text
