@@ -351,9 +351,9 @@ def compare(paths: list[str | Path], out: str | Path, baseline: str | None = Non
         tables[th] = (cols, table)
         if len(group) > 1:  # one report: its own table below is the whole story
             md.append(markdown(cols, table, f"Mean over {len(names)} dataset(s) ({', '.join(datasets)}), {th}") +
-                      "Accuracies and TSR in %; each cell is the mean over the datasets that have that column (one-node "
-                      "levels left out) with its 95% interval over the images (each dataset's binomial variance; "
-                      "the datasets fixed); one dataset keeps its own interval.\n")
+                      "Accuracies and TSR in %; each cell is the mean over the datasets that have that column "
+                      "(one-node levels left out) with its 95% interval over the images (each dataset's binomial "
+                      "variance; the datasets fixed); one dataset keeps its own interval.\n")
     paired = {}
     groups: dict[str, list[dict]] = {}
     for r in reports:
