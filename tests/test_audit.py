@@ -136,13 +136,20 @@ def test_training_logs_hold_every_step_loss_and_learning_rate(tmp_path, report_t
     run = tmp_path / "run"
     assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), "model.name=hirobust-tiny",
                  "model.pretrained=random", "data.dataset=synthetic", "train.epochs=2", "train.batch_size=16",
-                 "train.warmup_steps=2", "train.lr=1e-3", "options.eps=4/255", f"train.report_to={report_to}"]) == 0
+                 "train.warmup_steps=2", "train.lr=1e-3", "options.eps=4/255", f"train.report_to={report_to}",
+                 "train.val_every=4", "train.val_samples=24", "train.val_steps=1"]) == 0
     rows = list(csv.DictReader((run / "train.csv").open()))
+    val = list(csv.DictReader((run / "val.csv").open()))  # periodic validation: clean and quick PGD per level
+    assert [int(r["step"]) for r in val] == list(range(4, len(rows) + 1, 4)) and val[0]["n"] == "24"
+    for r in val:
+        for b in range(3):
+            c, rob = float(r[f"clean L{b}"]), float(r[f"robust L{b}"])
+            assert 0 <= rob <= c <= 1 and float(r[f"clean L{b} lo"]) <= c <= float(r[f"clean L{b} hi"])
     assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) > 4
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[0] < lrs[2] and all(float(r["loss"]) == float(r["loss"]) for r in rows)  # the warm-up, finite losses
     md = (run / "report.md").read_text()
-    assert "# hirobust fine-tune: tecoa" in md and (run / "loss.png").exists()
+    assert "# hirobust fine-tune: tecoa" in md and (run / "loss.png").exists() and "Validation (" in md
     if report_to == "tensorboard":
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -152,6 +159,7 @@ def test_training_logs_hold_every_step_loss_and_learning_rate(tmp_path, report_t
         assert [e.step for e in loss] == [int(r["step"]) for r in rows]
         assert all(abs(e.value - float(r["loss"])) < 1e-5 for e, r in zip(loss, rows))
         assert [round(e.value, 9) for e in ea.Scalars("train/lr")] == [round(x, 9) for x in lrs]
+        assert [e.step for e in ea.Scalars("val/robust_L0")] == [int(r["step"]) for r in val]
 
 
 def _image_folder(root, classes=("kit fox", "tabby cat", "sports car", "pickup truck"), per_class=6, seed=0):

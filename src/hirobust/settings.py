@@ -34,6 +34,12 @@ class TrainConfig:
     max_steps: int | None = None  # cap on total steps (after epochs)
     compile: bool = False  # torch.compile the image tower (GPU; the first steps pay the compilation)
     report_to: str = "csv"  # csv: <run>/train.csv (always written) | tensorboard: also <run>/tb/ event files
+    # periodic validation (app/validation.py): every val_every steps (0: never), clean and PGD-val_steps accuracy
+    # per level on val_samples images of val_split (the training classes), into <run>/val.csv (and TensorBoard)
+    val_every: int = 0
+    val_samples: int = 256
+    val_steps: int = 3
+    val_split: str = "val"
 
     def __post_init__(self):
         from .checks import number
@@ -50,6 +56,9 @@ class TrainConfig:
         number("train.train_samples", self.train_samples, lo=1, integer=True, optional=True)
         number("train.log_every", self.log_every, lo=1, integer=True)
         number("train.max_steps", self.max_steps, lo=1, integer=True, optional=True)
+        number("train.val_every", self.val_every, lo=0, integer=True)
+        number("train.val_samples", self.val_samples, lo=1, integer=True)
+        number("train.val_steps", self.val_steps, lo=1, integer=True)
         if self.optimizer not in ("sgd", "adamw"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use 'sgd' or 'adamw'")
         if self.schedule not in ("cosine", "constant"):

@@ -45,7 +45,8 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return g
 
 
-_NOT_TRAINING = {"config": ("ckpt_every", "log_every", "report_to"),  # logging and checkpoint intervals
+_NOT_TRAINING = {"config": ("ckpt_every", "log_every", "report_to", "val_every", "val_samples", "val_steps",
+                            "val_split"),  # logging, checkpoint and validation intervals
                  "data": ("num_workers", "download", "max_damaged")}  # how data is read or checked, not which
 
 

@@ -53,7 +53,9 @@ def _complete(cfg: FinetuneConfig, out: Path) -> bool:
     except (OSError, ValueError):
         return False
     train = rep.get("train") or {}
-    skip = ("ckpt_every", "log_every", "report_to")
+    from ..train import _NOT_TRAINING
+
+    skip = _NOT_TRAINING["config"]
     same = lambda c: {**c, "train": {k: v for k, v in (c.get("train") or {}).items() if k not in skip}}  # noqa: E731
     return (rep.get("kind") == "finetune" and (out / "hirobust.json").is_file() and train.get("steps") is not None
             and train.get("steps") == train.get("total_steps")
@@ -104,8 +106,15 @@ def _finetune(cfg: FinetuneConfig, out: Path, progress: bool, resume: bool, call
     from .. import distributed
 
     t0 = time.perf_counter()
+    validate = None
+    if cfg.train.val_every:
+        from .validation import Validator
+
+        validate = Validator(cfg, method, forest[0], device, out)
+    from .validation import chained
+
     summary = Trainer(cfg.train, device).fit(method, train, out, resume=resume, progress=progress,
-                                             callback=callback, describe=describe)
+                                             callback=chained(validate, callback), describe=describe)
     _log.info("fine-tuned %s: %d steps in %.1f s (%.1f img/s)", cfg.method, summary["steps"],
               time.perf_counter() - t0, summary["images_per_second"])
     if distributed.is_main():

@@ -56,4 +56,20 @@ def write_finetune_report(report: dict, out: Path) -> Path:
                                             "tensorboard" else ""), ""]
     if hist:
         lines += ["![loss.png](loss.png)", ""]
+    val = out / "val.csv"
+    if val.is_file():  # periodic validation (train.val_every): its last row, every row in val.csv
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(val.read_text())))
+        if rows:
+            r = rows[-1]
+            levels = [k[len("clean "):] for k in r if k.startswith("clean L") and not k.endswith((" lo", " hi"))]
+            lines += [f"Validation ({len(rows)} times, `val.csv`), last at step {r['step']} on {r['n']} images of "
+                      f"{cfg['train'].get('val_split', 'val')} (PGD-{r['pgd_steps']}, ε = {float(r['eps']) * 255:.3g}"
+                      f"/255): " + "; ".join(
+                          f"{lv} clean {100 * float(r[f'clean {lv}']):.1f} [{100 * float(r[f'clean {lv} lo']):.1f}, "
+                          f"{100 * float(r[f'clean {lv} hi']):.1f}], robust {100 * float(r[f'robust {lv}']):.1f} "
+                          f"[{100 * float(r[f'robust {lv} lo']):.1f}, {100 * float(r[f'robust {lv} hi']):.1f}]"
+                          for lv in levels), ""]
     return write_text("\n".join(lines) + "\n", out / "report.md")

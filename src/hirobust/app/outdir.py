@@ -32,7 +32,7 @@ _COMMON = {MARKER, ".hirobust.lock", "run.log"}
 _WRITES = {
     "finetune": {"model": True, "checkpoint": True, "checkpoint.tmp": True, "checkpoint.old": True, "eval": True,
                  "hirobust.json": False, "report.json": False, "report.md": False, "train.csv": False, "tb": True,
-                 "loss.png": False},
+                 "loss.png": False, "val.csv": False},
     "evaluate": {".cells": True, ".claims": True, "clip_benchmark": True, "report.json": False, "report.md": False,
                  "datasets.json": False, "compare.md": False, "compare.csv": False, "compare.json": False},
 }
