@@ -30,6 +30,7 @@ from .errors import ConfigError, Diverged, NotFound
 from .io import load_safetensors, save_safetensors, write_json
 from .methods.base import Trainable
 from .progress import label
+from .run_identity import first_difference, same_run
 from .settings import TrainConfig
 
 
@@ -43,44 +44,6 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     g = torch.Generator(device=device)
     g.manual_seed(seed * 1_000_003 + step)
     return g
-
-
-_NOT_TRAINING = {"config": ("ckpt_every", "log_every", "report_to", "val_every", "val_samples", "val_steps",
-                            "val_split"),  # logging, checkpoint and validation intervals
-                 "data": ("num_workers", "download", "max_damaged")}  # how data is read or checked, not which
-
-
-def _same_run(identity: dict) -> dict:
-    """What must match to resume: the run's identity without what does not change the training (the logging and
-    checkpoint intervals; how the data is read or its evaluated splits checked; such a field added to hirobust
-    after the checkpoint was written does not make it another run)."""
-    cfg = {k: v for k, v in identity.get("config", {}).items() if k not in _NOT_TRAINING["config"]}
-    describe = dict(identity.get("describe") or {})
-    if isinstance(describe.get("data"), dict):
-        describe["data"] = {k: v for k, v in describe["data"].items() if k not in _NOT_TRAINING["data"]}
-    return {**identity, "config": cfg, "describe": describe}
-
-
-_WHAT = {"describe.inputs.tree": "the tree (its content)", "describe.inputs.pretrained": "the pretrained checkpoint "
-         "(its content)", "describe.inputs.reference": "the reference model (its content)", "describe.method": "the "
-         "method", "samples": "the training set", "total_steps": "the number of steps"}
-
-
-def first_difference(old, new, path: str = "") -> str | None:
-    """``"<what> changed (was A, now B)"`` for the first key where two JSON values differ; None if equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new), key=str):
-            sub = f"{path}.{k}" if path else str(k)
-            if k not in old or k not in new:
-                return f"{_WHAT.get(sub, sub)} changed ({'new key' if k not in old else 'key removed'})"
-            d = first_difference(old[k], new[k], sub)
-            if d:
-                return d
-        return None
-    if old != new:
-        show = (lambda v: (str(v)[:12] + "…") if len(str(v)) > 40 else str(v))
-        return f"{_WHAT.get(path, path)} changed (was {show(old)}, now {show(new)})"
-    return None
 
 
 class Interrupted(Exception):
@@ -288,7 +251,7 @@ class Trainer:
             if not (run_dir / "checkpoint" / "state.json").exists():
                 raise NotFound(f"--resume: no checkpoint in {run_dir}; run without --resume to start")
             state = self._read_state(run_dir, total)
-            changed = first_difference(_same_run(state["identity"]), _same_run(identity))
+            changed = first_difference(same_run(state["identity"]), same_run(identity))
             if changed:
                 raise ConfigError(f"--resume: the checkpoint in {run_dir} belongs to another run: {changed}; rerun "
                                  f"with the same inputs, or start again with --overwrite")

@@ -219,7 +219,7 @@ def evaluate_models_resumable(models: dict, data_cfg: DataConfig, eval_cfg: Eval
 def _kept(cell: Path, name: str, key: str, inputs: dict) -> dict:
     """The kept result of model ``name`` if it was computed from the same inputs; a changed input is refused,
     named; a damaged cell file is named."""
-    from ..train import first_difference
+    from ..run_identity import first_difference
 
     try:
         kept = json.loads(cell.read_text())

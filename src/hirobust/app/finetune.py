@@ -53,9 +53,9 @@ def _complete(cfg: FinetuneConfig, out: Path) -> bool:
     except (OSError, ValueError):
         return False
     train = rep.get("train") or {}
-    from ..train import _NOT_TRAINING
+    from ..run_identity import NOT_TRAINING
 
-    skip = _NOT_TRAINING["config"]
+    skip = NOT_TRAINING["config"]
     same = lambda c: {**c, "train": {k: v for k, v in (c.get("train") or {}).items() if k not in skip}}  # noqa: E731
     return (rep.get("kind") == "finetune" and (out / "hirobust.json").is_file() and train.get("steps") is not None
             and train.get("steps") == train.get("total_steps")
