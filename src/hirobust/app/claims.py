@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 SOURCES = {"study": "evidence/study/study.json", "zs": "evidence/zeroshot/zeroshot.json",
-           "demo": "evidence/demo/report.json"}
+           "demo": "evidence/demo/report.json", "sv2": "evidence/synthetic-v2/study.json"}
 TAG = re.compile(r"‹(\w+):([^›]+)›")
 _NUM = r"[−+-]?\d+(?:\.\d+)?"
 _CI = re.compile(rf"({_NUM}) \[({_NUM}), ({_NUM})\]\s*\**\s*$")

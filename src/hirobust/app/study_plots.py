@@ -36,7 +36,9 @@ def plot_study(study: dict, out: Path, loaded: dict) -> list[str]:
             if pts:
                 ax.errorbar(np.array(xs) - 0.4 + w / 2 + i * w, [p[0] for p in pts],
                             yerr=np.array([p[1] for p in pts]).T, fmt="o", ms=4, capsize=2, label=run)
-        ax.set_xticks(range(L), [f"L{b}" for b in range(L)])
+        attacked = [b for b in range(L) if any(str(b) in part["table"][r]["robust"] for r in runs)] or [0]
+        ax.set_xticks(attacked, [f"L{b}" for b in attacked])  # a one-node level is never attacked: no empty tick
+        ax.set_xlim(min(attacked) - 0.6, max(attacked) + 0.6)
         ax.set_ylabel("robust accuracy (%), 95% interval")
         ax.set_title(f"{pname}: same-level PGD, ε = {part['eps'] * 255:.3g}/255", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -44,11 +46,13 @@ def plot_study(study: dict, out: Path, loaded: dict) -> list[str]:
         fig.tight_layout()
         files.append(_put(fig, out, f"{pname}_robust_per_level.png", _save))
 
-        if part.get("paired"):
-            fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 0.45 * len(part["paired"]) + 1.6), sharey=True,
-                                     squeeze=False)
+        # levels with a paired difference (a one-node level, such as a root, is never attacked: no empty panel)
+        have = [b for b in range(L) if any(str(b) in p["robust"] for p in (part.get("paired") or {}).values())]
+        if have:
+            fig, axes = plt.subplots(1, len(have), figsize=(3.2 * len(have), 0.45 * len(part["paired"]) + 1.6),
+                                     sharey=True, squeeze=False)
             names = list(part["paired"])
-            for b, ax in enumerate(axes[0]):
+            for b, ax in zip(have, axes[0]):
                 for j, run in enumerate(names):
                     d = part["paired"][run]["robust"].get(str(b))
                     if d:
