@@ -173,14 +173,15 @@ def work_cells(cfg: StudyConfig, out: Path, device, progress: bool, shard: tuple
     work(todo, out / ".claims", before=lambda c, n: stages.stage(c.key, done=n), after=after)
 
 
-def _session(out: Path, started: float, wall: float, workers: int, shard, computed: int) -> None:
+def _session(out: Path, started: float, wall: float, workers: int, shard, computed: int, finished: bool) -> None:
     with claimed(out / ".claims", "sessions", wait=True):
         f = out / "sessions.json"
         sessions = json.loads(f.read_text()) if f.exists() else []
         sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                          "wall_seconds": round(wall, 1), "workers": workers,
                          "shard": f"{shard[0]}/{shard[1]}" if shard else None, "cells_computed": computed,
-                         "host": os.uname().nodename, "threads_per_worker": torch.get_num_threads()})
+                         "host": os.uname().nodename, "threads_per_worker": torch.get_num_threads(),
+                         "finished": finished})
         write_json(sessions, f)
 
 
@@ -205,12 +206,16 @@ def run_study(cfg: StudyConfig, progress: bool = True, workers: int = 1, shard: 
         write_json(asdict(cfg), out / "config.json")
         started, t0 = time.time(), time.perf_counter()
         every = study_cells(cfg, out, device, progress)
-        before = sum(c.done() for c in every)
-        if workers == 1:
-            work_cells(cfg, out, device, progress, shard)
-        else:
-            _spawn(cfg, workers, shard, threads, progress)
-        _session(out, started, time.perf_counter() - t0, workers, shard, sum(c.done() for c in every) - before)
+        before, finished = sum(c.done() for c in every), False
+        try:
+            if workers == 1:
+                work_cells(cfg, out, device, progress, shard)
+            else:
+                _spawn(cfg, workers, shard, threads, progress)
+            finished = True
+        finally:  # a stopped session (Ctrl-C, a time limit) is recorded too: the wall times of all sessions add up
+            _session(out, started, time.perf_counter() - t0, workers, shard, sum(c.done() for c in every) - before,
+                     finished)
         return analyse(cfg, out, wait=True)
 
 
