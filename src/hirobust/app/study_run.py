@@ -227,8 +227,15 @@ def _spawn(cfg: StudyConfig, workers: int, shard, threads: int, verbose: bool) -
                          name=f"hirobust-study-worker-{w + 1}") for w in range(workers)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.join()
+    except BaseException:  # stopped: the workers stop too (a claimed cell is released, its files kept)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+        raise
     failed = [(w + 1, p.exitcode) for w, p in enumerate(procs) if p.exitcode != 0]
     if failed:
         raise RuntimeError(f"study worker(s) {', '.join(f'{w} (exit {c})' for w, c in failed)} failed; their "
