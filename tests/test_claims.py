@@ -8,7 +8,8 @@ import pytest
 from hirobust.app.claims import check_claims, check_tables, load_sources
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = {"docs/evidence.md": ["evidence/study/study.md", "evidence/zeroshot/zeroshot.md", "evidence/synthetic-v2/study.md"],
+DOCS = {"docs/evidence.md": ["evidence/study/study.md", "evidence/zeroshot/zeroshot.md",
+                             "evidence/synthetic-v2/study.md"],
         "README.md": ["evidence/demo/report.md", "evidence/study/study.md", "evidence/zeroshot/zeroshot.md"]}
 
 

@@ -37,6 +37,12 @@ def _range(lo, hi, lo_open) -> str:
     return ""
 
 
+def fraction(key: str, value: Any) -> None:
+    """``value`` is a fraction in [0, 1) (a share of a split, e.g. ``data.max_damaged``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(f"{key}={value!r} must be a fraction in [0, 1) (0.001 is 0.1%)")
+
+
 def numbers(key: str, values: Any, **kw) -> None:
     """Every element of the list ``values`` passes :func:`number`."""
     if not isinstance(values, (list, tuple)):

@@ -13,16 +13,21 @@ from .io import write_text
 
 
 def write_csv(run_dir: str | Path, history: list[dict]) -> Path:
-    """``history`` (one dict per step) as ``run_dir/train.csv``, atomically; the columns in first-seen order."""
+    """``history`` (one dict per step) as ``run_dir/train.csv``, atomically."""
+    return write_rows(Path(run_dir) / "train.csv", history)
+
+
+def write_rows(path: str | Path, rows: list[dict], first: str = "step") -> Path:
+    """``rows`` as a CSV at ``path``, atomically; the columns in first-seen order, ``first`` leading."""
     cols: list[str] = []
-    for row in history:
+    for row in rows:
         cols += [k for k in row if k not in cols]
-    cols = ["step"] + [c for c in cols if c != "step"]
+    cols = [first] + [c for c in cols if c != first]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, restval="")
     w.writeheader()
-    w.writerows(history)
-    return write_text(buf.getvalue(), Path(run_dir) / "train.csv")
+    w.writerows(rows)
+    return write_text(buf.getvalue(), path)
 
 
 class TensorBoardLog:

@@ -90,8 +90,9 @@ class DataConfig:
 
     def __post_init__(self):
         self.dataset = canonical_dataset(self.dataset)  # CLIP_benchmark's spelling accepted (imagenet1k, pets, ...)
-        if not isinstance(self.max_damaged, (int, float)) or not 0 <= self.max_damaged < 1:
-            raise ConfigError(f"data.max_damaged={self.max_damaged!r} must be a fraction in [0, 1) (0.001 is 0.1%)")
+        from ..checks import fraction
+
+        fraction("data.max_damaged", self.max_damaged)
         if self.prompt_names not in ("clip_benchmark", "unique"):
             raise ConfigError(f"data.prompt_names={self.prompt_names!r}: use clip_benchmark or unique")
 

@@ -12,8 +12,8 @@ import io
 import logging
 from pathlib import Path
 
-from ..io import write_text
 from ..stats import wilson
+from ..train_log import write_rows
 
 _log = logging.getLogger("hirobust.finetune")
 
@@ -73,7 +73,7 @@ class Validator:
             return
         self.rows = [r for r in self.rows if int(r["step"]) < step]  # rows past the checkpoint a kill lost: redone
         self.rows.append(out)
-        _write(self.out / "val.csv", self.rows)
+        write_rows(self.out / "val.csv", self.rows)
         if self.tb is not None:
             for k, v in out.items():
                 if k.startswith(("clean L", "robust L")) and not k.endswith((" lo", " hi")):
@@ -87,17 +87,6 @@ def _read(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     return list(csv.DictReader(io.StringIO(path.read_text())))
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, restval="")
-    w.writeheader()
-    w.writerows(rows)
-    write_text(buf.getvalue(), path)
 
 
 def chained(*callbacks):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, NotFound
+from ..errors import NotFound
 from .base import ZSDataset
 
 log = logging.getLogger("hirobust.data")
@@ -240,8 +240,3 @@ def drop_unreadable(ds: ZSDataset, root: Path, max_fraction: float, progress: bo
     good[list(bad)] = False
     return replace(ds.subset(torch.nonzero(good).flatten()), damaged=[_rel(files[i], root) for i in sorted(bad)])
 
-
-def check_fraction(value: float) -> float:
-    if not 0 <= value < 1:
-        raise ConfigError(f"data.max_damaged={value!r} must be a fraction in [0, 1) (0.001 is 0.1%)")
-    return value

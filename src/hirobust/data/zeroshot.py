@@ -189,9 +189,10 @@ def load(spec: DatasetSpec, split: str = "test", root: str | Path | None = None,
     why, partial = _missing_or_partial(name, source, folder, split, allow_partial)
     if why is not None and not (download and source.downloadable):
         raise NotFound(f"{name}: {why}. {source.how_to_get}")
+    from ..checks import fraction
     from . import check
 
-    check.check_fraction(max_damaged)
+    fraction("data.max_damaged", max_damaged)
     ds = _build(spec, split, folder, source, why, partial, download, image_size, num_workers, prompt_names,
                 caltech101_background)
     expected = spec.eval_images if split == "test" else None
