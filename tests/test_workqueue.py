@@ -1,6 +1,7 @@
 """Cells shared by several processes (app/workqueue.py): every cell computed exactly once whatever the number of
 processes, after the cells it needs; slices of a shard cover every cell once, with what they need."""
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -64,6 +65,33 @@ def test_a_held_cell_is_left_to_its_holder_and_taken_when_it_is_released(tmp_pat
         assert not (tmp_path / "pre.done").exists()  # waits: the held cell, and the one that needs it
     p.join(30)
     assert p.exitcode == 0 and (tmp_path / "pre.done").exists() and (tmp_path / "c0.done").exists()
+
+
+def test_stage_numbers_count_the_cells_other_processes_hold(tmp_path):
+    """Two workers starting together do not both say "stage 1": a cell another process holds counts as started."""
+    import threading
+
+    cells = [c for c in _cells(tmp_path) if c.key in ("pre", "c0", "c1")]
+    (tmp_path / "pre.done").write_text("x")
+    seen, release = [], threading.Event()
+
+    def hold():
+        with claimed(tmp_path / "claims", "c0"):  # another process (here: another open file) holds c0
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    time.sleep(0.1)
+
+    def before(cell, n):
+        seen.append((cell.key, n))
+        release.set()  # c0 is freed once c1 is under way
+        return contextlib.nullcontext()
+
+    computed = work(cells, tmp_path / "claims", poll=0.02, before=before)
+    t.join()
+    assert computed == ["c1", "c0"]
+    assert seen == [("c1", 2), ("c0", 2)]  # c1: pre done + c0 held; c0: pre and c1 done
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

@@ -47,7 +47,7 @@ class Stages:
 
     @contextlib.contextmanager
     def stage(self, name: str, done: int | None = None):
-        """One stage; ``done``: how many are finished now (other processes finish some too)."""
+        """One stage; ``done``: how many are finished now, or under way in other processes that share the stages."""
         self.k = (self.k if done is None else done) + 1
         before, _prefix[0] = _prefix[0], f"[{self.k}/{self.total} {name}]"
         self.log.info("stage %d/%d: %s (elapsed %s, left %s)", self.k, self.total, name,

@@ -94,9 +94,10 @@ def work(cells: list[Cell], claims: str | Path, *, poll: float = 10.0,
          before: Callable[[Cell, int], contextlib.AbstractContextManager] | None = None,
          after: Callable[[Cell], None] | None = None) -> list[str]:
     """Compute every cell of ``cells`` that is not done, sharing them with any other process working on the same
-    ``claims`` folder; returns the keys this process computed. ``before(cell, n_done)`` wraps each computation
-    (a progress stage); ``after(cell)`` follows it (a partial analysis). A cell that raises ends the work with its
-    traceback (its claim is released: the next process to look tries it again)."""
+    ``claims`` folder; returns the keys this process computed. ``before(cell, n_started)`` wraps each computation
+    (a progress stage; ``n_started``: cells done or held by other processes); ``after(cell)`` follows it (a
+    partial analysis). A cell that raises ends the work with its traceback (its claim is released: the next process
+    to look tries it again)."""
     by_key = {c.key: c for c in cells}
     for c in cells:
         missing = [k for k in c.needs if k not in by_key]
@@ -108,14 +109,16 @@ def work(cells: list[Cell], claims: str | Path, *, poll: float = 10.0,
         pending = [c for c in cells if not c.done()]
         if not pending:
             return computed
+        busy = 0  # pending cells before this one that other processes hold: they count as started
         for c in pending:
             if not all(by_key[k].done() for k in c.needs):
                 continue
             with claimed(claims, c.key) as held:
                 if not held or c.done():
+                    busy += not held
                     continue
                 waited_on = None
-                with before(c, len(cells) - len(pending)) if before else contextlib.nullcontext():
+                with before(c, len(cells) - len(pending) + busy) if before else contextlib.nullcontext():
                     c.run()
                 computed.append(c.key)
             if after:
