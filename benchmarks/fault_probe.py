@@ -238,6 +238,9 @@ def process_cases(tmp: Path, run: Path) -> list[tuple[str, str, dict, str]]:
         ("Ctrl-C during finetune", f"set -m; {py} -m hirobust --quiet finetune --method tecoa --out "
          f"{tmp / 'k' / 'sig'} {' '.join(TINY)} train.epochs=2000 & p=$!; sleep 10; kill -INT $p; wait $p", {},
          "interrupted"),
+        ("SIGTERM during finetune (a time limit)", f"{py} -m hirobust --quiet finetune --method tecoa --out "
+         f"{tmp / 'k' / 'term'} {' '.join(TINY)} train.epochs=2000 & p=$!; sleep 10; kill -TERM $p; wait $p", {},
+         "stopped by SIGTERM"),
         ("tree show | head -1", f"{py} -m hirobust tree show fashion-mnist | head -1", {}, ""),
         ("tree show with unicode names, PYTHONIOENCODING=ascii", f"{py} -m hirobust tree show {uni}",
          {"PYTHONIOENCODING": "ascii"}, ""),

@@ -3,6 +3,7 @@
 import os
 import shutil
 import stat
+import time
 
 import pytest
 import torch
@@ -450,3 +451,74 @@ def test_kill_9_during_evaluation_then_resume_gives_the_same_report(tmp_path, ti
     a = json.loads((tmp_path / "whole" / "report.json").read_text())
     b = json.loads((tmp_path / "parts" / "report.json").read_text())
     assert strip(a) == strip(b)
+
+
+def test_sigterm_raises_once_and_the_previous_handler_comes_back():
+    import signal
+
+    from hirobust.app.stop import Terminated, sigterm_stops, terminated
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_stops():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # not reached: the handler raises at once
+    assert terminated() and signal.getsignal(signal.SIGTERM) is before
+    with sigterm_stops():  # a second SIGTERM while the first is being cleaned up does not cut the cleanup short
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_while_a_checkpoint_is_written_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from hirobust import train
+
+    args = [*TINY, "options.eps=4/255", "train.epochs=3", "train.ckpt_every=2", "train.log_every=1"]
+    real, calls = train.save_safetensors, []
+
+    def stopped_in_the_second_checkpoint(tensors, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 4:  # the optimizer file of the second checkpoint, after its weights were written
+            raise KeyboardInterrupt
+        return real(tensors, path, *a, **k)
+
+    monkeypatch.setattr(train, "save_safetensors", stopped_in_the_second_checkpoint)
+    run = tmp_path / "run"
+    assert main(["--quiet", "finetune", "--method", "tecoa", "--out", str(run), *args]) == 130
+    assert not (run / "checkpoint.tmp").exists()
+    with RunLock(run):  # released
+        pass
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2  # the last complete one
+
+
+def test_sigterm_during_training_stops_cleanly_and_resumes(tmp_path):
+    """A cluster's time limit or preemption (SIGTERM): one line, exit 143, no partial checkpoint, the lock
+    released, and --resume finishes the run."""
+    import signal
+    import subprocess
+    import sys
+
+    args = [*TINY, "options.eps=4/255", "train.epochs=3", "train.ckpt_every=2", "train.log_every=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = lambda *extra: [sys.executable, "-m", "hirobust", "--quiet", "finetune", "--method", "tecoa",  # noqa: E731
+                          "--out", str(tmp_path / "run"), *args, *extra]
+    p = subprocess.Popen(run(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "run" / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while not state.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1].strip()
+    assert not (tmp_path / "run" / "hirobust.json").exists(), "the run finished before it could be stopped"
+    assert p.returncode == 143, err
+    last = err.splitlines()[-1]  # (open_clip's own warning about random weights may come before it)
+    assert "Traceback" not in err and "stopped by SIGTERM" in last and "--resume" in last
+    assert not (tmp_path / "run" / "checkpoint.tmp").exists()
+    with RunLock(tmp_path / "run"):  # released
+        pass
+    subprocess.run(run("--resume"), env=env, check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "run" / "hirobust.json").exists()

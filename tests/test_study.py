@@ -194,3 +194,39 @@ def test_shards_split_the_study_and_the_last_one_completes_the_analysis(tmp_path
     assert sorted(_computed(out)[len(first):]) == ["evaluate main/clip", "evaluate main/tecoa-s1"]  # nothing twice
     assert json.loads((out / "study.json").read_text())["parts"]["main"]["runs"] == {"clip": 1, "tecoa": 2}
     assert [s["shard"] for s in json.loads((out / "sessions.json").read_text())] == ["2/2", "1/2"]
+
+
+def test_sigterm_stops_a_study_and_its_workers_and_a_rerun_finishes_it(tmp_path):
+    """A cluster's time limit (SIGTERM) on `study --workers 2`: exit 143, the workers stopped with it, the stopped
+    session recorded, and the same command finishes the study without computing a finished cell again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    cfg, out = _small(tmp_path, "term"), tmp_path / "term"
+    cmd = [sys.executable, "-m", "hirobust", "--quiet", "study", "--config", cfg, "--workers", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.time() + 240, []
+    while p.poll() is None and time.time() < deadline and not any(c.startswith("evaluate") for c in (
+            _computed(out) if (out / "run.log").exists() else [])):  # stopped once an evaluation cell started
+        time.sleep(0.05)
+    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+    workers = [int(x) for x in children.read_text().split()] if children.exists() else []
+    assert len(workers) >= 2  # the two workers (and maybe multiprocessing's resource tracker)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 143, err
+    assert "stopped by SIGTERM" in err.strip().splitlines()[-1]
+    time.sleep(0.5)
+    for pid in workers:  # none left running
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text(), f"worker {pid} still runs"
+    session = json.loads((out / "sessions.json").read_text())[-1]
+    assert session["finished"] is False
+    before = _computed(out)
+    assert main(["--quiet", "study", "--config", cfg, "--workers", "2"]) == 0
+    after = _computed(out)[len(before):]
+    assert [c for c in before if c.startswith("pretrain")] and not any(c.startswith("pretrain") for c in after)
+    assert json.loads((out / "study.json").read_text())["parts"]["main"]["runs"] == {"clip": 1, "tecoa": 2}

@@ -143,6 +143,9 @@ class Trainer:
             kept = "the last complete checkpoint is kept" if ck.exists() else "no checkpoint was written yet"
             raise OSError(e.errno, f"{e.strerror} while writing the checkpoint of step {state['step']} ({kept})",
                           e.filename) from e
+        except BaseException:  # stopped (Ctrl-C, SIGTERM) mid-write: no half-written checkpoint stays on disk
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         old = run_dir / "checkpoint.old"
         if ck.exists():
             ck.rename(old)

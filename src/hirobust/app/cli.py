@@ -18,6 +18,7 @@ from ..typed import from_dict
 from .config import apply_overrides, load_yaml
 from .config import print_config as _print_config
 from .help import keys_help
+from .stop import sigterm_stops, terminated
 
 METHOD_NAMES = tuple(CONFIGS)  # the method registry (torch-free): --method is checked before torch loads
 
@@ -345,10 +346,25 @@ def _run_command(args) -> int:
 
         code_state()
     try:
+        with sigterm_stops():
+            return _dispatch(args)
+    except BaseException:  # SIGTERM (a time limit, preemption): cleaned up as for Ctrl-C (app/stop.py), one line
+        if not terminated():  # whatever the signal caused on its way (a killed loader worker) is not a bug
+            raise
+        again = "; resume with --resume" if hasattr(args, "resume") else ""
+        print(f"\nhirobust {args.command}: stopped by SIGTERM (a time limit, preemption or kill); finished work is "
+              f"kept{again}", file=sys.stderr)
+        return 143
+
+
+def _dispatch(args) -> int:
+    try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, so that a reader that left early (`| head`) is caught below
         return code
     except KeyboardInterrupt:  # Ctrl-C: finished work is kept (checkpoints, cells), the lock released
+        if terminated():  # SIGTERM: said by _run_command
+            raise
         again = "; resume with --resume" if hasattr(args, "resume") else ""
         print(f"\nhirobust {args.command}: interrupted{again}", file=sys.stderr)
         return 130

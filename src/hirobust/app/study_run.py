@@ -238,8 +238,8 @@ def _spawn(cfg: StudyConfig, workers: int, shard, threads: int, verbose: bool) -
         raise
     failed = [(w + 1, p.exitcode) for w, p in enumerate(procs) if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"study worker(s) {', '.join(f'{w} (exit {c})' for w, c in failed)} failed; their "
-                           f"tracebacks are above and in run.log; the finished cells are kept: rerun to continue")
+        raise RuntimeError(f"study worker(s) {', '.join(f'{w} (exit {c})' for w, c in failed)} failed or were "
+                           f"stopped; why is above and in run.log; the finished cells are kept: rerun to continue")
 
 
 def worker_main(cfg_dict: dict, shard, w: int, workers: int, threads: int, verbose: bool) -> None:
@@ -266,5 +266,10 @@ def worker_main(cfg_dict: dict, shard, w: int, workers: int, threads: int, verbo
     logging.setLogRecordFactory(tagged)
     hlog.propagate = False
     out = Path(cfg.out)
-    with RunLog(out):
-        work_cells(cfg, out, resolve_device(cfg.device), False, shard, parallel=workers)
+    from .stop import sigterm_stops, terminated
+
+    try:
+        with sigterm_stops(), RunLog(out):
+            work_cells(cfg, out, resolve_device(cfg.device), False, shard, parallel=workers)
+    except KeyboardInterrupt:  # stopped with the study (Ctrl-C, SIGTERM): its cell released, no traceback
+        sys.exit(143 if terminated() else 130)
