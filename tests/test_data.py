@@ -171,3 +171,27 @@ def test_a_smaller_seeded_subset_lies_inside_a_larger_one(seed):
     assert torch.equal(seeded_indices(50, 10, seed), seeded_indices(50, 10, seed))
     with pytest.raises(ValueError, match="does not lie inside"):
         nested_positions(1000, 301, 300, seed)
+
+
+def test_file_images_keep_every_path_and_label_compactly_and_pickle(tmp_path):
+    """The compact file list (no Python object per image, so forked loader workers share it) reads back every path,
+    odd characters included, with its label, opens the right file, and survives pickling (spawned workers)."""
+    import pickle
+
+    from PIL import Image
+
+    from hirobust.data.base import FileImages
+
+    names = ["a.png", "café ü.png", "x y/z.png"]
+    samples = []
+    for i, n in enumerate(names):
+        f = tmp_path / n
+        f.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4), (i * 100, 0, 0)).save(f)
+        samples.append((f, i + 3))
+    ds = FileImages(samples)
+    assert len(ds) == 3 and ds.samples == samples and ds.labels.tolist() == [3, 4, 5]
+    back = pickle.loads(pickle.dumps(ds))
+    img, label = back[2]
+    assert label == 5 and img.getpixel((0, 0)) == (200, 0, 0)
+    assert [type(x).__name__ for x in vars(ds).values() if x is not None] == ["ndarray"] * 3

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from ..errors import ConfigError, NotFound
 from .base import FileImages, ZSDataset
 
@@ -98,9 +96,9 @@ def make_folder_dataset(name: str, split: str = "test", image_size: int = 224, n
                 raise ConfigError(f"{str(f)!r}: every template needs exactly one {{}} for the class name")
     hierarchy = str(root / "tree.json") if (root / "tree.json").is_file() else \
         {"name": "flat", "paths": {n: [] for n in names}}
+    images = FileImages(samples, image_transform(image_size))
     return ZSDataset(name=name, classnames=names, templates=templates, hierarchy=hierarchy,
-                     labels=torch.tensor([lab for _, lab in samples], dtype=torch.long),
-                     dataset=FileImages(samples, image_transform(image_size)), num_workers=num_workers)
+                     labels=images.labels.clone(), dataset=images, num_workers=num_workers)
 
 
 def _check_readable(name: str, samples: list[tuple[Path, int]]) -> None:

@@ -213,7 +213,7 @@ def _build(spec, split, folder, source, why, partial, download, image_size, num_
         return _caltech101_with_background(spec, folder, tf, num_workers, prompts)
     if name == "imagenet":
         dataset = ImageFolderByWnid(_imagenet_folder(folder, split), transform=tf)
-        labels = [lbl for _, lbl in dataset.samples]
+        labels = dataset.labels.clone()
     else:
         if download:
             folder.mkdir(parents=True, exist_ok=True)
@@ -232,7 +232,7 @@ def _build(spec, split, folder, source, why, partial, download, image_size, num_
         classnames=spec.class_names(),
         templates=spec.prompt_templates(),
         hierarchy=spec.trees,
-        labels=torch.as_tensor(list(labels), dtype=torch.long),
+        labels=labels if torch.is_tensor(labels) else torch.as_tensor(list(labels), dtype=torch.long),
         dataset=dataset,
         num_workers=num_workers,
         prompt_names=prompts,
