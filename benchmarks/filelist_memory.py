@@ -15,6 +15,7 @@ import argparse
 import gc
 import os
 import tracemalloc
+from functools import partial
 from pathlib import Path
 
 
@@ -74,7 +75,7 @@ def main() -> None:
         gc.collect()
         held = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        child = _forked_read(lambda: read(obj))  # noqa: B023 - called at once
+        child = _forked_read(partial(read, obj))
         rows.append((name, held / n, held / 2**30, child / 2**20))
         del obj
     print(f"{n:,} ImageNet-like paths, Python {os.sys.version.split()[0]}")
