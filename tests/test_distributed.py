@@ -163,3 +163,35 @@ def test_ranks_take_whole_batches_in_order_and_idle_ranks_are_named(monkeypatch)
             part, first = _shard(data, 16)
         parts.append((len(part), first))
     assert parts == [(0, 0), (16, 0), (16, 1), (8, 2)]  # every image once, in order, in the one-process batches
+
+
+def test_the_command_line_under_torchrun_trains_and_evaluates_like_one_process(tmp_path):
+    """`torchrun -m hirobust finetune/evaluate` as a user runs it (2 CPU ranks, gloo): rank 0 owns the run
+    directory from the first second (the other ranks never claim it), one summary is printed, and the evaluation's
+    report equals one process's."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ft = ["-m", "hirobust", "--quiet", "finetune", "--method", "tecoa", "--out", str(tmp_path / "run"),
+          "model.name=hirobust-tiny", "model.pretrained=random", "data.dataset=synthetic", "train.epochs=1",
+          "train.batch_size=32", "options.eps=4/255"]
+    p = subprocess.run(torchrun + ft, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("fine-tuned tecoa") == 1  # rank 0's summary only
+    assert (tmp_path / "run" / "hirobust.json").is_file()
+
+    def ev(out, launcher):
+        cmd = launcher + ["-m", "hirobust", "--quiet", "evaluate", "--model", f"t={tmp_path / 'run'}", "--out",
+                          str(tmp_path / out), "data.dataset=synthetic", "eval.steps=2", "eval.robust_samples=48",
+                          "eval.batch_size=16"]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.count("report:") == 1
+        models = json.loads((tmp_path / out / "report.json").read_text())["models"]
+        return {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in models.items()}
+
+    assert ev("ev2", torchrun) == ev("ev1", [sys.executable])

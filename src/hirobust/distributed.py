@@ -42,7 +42,9 @@ def world() -> int:
 
 
 def is_main() -> bool:
-    return rank() == 0
+    """Rank 0; before the process group is joined, the rank torchrun gave this process (``RANK``), so a command
+    decides who owns its run directory before it loads anything."""
+    return rank() == 0 if active() else int(os.environ.get("RANK", "0")) == 0
 
 
 def barrier() -> None:

@@ -7,6 +7,7 @@ overrides after its options (e.g. ``train.epochs=2 eval.eps=2/255``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import sys
@@ -334,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
     try:
-        return _run_command(args)
+        if rank0:
+            return _run_command(args)
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # one summary, rank 0's
+            return _run_command(args)
     finally:
         log.removeHandler(console)
         log.propagate = True
