@@ -106,3 +106,17 @@ def test_export_loads_unchanged_in_open_clip(tmp_path, tiny_clip):
         assert torch.equal(a, b), k
     m2 = open_clip.create_model("local-dir:" + str(tmp_path))
     assert torch.equal(m2.visual.proj, tiny_clip.model.visual.proj)
+
+
+def test_random_weights_are_one_model_everywhere_and_leave_the_callers_random_state_alone():
+    """model.pretrained=random: the same weights in every process and rank (a random model evaluated under
+    torchrun is one model on every shard); the caller's random stream is not moved; another seed, other weights."""
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = load_clip("hirobust-tiny", None).model.state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(7)  # another process, another history of draws
+    b = load_clip("hirobust-tiny", None).model.state_dict()
+    c = load_clip("hirobust-tiny", None, seed=1).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())

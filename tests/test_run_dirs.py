@@ -144,10 +144,7 @@ def test_resume_after_a_changed_tree_or_pretrained_checkpoint_is_refused_naming_
         paths[names[0]], paths[names[-1]] = paths[names[-1]], paths[names[0]]
         tree.write_text(json.dumps({"paths": paths}))
     else:  # other weights, same path
-        import torch
-
-        torch.manual_seed(1)
-        save_safetensors(load_clip("hirobust-tiny", None).model.state_dict(), ck)
+        save_safetensors(load_clip("hirobust-tiny", None, seed=1).model.state_dict(), ck)
     rc = main(["--quiet", "finetune", "--method", "tecoa", "--out", str(out), "--resume", *TINY, *args])
     err = _err(capsys)
     assert rc == 2 and ("the tree" if change == "tree" else "the pretrained checkpoint") in err, err

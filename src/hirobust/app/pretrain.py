@@ -138,7 +138,7 @@ def pretrain(cfg: PretrainConfig, device: str = "cpu", progress: bool = True, fo
         _publish_embedded(cfg, path)
         return path, json.loads(meta_path.read_text())
     torch.manual_seed(cfg.seed)
-    clip = load_clip(cfg.model, None, device=device)
+    clip = load_clip(cfg.model, None, device=device, seed=None)  # from the generator seeded just above
     train = get_dataset(cfg.dataset, cfg.train_split, root=cfg.data_root)
     test = get_dataset(cfg.dataset, "test", root=cfg.data_root)
     forest = dataset_forest(train)

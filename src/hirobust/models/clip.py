@@ -113,10 +113,15 @@ def embedded_path(name: str) -> Path:
     return cache_dir() / "models" / f"{name}-embedded.safetensors"
 
 
-def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu") -> LoadedCLIP:
+def load_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu",
+              seed: int | None = 0) -> LoadedCLIP:
     """An open_clip model by architecture ``name`` with ``pretrained`` = None (random init), a tag such as
     ``"openai"`` (needs the network or open_clip's cache), a path to a checkpoint file, or ``"embedded"``: the
     embedded model's weights trained on this machine (``hirobust pretrain``; :func:`embedded_path`).
+
+    Random weights are drawn from the CPU generator seeded with ``seed`` (the caller's random state is left as it
+    was), so they are the same in every process and on every rank: a random model evaluated under torchrun is one
+    model on every shard. ``seed=None``: from the caller's random state as it is (pretraining seeds it itself).
 
     Raises ``ValueError`` with the fix for unknown names, missing files, and checkpoints of another architecture.
     """
@@ -139,7 +144,12 @@ def load_clip(name: str, pretrained: str | None = None, device: str | torch.devi
                 f"checkpoint {pretrained!r} does not exist; give a checkpoint file path or a pretrained tag"
             )
     try:
-        model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
+        if pretrained or seed is None:
+            model = open_clip.create_model(name, pretrained=pretrained or None, device=device)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(seed)
+                model = open_clip.create_model(name, pretrained=None, device=device)
     except Exception as e:
         if pretrained and Path(pretrained).is_file() and _unreadable(e):  # truncated, corrupt, or a pickle
             raise ConfigError(f"checkpoint {pretrained!r} cannot be read ({type(e).__name__}: "
