@@ -328,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     rank0 = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 talks (errors come from every rank)
-    console.setLevel(logging.ERROR if args.quiet or not rank0 else logging.INFO)
+    args.quiet = args.quiet or not rank0  # log lines and progress bars: rank 0's only
+    console.setLevel(logging.ERROR if args.quiet else logging.INFO)
     log = logging.getLogger("hirobust")
     log.addHandler(console)
     log.propagate = False  # open_clip's root-level logging.info() installs a root handler: no second copy
