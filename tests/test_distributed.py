@@ -3,6 +3,7 @@ process with the same global batch and seed; evaluation shards and gathers exact
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -195,3 +196,41 @@ def test_the_command_line_under_torchrun_trains_and_evaluates_like_one_process(t
         return {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in models.items()}
 
     assert ev("ev2", torchrun) == ev("ev1", [sys.executable])
+
+
+def _check_images(args: tuple[str, list[str]]) -> dict:
+    """Decode-check ``files`` with a fresh cache; how many images this rank decoded and what it learned."""
+    cache, files = args
+    os.environ["HIROBUST_CACHE"] = cache
+    from hirobust.app.env import resolve_device
+    from hirobust.data import check
+
+    resolve_device("cpu")
+    decoded, real = [], check._Probe.__getitem__
+
+    def counted(self, i):
+        decoded.append(i)
+        return real(self, i)
+
+    check._Probe.__getitem__ = counted
+    bad = check.unreadable([Path(f) for f in files], workers=0, progress=False)
+    return {"decoded": len(decoded), "bad": sorted(bad)}
+
+
+def test_ranks_split_the_image_decode_check_and_share_what_they_found(tmp_path):
+    """Under torchrun each image is decoded once in all (not once per rank), and every rank knows every damaged one."""
+    from PIL import Image
+
+    files = []
+    for i in range(9):
+        f = tmp_path / "img" / f"{i}.png"
+        f.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(f)
+        files.append(str(f))
+    for i in (2, 7):  # damaged: one on each rank
+        Path(files[i]).write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 10)
+    two = _spawn(2, _check_images, (str(tmp_path / "cache"), files))
+    assert two[0]["decoded"] + two[1]["decoded"] == 9 and min(two[0]["decoded"], two[1]["decoded"]) == 4
+    assert two[0]["bad"] == two[1]["bad"] == [2, 7]
+    # kept: a single process afterwards decodes nothing and knows the same
+    assert _spawn(1, _check_images, (str(tmp_path / "cache"), files))[0] == {"decoded": 0, "bad": [2, 7]}

@@ -52,6 +52,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_objects(obj) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` in a single process."""
+    if not active():
+        return [obj]
+    out = [None] * world()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def mean(t: torch.Tensor) -> torch.Tensor:
     """The mean of ``t`` over ranks (a copy)."""
     if not active():

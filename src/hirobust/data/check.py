@@ -197,7 +197,10 @@ class _Probe(torch.utils.data.Dataset):
 
 def unreadable(files: list[Path], workers: int = 0, progress: bool = True) -> dict[int, str]:
     """Index -> PIL's error for every image among ``files`` that does not decode (each decoded once, in
-    parallel over ``workers`` loader processes; the answer is kept while the files keep their sizes and times)."""
+    parallel over ``workers`` loader processes, and under torchrun split among the ranks, which then share the
+    answer; it is kept while the files keep their sizes and times)."""
+    from .. import distributed
+
     marker = _marker("images", files)
     key = _stat_key(files)
     kept = _read(marker)
@@ -207,15 +210,20 @@ def unreadable(files: list[Path], workers: int = 0, progress: bool = True) -> di
 
     from ..progress import label
 
-    loader = torch.utils.data.DataLoader(_Probe(files), batch_size=64, num_workers=workers,
+    rank, world = distributed.rank(), distributed.world()
+    mine = list(range(rank, len(files), world))
+    loader = torch.utils.data.DataLoader(_Probe([files[i] for i in mine]), batch_size=64, num_workers=workers,
                                          collate_fn=lambda b: b)
     bad: dict[int, str] = {}
-    with tqdm(total=len(files), desc=label("checking images"), unit="img", disable=not progress,
+    with tqdm(total=len(files), desc=label("checking images"), unit="img", disable=not progress or rank != 0,
               leave=False) as bar:
         for batch in loader:
-            bad.update({i: err for i, err in batch if err})
-            bar.update(len(batch))
-    _write(marker, {"key": key, "images": len(files), "unreadable": bad})
+            bad.update({mine[i]: err for i, err in batch if err})
+            bar.update(len(batch) * world)
+    if world > 1:
+        bad = {i: err for part in distributed.gather_objects(bad) for i, err in part.items()}
+    if distributed.is_main():
+        _write(marker, {"key": key, "images": len(files), "unreadable": bad})
     return bad
 
 
