@@ -234,3 +234,23 @@ def test_ranks_split_the_image_decode_check_and_share_what_they_found(tmp_path):
     assert two[0]["bad"] == two[1]["bad"] == [2, 7]
     # kept: a single process afterwards decodes nothing and knows the same
     assert _spawn(1, _check_images, (str(tmp_path / "cache"), files))[0] == {"decoded": 0, "bad": [2, 7]}
+
+
+def test_a_rank_without_the_kept_check_makes_every_rank_decode_again(tmp_path):
+    """Ranks on nodes with their own caches: when one rank lacks the kept answer, all decode (none waits alone)."""
+    from PIL import Image
+
+    files = []
+    for i in range(4):
+        f = tmp_path / "img" / f"{i}.png"
+        f.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(f)
+        files.append(str(f))
+    _spawn(1, _check_images, (str(tmp_path / "cache0"), files))  # rank 0's cache has it, rank 1's does not
+    two = _spawn(2, _check_images_per_rank, (str(tmp_path / "cache"), files))
+    assert two[0]["decoded"] + two[1]["decoded"] == 4 and two[0]["bad"] == two[1]["bad"] == []
+
+
+def _check_images_per_rank(args: tuple[str, list[str]]) -> dict:
+    cache, files = args
+    return _check_images((f"{cache}{os.environ['RANK']}", files))

@@ -198,13 +198,13 @@ class _Probe(torch.utils.data.Dataset):
 def unreadable(files: list[Path], workers: int = 0, progress: bool = True) -> dict[int, str]:
     """Index -> PIL's error for every image among ``files`` that does not decode (each decoded once, in
     parallel over ``workers`` loader processes, and under torchrun split among the ranks, which then share the
-    answer; it is kept while the files keep their sizes and times)."""
+    answer; it is kept while the files keep their sizes and times, and reused when every rank has it)."""
     from .. import distributed
 
     marker = _marker("images", files)
     key = _stat_key(files)
     kept = _read(marker)
-    if kept.get("key") == key:
+    if all(distributed.gather_objects(kept.get("key") == key)):  # every rank, or none: nodes may keep their own
         return {int(k): v for k, v in kept["unreadable"].items()}
     from tqdm.auto import tqdm
 
@@ -222,8 +222,7 @@ def unreadable(files: list[Path], workers: int = 0, progress: bool = True) -> di
             bar.update(len(batch) * world)
     if world > 1:
         bad = {i: err for part in distributed.gather_objects(bad) for i, err in part.items()}
-    if distributed.is_main():
-        _write(marker, {"key": key, "images": len(files), "unreadable": bad})
+    _write(marker, {"key": key, "images": len(files), "unreadable": bad})  # the same answer, by every rank
     return bad
 
 
