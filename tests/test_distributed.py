@@ -217,16 +217,19 @@ def _check_images(args: tuple[str, list[str]]) -> dict:
     return {"decoded": len(decoded), "bad": sorted(bad)}
 
 
-def test_ranks_split_the_image_decode_check_and_share_what_they_found(tmp_path):
-    """Under torchrun each image is decoded once in all (not once per rank), and every rank knows every damaged one."""
+def _images(folder: Path, n: int) -> list[str]:
     from PIL import Image
 
-    files = []
-    for i in range(9):
-        f = tmp_path / "img" / f"{i}.png"
-        f.parent.mkdir(exist_ok=True)
+    files = [str(folder / "img" / f"{i}.png") for i in range(n)]
+    (folder / "img").mkdir()
+    for i, f in enumerate(files):
         Image.new("RGB", (4, 4), (i, 0, 0)).save(f)
-        files.append(str(f))
+    return files
+
+
+def test_ranks_split_the_image_decode_check_and_share_what_they_found(tmp_path):
+    """Under torchrun each image is decoded once in all (not once per rank), and every rank knows every damaged one."""
+    files = _images(tmp_path, 9)
     for i in (2, 7):  # damaged: one on each rank
         Path(files[i]).write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 10)
     two = _spawn(2, _check_images, (str(tmp_path / "cache"), files))
@@ -238,14 +241,7 @@ def test_ranks_split_the_image_decode_check_and_share_what_they_found(tmp_path):
 
 def test_a_rank_without_the_kept_check_makes_every_rank_decode_again(tmp_path):
     """Ranks on nodes with their own caches: when one rank lacks the kept answer, all decode (none waits alone)."""
-    from PIL import Image
-
-    files = []
-    for i in range(4):
-        f = tmp_path / "img" / f"{i}.png"
-        f.parent.mkdir(exist_ok=True)
-        Image.new("RGB", (4, 4), (i, 0, 0)).save(f)
-        files.append(str(f))
+    files = _images(tmp_path, 4)
     _spawn(1, _check_images, (str(tmp_path / "cache0"), files))  # rank 0's cache has it, rank 1's does not
     two = _spawn(2, _check_images_per_rank, (str(tmp_path / "cache"), files))
     assert two[0]["decoded"] + two[1]["decoded"] == 4 and two[0]["bad"] == two[1]["bad"] == []
