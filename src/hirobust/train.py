@@ -138,14 +138,13 @@ class Trainer:
             tensors = {f"{i}.{k}": v for i, s in osd["state"].items() for k, v in s.items() if torch.is_tensor(v)}
             save_safetensors(tensors, tmp / "optimizer.safetensors")
             write_json(state, tmp / "state.json")
-        except OSError as e:  # e.g. a full disk: free what was half written; the last complete checkpoint stays
-            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException as e:  # a full disk, Ctrl-C, SIGTERM: free what was half written; the last complete
+            shutil.rmtree(tmp, ignore_errors=True)  # checkpoint stays
+            if not isinstance(e, OSError):
+                raise
             kept = "the last complete checkpoint is kept" if ck.exists() else "no checkpoint was written yet"
             raise OSError(e.errno, f"{e.strerror} while writing the checkpoint of step {state['step']} ({kept})",
                           e.filename) from e
-        except BaseException:  # stopped (Ctrl-C, SIGTERM) mid-write: no half-written checkpoint stays on disk
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         old = run_dir / "checkpoint.old"
         if ck.exists():
             ck.rename(old)

@@ -356,10 +356,13 @@ def _run_command(args) -> int:
     except BaseException:  # SIGTERM (a time limit, preemption): cleaned up as for Ctrl-C (app/stop.py), one line
         if not terminated():  # whatever the signal caused on its way (a killed loader worker) is not a bug
             raise
-        again = "; resume with --resume" if hasattr(args, "resume") else ""
-        print(f"\nhirobust {args.command}: stopped by SIGTERM (a time limit, preemption or kill); finished work is "
-              f"kept{again}", file=sys.stderr)
-        return 143
+        return _stopped(args, "stopped by SIGTERM (a time limit, preemption or kill); finished work is kept", 143)
+
+
+def _stopped(args, what: str, code: int) -> int:
+    again = "; resume with --resume" if hasattr(args, "resume") else ""
+    print(f"\nhirobust {args.command}: {what}{again}", file=sys.stderr)
+    return code
 
 
 def _dispatch(args) -> int:
@@ -370,9 +373,7 @@ def _dispatch(args) -> int:
     except KeyboardInterrupt:  # Ctrl-C: finished work is kept (checkpoints, cells), the lock released
         if terminated():  # SIGTERM: said by _run_command
             raise
-        again = "; resume with --resume" if hasattr(args, "resume") else ""
-        print(f"\nhirobust {args.command}: interrupted{again}", file=sys.stderr)
-        return 130
+        return _stopped(args, "interrupted", 130)
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly
         import os
 

@@ -54,13 +54,13 @@ def evaluate_command(args) -> int:
     if twice:
         raise ConfigError(f"--model name {twice[0]!r} is given twice; give each model its own name")
     models = dict(_model_source(m) for m in args.model)
-    import os
     from contextlib import nullcontext
 
+    from .. import distributed
     from ..io import RunLog
     from .outdir import claim
 
-    main_rank = int(os.environ.get("RANK", "0")) == 0
+    main_rank = distributed.is_main()  # torchrun's RANK: the process group is joined later
     shard = None
     if getattr(args, "shard", None):
         from .outdir import read_marker

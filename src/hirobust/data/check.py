@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import NotFound
-from .base import ZSDataset
+from .base import FileImages, ZSDataset
 
 log = logging.getLogger("hirobust.data")
 
@@ -115,7 +115,9 @@ def image_files(dataset) -> list[Path] | None:
     if isinstance(dataset, torch.utils.data.Subset):
         inner = image_files(dataset.dataset)
         return None if inner is None else [inner[i] for i in dataset.indices]
-    for attr in ("samples", "_samples"):  # ImageFolder, EuroSAT, hirobust's FileImages; StanfordCars
+    if isinstance(dataset, FileImages):  # hirobust's image folders (ImageNet's too)
+        return [dataset.path(i) for i in range(len(dataset))]
+    for attr in ("samples", "_samples"):  # ImageFolder, EuroSAT; StanfordCars
         if isinstance(getattr(dataset, attr, None), list):
             return [Path(s[0]) for s in getattr(dataset, attr)]
     for attr in ("_image_files", "_images"):  # Flowers102, FGVCAircraft, SUN397, Food101, DTD; OxfordIIITPet
@@ -220,8 +222,7 @@ def unreadable(files: list[Path], workers: int = 0, progress: bool = True) -> di
         for batch in loader:
             bad.update({mine[i]: err for i, err in batch if err})
             bar.update(len(batch) * world)
-    if world > 1:
-        bad = {i: err for part in distributed.gather_objects(bad) for i, err in part.items()}
+    bad = {i: err for part in distributed.gather_objects(bad) for i, err in part.items()}  # every rank's share
     _write(marker, {"key": key, "images": len(files), "unreadable": bad})  # the same answer, by every rank
     return bad
 
